@@ -1,0 +1,69 @@
+"""Run the suites with Great Expectations, offline, and return the failing spreadsheet rows.
+
+An ephemeral GX context per run: nothing is written except the Data Docs, which go into the
+run's output folder. GX 1.24 has no analytics client; we still set the documented switch off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.suites import SUITES, Check
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+_RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"],
+                  "include_unexpected_rows": False, "partial_unexpected_count": 0}
+
+
+def run_suites(frames: dict[str, pl.DataFrame], docs_dir: Path | None = None
+               ) -> dict[str, list[tuple[Check, list[int], bool]]]:
+    """For each table: (check, failing `_row` numbers, ran) per expectation of its suite."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        ctx.add_data_docs_site(site_name="tidu", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(Path(docs_dir).resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+    source = ctx.data_sources.add_pandas("drop")
+    outcome: dict[str, list[tuple[Check, list[int], bool]]] = {}
+    definitions = []
+    for name, frame in frames.items():
+        checks = [c for c in SUITES[name] if _columns_present(c, frame)]
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(
+            name=f"{name}_contract", expectations=[c.expectation() for c in checks]))
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        definitions.append(vd)
+        result = vd.run(batch_parameters={"dataframe": _to_pandas(frame)}, result_format=_RESULT_FORMAT)
+        outcome[name] = [(c, _failing_rows(r), not r.exception_info.get("raised_exception", False))
+                         for c, r in zip(checks, result.results)]
+    if docs_dir is not None and definitions:
+        ctx.build_data_docs(site_names=["tidu"])
+    return outcome
+
+
+def _columns_present(check: Check, frame: pl.DataFrame) -> bool:
+    needed = {check.gx_column, *(v for k, v in check.args.items() if k in ("a", "b"))}
+    return all(c in frame.columns for c in needed)
+
+
+def _to_pandas(frame: pl.DataFrame):
+    keep = [c for c in frame.columns if not c.startswith("_") or c.startswith(("_p_", "_f_", "_row"))]
+    return frame.select(keep).to_pandas()
+
+
+def _failing_rows(result) -> list[int]:
+    if result.exception_info.get("raised_exception"):
+        raise RuntimeError(f"GX expectation failed to run: {result.exception_info}")
+    rows = result.result.get("unexpected_index_list") or []
+    return sorted(int(r["_row"]) for r in rows)

@@ -1,0 +1,174 @@
+"""The tables of the quarterly drop: file stems, headers, value kinds — input-format.md as data."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+# Value kinds the parser knows (data_contracts.parsing).
+TEXT, NUMBER, INTEGER, DATE, PERIOD, BOOL, USCC, NUMBER_OR_TEXT = (
+    "text", "number", "integer", "date", "period", "bool", "uscc", "number_or_text")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str                      # canonical English name
+    header_zh: str                 # Chinese header without unit
+    kind: str
+    required: bool = True          # must the column be present?
+    nullable: bool = False         # may a value be missing?
+    unit: str | None = None        # default unit for money: 万元 or 亿元
+    aliases: tuple[str, ...] = ()  # other headers a clerk may write
+
+    @property
+    def label(self) -> str:
+        """The header as the spec prints it, e.g. 营业收入(万元)."""
+        return f"{self.header_zh}({self.unit})" if self.unit else self.header_zh
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    stem_zh: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def required(self) -> list[Column]:
+        return [c for c in self.columns if c.required]
+
+
+def _c(name, header, kind, required=True, nullable=False, unit=None, aliases=()):
+    return Column(name, header, kind, required, nullable, unit, tuple(aliases))
+
+
+ENTERPRISES = Table("enterprises", "企业登记", ("uscc",), (
+    _c("uscc", "统一社会信用代码", USCC, aliases=("信用代码", "社会信用代码")),
+    _c("name", "企业名称", TEXT),
+    _c("founded_on", "成立日期", DATE, nullable=True, aliases=("注册日期",)),
+    _c("registered_capital", "注册资本", NUMBER, nullable=True, unit="万元", aliases=("注册资金",)),
+    _c("industry_code", "行业代码", TEXT, nullable=True, aliases=("国民经济行业代码",)),
+    _c("district", "所属板块", TEXT, nullable=True, aliases=("板块", "所属园区", "镇街")),
+    _c("status", "登记状态", TEXT, nullable=True, aliases=("经营状态",)),
+    _c("chain_layer", "产业链环节", TEXT, required=False, nullable=True),
+    _c("chain_leader", "链主企业", BOOL, required=False, nullable=True),
+    _c("former_names", "曾用名", TEXT, required=False, nullable=True),
+    _c("legal_rep_id", "法定代表人证件号", TEXT, required=False, nullable=True),
+))
+
+_MONEY = dict(kind=NUMBER, unit="万元")
+FILINGS = Table("filings", "财务快报", ("uscc", "period"), (
+    _c("uscc", "统一社会信用代码", USCC, aliases=("信用代码",)),
+    _c("period", "报告期", PERIOD),
+    _c("revenue_ytd", "营业收入", nullable=True, **_MONEY),
+    _c("main_revenue_ytd", "主营业务收入", nullable=True, **_MONEY),
+    _c("profit_ytd", "利润总额", nullable=True, **_MONEY),
+    _c("net_profit_ytd", "净利润", nullable=True, **_MONEY),
+    _c("rd_expense_ytd", "研发费用", nullable=True, **_MONEY),
+    _c("total_assets", "资产总计", nullable=True, **_MONEY),
+    _c("total_liabilities", "负债合计", nullable=True, **_MONEY),
+    _c("employees", "从业人员期末人数", INTEGER, nullable=True, aliases=("从业人员",)),
+    _c("rd_staff", "研发人员数", INTEGER, nullable=True, aliases=("研发人员",)),
+    _c("export_ytd", "出口额", required=False, nullable=True, **_MONEY),
+))
+
+PATENTS = Table("patents", "专利", ("application_no",), (
+    _c("application_no", "申请号", TEXT, aliases=("专利申请号",)),
+    _c("title", "专利名称", TEXT, nullable=True),
+    _c("patent_type", "专利类型", TEXT),
+    _c("filed_on", "申请日", DATE),
+    _c("granted_on", "授权公告日", DATE, required=False, nullable=True),
+    _c("legal_status", "法律状态", TEXT, nullable=True),
+    _c("applicants", "申请人", TEXT, aliases=("专利权人", "申请(专利权)人")),
+    _c("ipc", "主分类号", TEXT, required=False, nullable=True),
+))
+
+PROJECTS = Table("projects", "重点项目", ("project_name", "year"), (
+    _c("project_name", "项目名称", TEXT),
+    _c("company_name", "项目单位", TEXT),
+    _c("span", "起止年限", TEXT, nullable=True),
+    _c("planned_total", "计划总投资", NUMBER, nullable=True, unit="亿元"),
+    _c("year", "年度", INTEGER),
+    _c("planned_year", "年度计划投资", NUMBER, nullable=True, unit="亿元"),
+    _c("completed_year", "年度完成投资", NUMBER, required=False, nullable=True, unit="亿元"),
+    _c("district", "所属板块", TEXT, required=False, nullable=True),
+))
+
+FINANCING = Table("financing", "融资", ("uscc", "company_name", "financed_on", "round"), (
+    _c("uscc", "统一社会信用代码", USCC, required=False, nullable=True),
+    _c("company_name", "企业名称", TEXT, required=False, nullable=True),
+    _c("financed_on", "融资日期", DATE),
+    _c("round", "轮次", TEXT, nullable=True),
+    _c("amount", "融资金额", NUMBER_OR_TEXT, nullable=True, unit="万元"),
+    _c("currency", "币种", TEXT, required=False, nullable=True),
+    _c("post_money", "投后估值", NUMBER, required=False, nullable=True, unit="万元"),
+    _c("investors", "投资方", TEXT, required=False, nullable=True),
+))
+
+HONORS = Table("honors", "资质荣誉", ("uscc", "honor", "recognized_on"), (
+    _c("uscc", "统一社会信用代码", USCC),
+    _c("honor", "资质名称", TEXT),
+    _c("level", "级别", TEXT, nullable=True),
+    _c("recognized_on", "认定日期", DATE),
+    _c("valid_until", "有效期至", DATE, required=False, nullable=True),
+))
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    ENTERPRISES, FILINGS, PATENTS, PROJECTS, FINANCING, HONORS)}
+
+STATUSES = ("存续", "在业", "迁出", "注销", "吊销")
+CHAIN_LAYERS = ("基础支撑层", "技术产品层", "应用示范层")
+PATENT_TYPES = ("发明", "实用新型", "外观设计")
+LEGAL_STATUSES = ("有效", "失效", "审中")
+ROUNDS = ("天使", "Pre-A", "A", "A+", "B", "B+", "C", "C+", "D", "E", "Pre-IPO", "战略", "其他")
+CURRENCIES = ("人民币", "美元")
+LEVELS = ("国家级", "省级", "市级", "县级")
+KNOWN_HONORS = ("高新技术企业", "科技型中小企业", "创新型中小企业", "科技和创新型中小企业", "专精特新中小企业",
+                "专精特新小巨人", '专精特新"小巨人"', "专精特新“小巨人”", "制造业单项冠军", "雏鹰企业", "瞪羚企业",
+                "准独角兽企业", "独角兽企业", "省级研发机构")
+
+# Personal data: read so that its presence is known, never stored or shown.
+PERSONAL_COLUMNS = ("legal_rep_id",)
+
+_UNIT = re.compile(r"[(（\[【]\s*([^()（）\[\]【】]*)\s*[)）\]】]\s*$")
+_UNIT_WORDS = {"万元": "万元", "万元人民币": "万元", "元": "元", "亿元": "亿元", "千元": "千元",
+               "人": None, "个": None, "件": None, "万美元": "万元"}
+
+
+def normalize_header(header: str) -> tuple[str, str | None]:
+    """(header without unit, unit) — NFKC, spaces removed, `（万元）` and `(万元)` alike."""
+    text = unicodedata.normalize("NFKC", str(header)).strip().replace(" ", "").replace("\u3000", "")
+    m = _UNIT.search(text)
+    unit = None
+    if m:
+        unit = m.group(1).strip()
+        text = text[: m.start()]
+    for suffix in ("万元", "亿元"):  # 营业收入万元
+        if unit is None and text.endswith(suffix) and len(text) > len(suffix) + 1:
+            text, unit = text[: -len(suffix)], suffix
+    return text, unit
+
+
+def header_index(table: Table) -> dict[str, Column]:
+    """Every accepted header spelling (Chinese, aliases, English) → column."""
+    index: dict[str, Column] = {}
+    for col in table.columns:
+        for spelling in (col.header_zh, col.name, *col.aliases):
+            index[normalize_header(spelling)[0].lower()] = col
+    return index
+
+
+def table_for_stem(stem: str) -> Table | None:
+    """The table a file stem names: `filings`, `财务快报`, `2024Q3_财务快报`, `财务快报(三季度)`."""
+    text = normalize_header(stem)[0].lower()
+    for table in TABLES.values():
+        if text in (table.name, table.stem_zh):
+            return table
+    for table in TABLES.values():
+        if table.stem_zh in text or re.search(rf"(^|[^a-z]){table.name}([^a-z]|$)", text):
+            return table
+    return None

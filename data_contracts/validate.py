@@ -1,0 +1,196 @@
+"""Judge a drop: type every table, derive the checks, run the GX suites, split the rows.
+
+rows read = rows accepted + rows quarantined, per table. A row is quarantined when it fails an
+`error` check (or is a copy of an identical row); its findings go to quarantine.csv. Accepted
+rows that fail a `warn` check are kept and listed in flags.csv.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts import derive
+from data_contracts.coerce import FINDING_SCHEMA, coerce, empty_findings
+from data_contracts.entity import NameIndex, match_rate
+from data_contracts.gx_runner import run_suites
+from data_contracts.schema import TABLES, Table
+from data_contracts.suites import QUARANTINE_ON_WARN, Check
+
+ORDER = ("enterprises", "filings", "patents", "projects", "financing", "honors")
+
+
+@dataclass
+class TableInput:
+    table: Table
+    frame: pl.DataFrame            # canonical columns as text, plus `_row`
+    file: str
+    unit_factors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ValidationResult:
+    accepted: dict[str, pl.DataFrame]
+    patent_owners: pl.DataFrame
+    quarantine: pl.DataFrame
+    flags: pl.DataFrame
+    counts: dict[str, dict[str, int]]
+    match_rates: dict[str, float]
+    checks: pl.DataFrame           # per table and check: rows failing, severity
+
+    @property
+    def error_rows(self) -> int:
+        return int(self.quarantine.filter(pl.col("severity") == "error")
+                   .select(pl.struct("table", "row").n_unique()).item()) if self.quarantine.height else 0
+
+
+def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
+             docs_dir: Path | None = None) -> ValidationResult:
+    as_of = as_of or dt.date.today()
+    typed: dict[str, pl.DataFrame] = {}
+    findings = [empty_findings()]
+    for name in ORDER:
+        if name in inputs:
+            inp = inputs[name]
+            frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
+            typed[name] = derive.duplicates(frame, inp.table)
+            findings.append(parse_findings)
+    outcome: dict = {}
+    if "enterprises" in typed:
+        typed["enterprises"] = derive.enterprise_checks(typed["enterprises"], as_of)
+        outcome.update(run_suites({"enterprises": typed["enterprises"]}, docs_dir))
+    bad_enterprise_rows = _error_rows("enterprises", outcome, findings)
+    ents = typed.get("enterprises", pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8,
+                                                          "name": pl.Utf8, "former_names": pl.Utf8}))
+    good_ents = ents.filter(~pl.col("_row").is_in(list(bad_enterprise_rows)))
+    accepted_codes = set(good_ents.get_column("uscc").drop_nulls().to_list())
+    quarantined_codes = set(ents.get_column("uscc").drop_nulls().to_list()) - accepted_codes
+    index = NameIndex.build(good_ents.select("uscc", "name", "former_names"))
+    owners = pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8})
+    for name in ORDER[1:]:
+        if name not in typed:
+            continue
+        frame = typed[name]
+        if name in ("filings", "honors"):
+            frame = derive.registration(frame, accepted_codes, quarantined_codes)
+        if name == "filings":
+            frame = derive.filing_checks(frame)
+        elif name == "patents":
+            frame, owners = derive.patent_checks(frame, index)
+        elif name == "projects":
+            frame = derive.project_checks(frame, index)
+        elif name == "financing":
+            frame = derive.financing_checks(frame, index)
+        elif name == "honors":
+            frame = derive.honor_checks(frame)
+        typed[name] = frame
+    others = {n: typed[n] for n in ORDER[1:] if n in typed}
+    if others:
+        outcome.update(run_suites(others, docs_dir))
+    for name, results in outcome.items():
+        findings.append(_findings(name, inputs[name].file, typed[name], results))
+    return _split(typed, owners, pl.concat(findings, how="vertical_relaxed"), inputs, outcome)
+
+
+def _error_rows(name: str, outcome: dict, findings: list[pl.DataFrame]) -> set[int]:
+    rows: set[int] = set()
+    for check, failing, _ in outcome.get(name, []):
+        if check.severity == "error" or check.id in QUARANTINE_ON_WARN:
+            rows.update(failing)
+    for f in findings:
+        rows.update(f.filter((pl.col("table") == name) & (pl.col("severity") == "error"))
+                    .get_column("row").to_list())
+    return rows
+
+
+def _findings(name: str, file: str, frame: pl.DataFrame, results) -> pl.DataFrame:
+    parts = []
+    table = TABLES[name]
+    for check, failing, _ in results:
+        if not failing:
+            continue
+        rows = frame.filter(pl.col("_row").is_in(failing))
+        parts.append(rows.select(
+            pl.lit(name).alias("table"), pl.lit(file).alias("file"), pl.col("_row").alias("row"),
+            pl.lit(_label(table, check.column)).alias("column"),
+            _text(rows, check.column).alias("value"), pl.lit(check.id).alias("check"),
+            pl.lit(check.severity).alias("severity"),
+            _message(rows, table, file, check).alias("message")))
+    return pl.concat(parts) if parts else empty_findings()
+
+
+def _label(table: Table, column: str) -> str:
+    if column == "_row":
+        return "整行"
+    try:
+        return table.column(column).label
+    except StopIteration:
+        return column
+
+
+def _text(rows: pl.DataFrame, column: str) -> pl.Expr:
+    if column == "_row" or column not in rows.columns:
+        return pl.lit(None, dtype=pl.Utf8)
+    return pl.col(column).cast(pl.Utf8).str.slice(0, 200)
+
+
+def _message(rows: pl.DataFrame, table: Table, file: str, check: Check) -> pl.Expr:
+    """`企业登记.csv 第 57 行, 注册资本(万元): …` with {value}, {other}, {detail}, {label} filled."""
+    pieces: list[pl.Expr] = [pl.lit(f"{file} 第 "), pl.col("_row").cast(pl.Utf8),
+                             pl.lit(f" 行, {_label(table, check.column)}: ")]
+    template = check.message
+    tokens = {"{value}": _text(rows, check.column).fill_null("(空)"),
+              "{other}": _text(rows, check.args.get("a", "")).fill_null("(空)"),
+              "{label}": pl.lit(_label(table, check.column)),
+              "{detail}": (_text(rows, check.gx_column) if check.gx_column.startswith("_p_")
+                           else pl.col("_first_row").cast(pl.Utf8)).fill_null("")}
+    while template:
+        positions = [(template.find(t), t) for t in tokens if t in template]
+        if not positions:
+            pieces.append(pl.lit(template))
+            break
+        pos, token = min(positions)
+        pieces += [pl.lit(template[:pos]), tokens[token]]
+        template = template[pos + len(token):]
+    return pl.concat_str(pieces)
+
+
+def _split(typed, owners, findings, inputs, outcome) -> ValidationResult:
+    findings = findings.unique(["table", "row", "check"], keep="first", maintain_order=True)
+    stops = (pl.col("severity") == "error") | pl.col("check").is_in(list(QUARANTINE_ON_WARN))
+    stopped = findings.filter(stops).select("table", "row").unique()
+    q = findings.join(stopped, on=["table", "row"], how="semi")
+    flags = findings.join(stopped, on=["table", "row"], how="anti")
+    accepted, counts = {}, {}
+    for name, frame in typed.items():
+        bad = set(stopped.filter(pl.col("table") == name).get_column("row").to_list())
+        keep = frame.filter(~pl.col("_row").is_in(list(bad)))
+        accepted[name] = keep.drop([c for c in keep.columns if c.startswith(("_p_", "_f_", "_first"))])
+        counts[name] = {"rows_read": inputs[name].frame.height, "rows_accepted": keep.height,
+                        "rows_quarantined": frame.height - keep.height}
+    if "patents" in accepted:
+        kept = accepted["patents"].select("_row", "application_no")
+        owners = owners.join(kept, on="_row").select("application_no", "uscc").unique().sort(
+            "application_no", "uscc")
+    rates = {n: _rate(typed[n]) for n in ("patents", "projects", "financing") if n in typed}
+    checks = pl.DataFrame(
+        [{"table": n, "check": c.id, "severity": c.severity, "rows_failing": len(rows), "ran": ran}
+         for n, res in outcome.items() for c, rows, ran in res],
+        schema={"table": pl.Utf8, "check": pl.Utf8, "severity": pl.Utf8, "rows_failing": pl.Int64,
+                "ran": pl.Boolean})
+    order = pl.col("table").replace_strict({n: i for i, n in enumerate(ORDER)}, default=99)
+    q = q.sort(order, "row", "check").select(list(FINDING_SCHEMA))
+    flags = flags.sort(order, "row", "check").select(list(FINDING_SCHEMA))
+    return ValidationResult(accepted, owners, q, flags, counts, rates, checks)
+
+
+def _rate(frame: pl.DataFrame) -> float:
+    if frame.height == 0:
+        return 1.0
+    return float(frame.select(pl.col("_p_unmatched").is_null().mean()).item())
+
+
+__all__ = ["TableInput", "ValidationResult", "validate", "match_rate"]

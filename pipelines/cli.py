@@ -1,0 +1,161 @@
+"""`tidu`: the commands the bureaus run. Exit 0 success, 1 contract failure, 2 bad usage or input.
+
+A data problem never shows a traceback: it is printed in Chinese naming the file, row and column.
+An internal error (a bug in tidu) is written to error.log in the output folder with a short note.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from data_contracts.periods import Quarter
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="tidu 梯度培育: 读取季度数据包, 核验, 评分, 排名, 分配资金, 生成评审材料。")
+err = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+DEMO_SEED = 20251231
+DEMO_ENTERPRISES = 2_000
+DEMO_QUARTERS = 16
+DEMO_END = Quarter(2025, 4)
+
+
+def _quarter(text: str) -> Quarter:
+    try:
+        return Quarter.parse(text)
+    except ValueError:
+        raise typer.BadParameter(f"季度应写成 YYYYQn, 例如 2025Q4, 而不是 {text!r}") from None
+
+
+def _guard(out: Path | None, action):
+    """Run an action; map known failures to exit codes without tracebacks."""
+    from pipelines.ingest import DropError
+    from pipelines.run import ContractFailure
+    from scoring.policy import PolicyError
+
+    try:
+        return action()
+    except DropError as e:
+        err.print(f"[bold red]无法读取数据:[/] {e}")
+        raise typer.Exit(2) from None
+    except PolicyError as e:
+        err.print(f"[bold red]政策文件有误:[/] {e}")
+        raise typer.Exit(2) from None
+    except ContractFailure as e:
+        err.print(f"[bold red]数据未通过核验, 本次不评分:[/] {e}\n详见 quarantine.csv")
+        raise typer.Exit(1) from None
+    except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
+        raise
+    except Exception:
+        if os.environ.get("TIDU_DEBUG"):
+            raise
+        log = (out or Path(".")) / "error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        err.print(f"[bold red]tidu 内部错误[/] (这是程序问题, 不是您的数据问题)。详细信息已写入 {log}, "
+                  "请把该文件发给技术支持。")
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记、财务快报、专利、重点项目、融资、资质荣誉)"),
+        quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4"),
+        out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹"),
+        policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
+        model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),
+        city: str = typer.Option("宜兴市", "--city", help="报告封面上的城市名"),
+        seed: int = typer.Option(7, "--seed", help="随机种子 (同样的输入和种子 → 同样的输出)"),
+        no_pdf: bool = typer.Option(False, "--no-pdf", help="不生成 report.pdf")):
+    """季度评分: 核验 → 入库 → 特征 → 规则 + 模型 + SHAP → 排名 → 资金分配 → 报告。"""
+    from pipelines.run import RunOptions, run_quarter
+
+    q = _quarter(quarter)
+    if not drop.is_dir():
+        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
+    opts = RunOptions(drop, q, out, policy, model, city=city, seed=seed, render_pdf=not no_pdf)
+    manifest = _guard(out, lambda: run_quarter(opts))
+    _summary(out, manifest.data)
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件夹"),
+         no_pdf: bool = typer.Option(False, "--no-pdf", help="不生成 report.pdf")):
+    """生成内置的宜兴示范城市 (合成数据, 固定种子) 并完整运行一次季度评分。"""
+    from pipelines.run import RunOptions, run_quarter
+    from pipelines.synth import synthesize
+
+    drop = out / "drop"
+    _guard(out, lambda: synthesize(drop, enterprises=DEMO_ENTERPRISES, quarters=DEMO_QUARTERS,
+                                   seed=DEMO_SEED, end_quarter=DEMO_END, demo=True))
+    opts = RunOptions(drop, DEMO_END, out, as_of=DEMO_END.end + dt.timedelta(days=60),
+                      render_pdf=not no_pdf)
+    manifest = _guard(out, lambda: run_quarter(opts))
+    _summary(out, manifest.data)
+
+
+@app.command()
+def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
+             out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)")):
+    """只做数据核验。没有 error 级问题时退出码 0, 否则 1。"""
+    from pipelines.run import Timer, check_drop
+    from pipelines.manifest import Manifest
+
+    if not drop.is_dir():
+        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    loaded, result = _guard(out, lambda: check_drop(drop, out, None, timer))
+    manifest = Manifest({"command": "validate", "drop": str(drop)})
+    manifest.record_inputs(loaded, result)
+    manifest.finish(out, timer.seconds, status="ok" if result.error_rows == 0 else "contract_failed")
+    for name, c in result.counts.items():
+        out_console.print(f"{name}: 读取 {c['rows_read']} 行, 接受 {c['rows_accepted']}, 隔离 {c['rows_quarantined']}")
+    if loaded.missing_tables:
+        out_console.print(f"未提供的表: {', '.join(loaded.missing_tables)}")
+    if loaded.ignored_files:
+        out_console.print(f"未识别而忽略的文件: {', '.join(loaded.ignored_files)}")
+    if result.error_rows:
+        err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
+        raise typer.Exit(1)
+    out_console.print(f"核验通过。详见 {out / 'data_docs' / 'index.html'}")
+
+
+@app.command()
+def synth(enterprises: int = typer.Option(..., "--enterprises", min=100, max=1_000_000, help="企业数 (100 到 1,000,000)"),
+          quarters: int = typer.Option(12, "--quarters", min=12, help="季度数 (≥ 12)"),
+          seed: int = typer.Option(0, "--seed", help="随机种子"),
+          end_quarter: str = typer.Option("2025Q4", "--end-quarter", help="最后一个季度"),
+          dirty: bool = typer.Option(False, "--dirty", help="加入真实数据常见的问题 (编码、标题行、元/万元、重复、错误代码…)"),
+          fmt: str = typer.Option("csv", "--format", help="csv 或 parquet"),
+          out: Path = typer.Option(..., "--out", help="数据包输出文件夹")):
+    """生成合成城市的季度数据包 (与真实数据包格式完全相同), 同一种子结果相同。"""
+    from pipelines.synth import synthesize
+
+    summary = _guard(out, lambda: synthesize(out, enterprises=enterprises, quarters=quarters, seed=seed,
+                                             end_quarter=_quarter(end_quarter), dirty=dirty, fmt=fmt))
+    out_console.print(f"已写入 {out}: {summary}")
+
+
+def _summary(out: Path, data: dict) -> None:
+    secs = data.get("seconds", {})
+    out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: "
+                      "report.pdf, candidates.csv/.xlsx, allocation.csv, quarantine.csv, manifest.json")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

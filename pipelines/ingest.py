@@ -1,0 +1,226 @@
+"""Read a drop folder: find each table's file, decode it, find its header row, name its columns.
+
+The result is text: every cell as the clerk typed it, under the canonical column name, with the
+row number a person sees in the spreadsheet (`_row`). Typing and judging the values is
+data_contracts' job. Anything that makes a file unreadable raises `DropError` with a Chinese
+message naming the file (the CLI turns it into exit status 2, without a traceback).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.schema import TABLES, Column, Table, header_index, normalize_header, table_for_stem
+
+READABLE = (".csv", ".xlsx", ".parquet")
+_HEADER_SCAN_ROWS = 15
+_UNIT_FACTORS = {  # (unit written in the header, unit the column expects) → multiply by
+    ("元", "万元"): 0.0001, ("千元", "万元"): 0.1, ("亿元", "万元"): 10_000.0,
+    ("万元", "亿元"): 0.0001, ("元", "亿元"): 1e-8,
+}
+
+
+class DropError(Exception):
+    """A file or drop that cannot be read at all; the message is for the clerk."""
+
+
+@dataclass
+class RawTable:
+    table: Table
+    path: Path
+    frame: pl.DataFrame                   # canonical columns as Utf8, plus `_row`
+    sha256: str
+    encoding: str | None
+    title_rows: int
+    unit_factors: dict[str, float] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    personal_columns_dropped: list[str] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.frame.height
+
+
+@dataclass
+class Drop:
+    folder: Path
+    tables: dict[str, RawTable]
+    ignored_files: list[str]
+    missing_tables: list[str]
+
+
+def read_drop(folder: Path) -> Drop:
+    """Every table file in the folder, read as text; sub-folders and `_`/`.`-files are ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DropError(f"数据目录不存在或不是文件夹: {folder}")
+    by_table: dict[str, Path] = {}
+    ignored: list[str] = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() or path.name.startswith(("_", ".", "~$")):
+            continue
+        table = table_for_stem(path.stem) if path.suffix.lower() in READABLE else None
+        if table is None:
+            ignored.append(path.name)
+            continue
+        if table.name in by_table:
+            raise DropError(f"{by_table[table.name].name} 和 {path.name} 都像是「{table.stem_zh}」表; "
+                            "每张表只能有一个文件, 请删除或改名其中一个")
+        by_table[table.name] = path
+    tables = {name: read_table(TABLES[name], path) for name, path in by_table.items()}
+    missing = [name for name in TABLES if name not in tables]
+    return Drop(folder, tables, ignored, missing)
+
+
+def read_table(table: Table, path: Path) -> RawTable:
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    suffix = path.suffix.lower()
+    if not data.strip():
+        raise DropError(f"{path.name}: 文件为空 (0 行), 无法读取「{table.stem_zh}」表")
+    encoding = None
+    if suffix == ".csv":
+        grid, encoding = _read_csv_grid(path, data)
+    elif suffix == ".xlsx":
+        grid = _read_xlsx_grid(path)
+    else:
+        grid = _read_parquet_grid(path)
+    return _name_columns(table, path, grid, sha, encoding)
+
+
+def _decode(path: Path, data: bytes) -> tuple[str, str]:
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as err:
+            raise DropError(f"{path.name}: 文件标明为 UTF-8 但第 {err.start} 字节处无法解码; "
+                            "请用 Excel 重新另存为 CSV UTF-8") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DropError(f"{path.name}: 文件编码为 UTF-16, tidu 只读 UTF-8 或 GB18030/GBK 的 CSV; "
+                        "请在 Excel 中另存为「CSV UTF-8(逗号分隔)」")
+    if b"\x00" in data[:65536]:
+        raise DropError(f"{path.name}: 含二进制内容, 不是文本 CSV 文件 (可能是改了扩展名的其他文件)")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise DropError(f"{path.name}: 既不是 UTF-8 也不是 GB18030/GBK 编码, 无法判断编码; "
+                        "请另存为 CSV UTF-8") from None
+    if not _looks_like_chinese(text):
+        raise DropError(f"{path.name}: 无法确定文件编码 (按 GB18030 解码后不像中文文本); "
+                        "请另存为 CSV UTF-8 后重新提交")
+    return text, "gb18030"
+
+
+def _looks_like_chinese(text: str) -> bool:
+    """Decoded as GB18030, real Chinese text is mostly common CJK ideographs and punctuation."""
+    sample = [ch for ch in text[:200_000] if ord(ch) > 127]
+    if not sample:
+        return True
+    common = sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff" or ch in "（），。；：、“”《》【】—·％")
+    return common / len(sample) > 0.9 and not any(unicodedata.category(ch) == "Co" for ch in sample)
+
+
+def _read_csv_grid(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
+    text, encoding = _decode(path, data)
+    source = data[3:] if encoding == "utf-8-sig" else (data if encoding == "utf-8" else text.encode())
+    try:
+        grid = pl.read_csv(io.BytesIO(source), has_header=False, infer_schema=False,
+                           truncate_ragged_lines=True, quote_char='"', missing_utf8_is_empty_string=True)
+    except Exception as err:  # polars' own parse errors carry no file name
+        raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({str(err).splitlines()[0][:120]})") from None
+    return grid, encoding
+
+
+def _read_xlsx_grid(path: Path) -> pl.DataFrame:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheet = reader.load_sheet(0, header_row=None, dtypes="string", skip_rows=0)
+        return sheet.to_polars()
+    except Exception as err:
+        raise DropError(f"{path.name}: Excel 文件损坏或不完整, 无法打开 ({str(err).splitlines()[0][:120]})") from None
+
+
+def _read_parquet_grid(path: Path) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:
+        raise DropError(f"{path.name}: Parquet 文件损坏, 无法读取 ({str(err).splitlines()[0][:120]})") from None
+    header = pl.DataFrame([pl.Series(f"column_{i + 1}", [name], pl.Utf8)
+                           for i, name in enumerate(frame.columns)])
+    body = frame.select([pl.col(c).cast(pl.Utf8).alias(f"column_{i + 1}")
+                         for i, c in enumerate(frame.columns)])
+    return pl.concat([header, body])
+
+
+def _find_header(table: Table, grid: pl.DataFrame) -> int:
+    """The first row among the top rows that names the most of the table's columns."""
+    index = header_index(table)
+    best_row, best_hits = -1, 0
+    for i, row in enumerate(grid.head(_HEADER_SCAN_ROWS).iter_rows()):
+        hits = sum(1 for cell in row if cell and normalize_header(cell)[0].lower() in index)
+        if hits > best_hits:
+            best_row, best_hits = i, hits
+    return best_row if best_hits >= min(2, len(table.required)) else -1
+
+
+def _name_columns(table: Table, path: Path, grid: pl.DataFrame, sha: str,
+                  encoding: str | None) -> RawTable:
+    expected = "、".join(c.label for c in table.required)
+    if grid.height == 0:
+        raise DropError(f"{path.name}: 文件没有任何行; 「{table.stem_zh}」表应有表头: {expected}")
+    header_row = _find_header(table, grid)
+    if header_row < 0:
+        raise DropError(f"{path.name}: 前 {_HEADER_SCAN_ROWS} 行中找不到表头; 「{table.stem_zh}」表应有列: {expected}")
+    index = header_index(table)
+    headers = list(grid.row(header_row))
+    chosen: dict[str, tuple[str, Column, str | None]] = {}
+    extras: list[str] = []
+    for source_col, header in zip(grid.columns, headers):
+        if header is None or not str(header).strip():
+            continue
+        base, unit = normalize_header(header)
+        col = index.get(base.lower())
+        if col is None or col.name in chosen:
+            extras.append(str(header))
+            continue
+        chosen[col.name] = (source_col, col, unit)
+    missing = [c.label for c in table.required if c.name not in chosen]
+    if missing:
+        raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: {expected}")
+    body = grid.slice(header_row + 1)
+    # A person sees the header on spreadsheet row header_row + 1; data rows follow it.
+    columns = [pl.int_range(header_row + 2, header_row + 2 + body.height, dtype=pl.Int64).alias("_row")]
+    factors: dict[str, float] = {}
+    personal: list[str] = []
+    for name, (source_col, col, unit) in chosen.items():
+        if name in ("legal_rep_id",):
+            personal.append(col.label)
+            continue
+        columns.append(pl.col(source_col).cast(pl.Utf8).alias(name))
+        if unit and col.unit and unit not in (col.unit, f"{col.unit}人民币"):
+            factor = _UNIT_FACTORS.get((unit, col.unit))
+            if factor is None:
+                raise DropError(f"{path.name}: 列「{header_text(headers, source_col, grid)}」的单位「{unit}」"
+                                f"无法换算为{col.unit}")
+            factors[name] = factor
+    frame = body.select(columns)
+    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
+                                             for c in frame.columns if c != "_row"]))
+    return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal)
+
+
+def header_text(headers: list, source_col: str, grid: pl.DataFrame) -> str:
+    return str(headers[grid.columns.index(source_col)])

@@ -1,0 +1,94 @@
+"""The run manifest: what went in (with hashes), what rules and model were used, what came out.
+
+An auditor reproduces a list from its inputs with this file: the input files' sha256, the
+rulebook ids and versions, the model id, window and metrics, the seed and the package version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import resource
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from data_contracts.periods import Quarter
+
+OUTPUT_FILES = ("quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx",
+                "memo.md", "report.pdf")
+
+
+def package_version() -> str:
+    try:
+        return version("tidu")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024, 1)
+
+
+@dataclass
+class Manifest:
+    data: dict = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, quarter: Quarter, city: str, seed: int) -> Manifest:
+        return cls({"quarter": str(quarter), "data_as_of": quarter.end.isoformat(), "city": city,
+                    "seed": seed, "package_version": package_version(),
+                    "python": sys.version.split()[0], "status": "running"})
+
+    def record_inputs(self, drop, result) -> None:
+        files = {r.path.name: r.sha256 for r in drop.tables.values()}
+        from pipelines.warehouse import drop_id
+
+        self.data["drop_id"] = drop_id(files)
+        self.data["run_id"] = hashlib.sha256(
+            f"{self.data['drop_id']}|{self.data['quarter']}|{self.data['seed']}".encode()).hexdigest()[:12]
+        self.data["inputs"] = [
+            {"table": name, "file": raw.path.name, "sha256": raw.sha256, "encoding": raw.encoding,
+             "title_rows": raw.title_rows, "unit_factors": raw.unit_factors,
+             "extra_columns": raw.extra_columns, "personal_columns_dropped": raw.personal_columns_dropped,
+             **result.counts[name]}
+            for name, raw in drop.tables.items()]
+        self.data["ignored_files"] = drop.ignored_files
+        self.data["missing_tables"] = drop.missing_tables
+        self.data["match_rates"] = result.match_rates
+        self.data["quarantine"] = {"rows": int(result.quarantine.select("table", "row").n_unique())
+                                   if result.quarantine.height else 0,
+                                   "findings": result.quarantine.height, "flags": result.flags.height}
+
+    def file_of(self, table: str) -> str | None:
+        return next((i["file"] for i in self.data.get("inputs", []) if i["table"] == table), None)
+
+    def record_model(self, model, baseline: dict) -> None:
+        self.data["model"] = {"id": model.model_id, "kind": "LightGBM, pooled over tiers, isotonic calibration",
+                              "features": model.features, "params": model.params, "window": model.window_,
+                              "metrics": model.metrics_, "baseline_metrics": baseline,
+                              "data_hash": model.data_hash_}
+
+    def finish(self, out: Path, seconds: dict[str, float], status: str = "ok",
+               problems: list[str] | None = None) -> Path:
+        self.data["status"] = status
+        if problems:
+            self.data["problems"] = problems
+        self.data["seconds"] = dict(seconds)
+        self.data["finished_at"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.data["outputs"] = {name: file_sha256(out / name) for name in OUTPUT_FILES if (out / name).exists()}
+        path = out / "manifest.json"
+        path.write_text(json.dumps(self.data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        return path

@@ -1,0 +1,343 @@
+"""The quarterly run, wired: drop → contracts → warehouse → panel → rules + model + SHAP → allocation → files.
+
+Each stage is a function of frames (in its own room); this module says once where inputs come
+from and where outputs go, times every stage, and writes the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from data_contracts.periods import Quarter, quarter_range
+from data_contracts.validate import TableInput, ValidationResult, validate
+from pipelines import warehouse
+from pipelines.ingest import Drop, DropError, read_drop
+from pipelines.manifest import Manifest, file_sha256, peak_rss_mb
+from reports.tables import write_candidates_xlsx, write_csv
+from scoring.tiers import TIERS
+
+MAX_QUARANTINE_SHARE = 0.5     # above this share of a table quarantined, nothing is scored
+N_TOP_EXPLAINED = 3            # firms per tier with a page and a waterfall chart in the report
+SHAP_SAMPLE = 2_000
+
+
+class ContractFailure(Exception):
+    """The data failed an error-severity contract badly enough that nothing is scored (exit 1)."""
+
+
+@dataclass
+class RunOptions:
+    drop: Path
+    quarter: Quarter
+    out: Path
+    policy: Path | None = None
+    model: Path | None = None
+    as_of: dt.date | None = None
+    city: str = "宜兴市"
+    seed: int = 7
+    render_pdf: bool = True
+
+
+@dataclass
+class Timer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
+               ) -> tuple[Drop, ValidationResult]:
+    """Read and judge a drop; write quarantine.csv, flags.csv and the Data Docs."""
+    with timer.stage("read"):
+        drop = read_drop(drop_folder)
+        if "enterprises" not in drop.tables:
+            raise DropError(f"{drop_folder}: 没有找到「企业登记」表 (enterprises / 企业登记 .csv/.xlsx/.parquet); "
+                            "没有企业登记就无法核对其他表")
+    inputs = {n: TableInput(r.table, r.frame, r.path.name, r.unit_factors) for n, r in drop.tables.items()}
+    with timer.stage("contracts"):
+        result = validate(inputs, as_of=as_of, docs_dir=out / "data_docs")
+    write_csv(result.quarantine, out / "quarantine.csv")
+    write_csv(result.flags, out / "flags.csv")
+    return drop, result
+
+
+def blocking_problems(result: ValidationResult) -> list[str]:
+    """Table-level failures that stop scoring (row-level errors only quarantine rows)."""
+    problems = []
+    for name, c in result.counts.items():
+        if c["rows_read"] and c["rows_quarantined"] / c["rows_read"] > MAX_QUARANTINE_SHARE:
+            problems.append(f"「{name}」表 {c['rows_read']} 行中有 {c['rows_quarantined']} 行被隔离, "
+                            f"超过 {MAX_QUARANTINE_SHARE:.0%}, 数据整体不可用")
+    if result.counts.get("enterprises", {}).get("rows_accepted", 0) == 0:
+        problems.append("企业登记表没有任何可接受的行")
+    return problems
+
+
+def run_quarter(opts: RunOptions) -> Manifest:
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    timer = Timer()
+    manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
+    drop, result = check_drop(opts.drop, out, opts.as_of, timer)
+    manifest.record_inputs(drop, result)
+    problems = blocking_problems(result)
+    if problems:
+        manifest.finish(out, timer.seconds, status="contract_failed", problems=problems)
+        raise ContractFailure("；".join(problems))
+
+    with timer.stage("warehouse"):
+        tables = load_warehouse(out / "warehouse.duckdb", drop, result)
+    with timer.stage("features"):
+        panel = build_features(tables, opts.quarter)
+    with timer.stage("rules"):
+        rules, rulebooks = apply_rules(panel, opts.quarter)
+    manifest.data["rulebooks"] = rulebooks
+    with timer.stage("train"):
+        model, rows, baseline = train_or_load(panel, rules, tables["honors"], opts)
+    manifest.record_model(model, baseline)
+    with timer.stage("score"):
+        scored = score(model, rows, panel, rules, opts.quarter)
+    with timer.stage("explain"):
+        candidates = explain_and_rank(model, scored, out)
+    with timer.stage("allocate"):
+        allocation = allocate_budget(candidates, panel, opts)
+    with timer.stage("report"):
+        write_outputs(out, candidates, allocation, panel, result, opts, manifest)
+    manifest.data["peak_rss_mb"] = peak_rss_mb()
+    manifest.finish(out, timer.seconds)
+    if opts.render_pdf:
+        with timer.stage("pdf"):
+            from reports.pdf import render_report
+
+            render_report(out)
+        manifest.finish(out, timer.seconds)
+    return manifest
+
+
+def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str, pl.DataFrame]:
+    files = {r.path.name: r.sha256 for r in drop.tables.values()}
+    did = warehouse.drop_id(files)
+    tables = dict(result.accepted)
+    tables["patent_owners"] = result.patent_owners
+    con = warehouse.connect(path)
+    try:
+        warehouse.load_drop(con, did, str(drop.folder), files, result.counts, tables, result.quarantine)
+        loaded = warehouse.read_tables(con)
+    finally:
+        con.close()
+    for name in ("filings", "patents", "patent_owners", "projects", "financing", "honors"):
+        loaded.setdefault(name, _empty(name))
+    return loaded
+
+
+def _empty(name: str) -> pl.DataFrame:
+    from data_contracts.schema import TABLES
+
+    if name == "patent_owners":
+        return pl.DataFrame(schema={"application_no": pl.Utf8, "uscc": pl.Utf8})
+    kinds = {"number": pl.Float64, "integer": pl.Int64, "date": pl.Date, "bool": pl.Boolean}
+    return pl.DataFrame(schema={c.name: kinds.get(c.kind, pl.Utf8) for c in TABLES[name].columns})
+
+
+def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.DataFrame:
+    from features.panel import build_panel
+
+    periods = tables["filings"].get_column("period") if tables["filings"].height else None
+    first = Quarter.parse(periods.min()) if periods is not None else quarter
+    first = min(first, quarter)
+    return build_panel(tables, quarter_range(first, quarter))
+
+
+def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
+    """Rules for every quarter of the panel (the backtest baseline needs the past ones too)."""
+    from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
+
+    books = load_rulebooks()
+    rules = evaluate(panel, books)
+    in_force = []
+    for tier, zh in TIERS.items():
+        book = rulebook_in_force(books, tier, quarter.end)
+        in_force.append({"tier": tier, "tier_zh": zh, "id": book.id, "version": book.version,
+                         "source": _source_text(book)})
+    return rules, in_force
+
+
+def _source_text(book) -> str:
+    src = getattr(book, "source", "")
+    if isinstance(src, str):
+        return src
+    if hasattr(src, "model_dump"):
+        d = src.model_dump()
+        return " ".join(str(v) for v in d.values() if v)
+    return str(src)
+
+
+def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
+    """(firm, quarter, tier) rows for tiers not yet held, with the rule verdict as features."""
+    from scoring.model import candidate_rows
+
+    rows = candidate_rows(panel.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null()))
+    verdict = rules.select("uscc", "quarter", "tier",
+                           pl.col("eligible").cast(pl.Float64).alias("rule_eligible"),
+                           pl.col("eligible_if_unknowns_hold").cast(pl.Float64).alias("rule_eligible_if_unknowns_hold"),
+                           pl.col("points").alias("rule_points"))
+    return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left")
+
+
+RULE_FEATURES = ["rule_eligible", "rule_eligible_if_unknowns_hold", "rule_points"]
+
+
+def train_or_load(panel, rules, honors, opts: RunOptions):
+    from features.catalog import load_catalog, model_features
+    from scoring.model import PromotionModel, make_labels, score_metrics
+
+    rows = model_rows(panel, rules)
+    labels = make_labels(panel, honors, opts.quarter)
+    rows = rows.join(labels, on=["uscc", "quarter", "tier"], how="left")
+    if opts.model is not None:
+        model = PromotionModel.load(opts.model)
+    else:
+        catalog = load_catalog()
+        features = model_features() + RULE_FEATURES
+        monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
+        model = PromotionModel(features, monotone, {**_params(), "seed": opts.seed}).fit(rows, opts.quarter)
+        model.save(opts.out / "model")
+    baseline = _rule_baseline(rows, model, score_metrics)
+    return model, rows, baseline
+
+
+def _params() -> dict:
+    from scoring.model import DEFAULT_PARAMS
+
+    return dict(DEFAULT_PARAMS)
+
+
+def _rule_baseline(rows: pl.DataFrame, model, score_metrics) -> dict:
+    """The rule points alone as a score, on the model's validation window."""
+    window = model.window_.get("validation_quarters") or []
+    if not window:
+        return {}
+    valid = rows.filter(pl.col("quarter").is_between(window[0], window[1]) & pl.col("label").is_not_null())
+    score = (valid.get_column("rule_points").fill_null(0).to_numpy() / 100.0
+             + valid.get_column("rule_eligible").fill_null(0).to_numpy())
+    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), score)}
+    for tier in TIERS:
+        mask = (valid.get_column("tier") == tier).to_numpy()
+        out[tier] = score_metrics(valid.get_column("label").to_numpy()[mask], score[mask])
+    return out
+
+
+def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter) -> pl.DataFrame:
+    now = rows.filter(pl.col("quarter") == str(quarter))
+    now = now.with_columns(pl.Series("probability", model.predict_proba(now)))
+    verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
+        "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", "gaps", "needs_review")
+    return now.join(verdict, on=["uscc", "tier"], how="left")
+
+
+def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:
+    from scoring.explain import contributions, global_importance, reasons
+    from scoring.ranking import rank_candidates
+    from scoring.model import design_matrix
+
+    x, names = design_matrix(scored, model.features)
+    contrib = contributions(model.booster_, x)
+    scored = scored.with_columns(pl.Series("reasons", reasons(contrib, x, names)))
+    candidates = rank_candidates(scored)
+    global_importance(contrib, names).write_parquet(out / "tables" / "shap_global.parquet")
+    _shap_tables(scored, candidates, contrib, x, names, out)
+    return candidates
+
+
+def _shap_tables(scored, candidates, contrib, x, names, out: Path) -> None:
+    from features.catalog import format_value, label
+
+    n = scored.height
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
+    model_cols = [j for j, nm in enumerate(names) if not nm.startswith("tier_")]
+    long = [{"row_id": int(i), "feature": names[j], "label": label(names[j]), "value": float(x[i, j]),
+             "shap": float(contrib[i, j])} for i in sample for j in model_cols]
+    pl.DataFrame(long, schema={"row_id": pl.Int64, "feature": pl.Utf8, "label": pl.Utf8, "value": pl.Float64,
+                               "shap": pl.Float64}).write_parquet(out / "tables" / "shap_sample.parquet")
+    top = candidates.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank")
+    position = scored.with_row_index("_i").select("_i", "uscc", pl.col("tier").alias("tier_key"))
+    top = top.join(position, on=["uscc", "tier_key"])
+    records = []
+    for uscc, tier_key, rank, i in top.iter_rows():
+        for j, nm in enumerate(names):
+            if nm.startswith("tier_") and nm != f"tier_{tier_key}":
+                continue
+            records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[i, -1]),
+                            "feature": nm, "label": label(nm), "value_text": format_value(nm, x[i, j]),
+                            "shap": float(contrib[i, j])})
+    pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
+                                  "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,
+                                  "shap": pl.Float64}).write_parquet(out / "tables" / "shap_top.parquet")
+
+
+def allocate_budget(candidates: pl.DataFrame, panel: pl.DataFrame, opts: RunOptions):
+    from scoring.allocation import allocate
+    from scoring.policy import load_policy
+
+    policy = load_policy(opts.policy)
+    firms = panel.filter(pl.col("quarter") == str(opts.quarter))
+    return allocate(candidates, firms, policy), policy
+
+
+FACT_COLUMNS = ["revenue_ttm", "revenue_growth_yoy", "rd_expense_py", "rd_intensity_py", "invention_granted_valid",
+                "ip_class_1", "employees", "rd_staff_share", "debt_ratio", "post_money_last_yi", "age_years"]
+
+
+def write_outputs(out: Path, candidates, allocation, panel, result: ValidationResult, opts: RunOptions,
+                  manifest: Manifest) -> None:
+    from features.catalog import load_catalog
+    from reports.memo import draft_memo
+
+    alloc, policy = allocation
+    public = ["uscc", "name", "district", "tier", "eligible", "points", "gaps", "probability", "rank", "reasons"]
+    write_csv(candidates.select(public), out / "candidates.csv")
+    candidates.write_parquet(out / "tables" / "candidates.parquet")
+    write_candidates_xlsx(candidates, out / "candidates.xlsx", TIERS)
+    a = alloc.allocation
+    write_csv(a.select("uscc", "name", "tier", "instrument", "amount_wan", "rationale"), out / "allocation.csv")
+    a.write_parquet(out / "tables" / "allocation.parquet")
+    for name in ("sensitivity", "baseline", "kpis"):
+        getattr(alloc, name).write_parquet(out / "tables" / f"{name}.parquet")
+    memo = draft_memo(alloc, policy, str(opts.quarter), opts.city)
+    (out / "memo.md").write_text(memo, encoding="utf-8")
+    now = panel.filter(pl.col("quarter") == str(opts.quarter))
+    top = candidates.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc").unique()
+    cols = [c for c in FACT_COLUMNS if c in now.columns]
+    now.join(top, on="uscc").select("uscc", "name", "district", *cols).sort("uscc").write_parquet(
+        out / "tables" / "firm_facts.parquet")
+    catalog = load_catalog()
+    pl.DataFrame([{"feature": c, "label": catalog[c].label_zh, "unit": catalog[c].unit} for c in cols],
+                 schema={"feature": pl.Utf8, "label": pl.Utf8, "unit": pl.Utf8}).write_parquet(
+        out / "tables" / "firm_facts_labels.parquet")
+    quality = pl.DataFrame([{"table": n, "file": manifest.file_of(n), **c,
+                             "match_rate": result.match_rates.get(n)} for n, c in result.counts.items()],
+                           schema={"table": pl.Utf8, "file": pl.Utf8, "rows_read": pl.Int64,
+                                   "rows_accepted": pl.Int64, "rows_quarantined": pl.Int64,
+                                   "match_rate": pl.Float64})
+    quality.write_parquet(out / "tables" / "quality.parquet")
+    result.checks.write_parquet(out / "tables" / "checks.parquet")
+    from scoring.ranking import RANK_RULE
+
+    manifest.data.update({"rank_rule": RANK_RULE, "budget_wan": policy.budget.amount_wan,
+                          "allocation": alloc.summary()})

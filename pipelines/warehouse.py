@@ -1,0 +1,89 @@
+"""The warehouse: one DuckDB file holding every accepted row with the drop it came from.
+
+Each table has a `<table>_history` (all drops) and a `<table>` view with the latest value per key,
+which is what scoring reads: a revised period replaces the earlier value while both stay in the
+history. A drop loads in one transaction and is identified by the hashes of its files, so
+loading the same drop twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+KEYS = {
+    "enterprises": ["uscc"], "filings": ["uscc", "period"], "patents": ["application_no"],
+    "patent_owners": ["application_no", "uscc"], "projects": ["project_name", "year"],
+    "financing": ["uscc", "financed_on", "round"], "honors": ["uscc", "honor", "recognized_on"],
+}
+
+
+def drop_id(file_hashes: dict[str, str]) -> str:
+    """Content address of a drop: the same files give the same id, whatever the folder."""
+    text = json.dumps(sorted(file_hashes.items()), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        con.execute("CREATE TABLE IF NOT EXISTS drops (drop_id VARCHAR PRIMARY KEY, drop_seq INTEGER, "
+                    "folder VARCHAR, files JSON, counts JSON)")
+        con.execute("CREATE TABLE IF NOT EXISTS quarantine_history (drop_id VARCHAR, \"table\" VARCHAR, "
+                    "file VARCHAR, \"row\" BIGINT, \"column\" VARCHAR, value VARCHAR, \"check\" VARCHAR, "
+                    "severity VARCHAR, message VARCHAR)")
+    return con
+
+
+def load_drop(con: duckdb.DuckDBPyConnection, did: str, folder: str, files: dict[str, str],
+              counts: dict, tables: dict[str, pl.DataFrame], quarantine: pl.DataFrame) -> bool:
+    """Load one validated drop in a single transaction; False when it was loaded before."""
+    if con.execute("SELECT 1 FROM drops WHERE drop_id = ?", [did]).fetchone():
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        seq = con.execute("SELECT coalesce(max(drop_seq), 0) + 1 FROM drops").fetchone()[0]
+        for name, frame in tables.items():
+            _append(con, name, frame, did, seq)
+        if quarantine.height:
+            con.register("_q", quarantine.to_arrow())
+            con.execute("INSERT INTO quarantine_history SELECT ? AS drop_id, * FROM _q", [did])
+            con.unregister("_q")
+        con.execute("INSERT INTO drops VALUES (?, ?, ?, ?, ?)",
+                    [did, seq, folder, json.dumps(files, ensure_ascii=False),
+                     json.dumps(counts, ensure_ascii=False)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _append(con, name: str, frame: pl.DataFrame, did: str, seq: int) -> None:
+    frame = frame.rename({"_row": "source_row"}) if "_row" in frame.columns else frame
+    con.register("_f", frame.to_arrow())
+    history = f"{name}_history"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {history} AS "
+                f"SELECT *, ''::VARCHAR AS drop_id, 0::INTEGER AS drop_seq FROM _f LIMIT 0")
+    con.execute(f"INSERT INTO {history} BY NAME SELECT *, ?::VARCHAR AS drop_id, ?::INTEGER AS drop_seq FROM _f",
+                [did, seq])
+    con.unregister("_f")
+    key = ", ".join(KEYS[name])
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (drop_seq) FROM {history} "
+                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY drop_seq DESC, source_row) = 1")
+
+
+def read_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
+    """The latest value per key of every table, as Polars frames (architecture.md's typed tables)."""
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    out = {}
+    for name in KEYS:
+        if name in present:
+            out[name] = con.sql(f"SELECT * FROM {name} ORDER BY {', '.join(KEYS[name])}").pl()
+    return out

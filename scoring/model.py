@@ -1,0 +1,220 @@
+"""Who will be recognised next: one pooled LightGBM model over all tiers, calibrated out of time.
+
+A row is (enterprise, quarter, tier) for a tier the firm does not hold at the quarter's end; the
+label is 1 when the firm is newly recognised at that tier within the next four quarters. Tiers are
+pooled (tier as one-hot features) so that rare tiers borrow strength; the manifest says how many
+positives each tier had. Validation is strictly out of time: a training row's outcome window must
+have closed before the validation quarter begins (q + 4 ≤ v), never a random split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from data_contracts.periods import Quarter
+from scoring.tiers import TIERS
+
+HORIZON = 4
+DEFAULT_PARAMS = {
+    "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "max_depth": 8,
+    "min_data_in_leaf": 40, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
+    "lambda_l2": 1.0, "verbose": -1, "num_threads": 2, "seed": 7, "deterministic": True,
+    "force_row_wise": True,
+}
+MAX_ROUNDS = 400
+MIN_POSITIVES = 20          # fewer positives in the validation window: metrics are not reported
+MAX_TRAIN_ROWS = 3_000_000  # negatives are subsampled (and re-weighted) above this
+
+
+def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter,
+                horizon: int = HORIZON) -> pl.DataFrame:
+    """(uscc, quarter, tier, label): label null when the outcome window is not complete."""
+    from scoring.tiers import honor_key
+
+    keys = honors.with_columns(pl.col("honor").map_elements(honor_key, return_dtype=pl.Utf8).alias("tier"))
+    keys = keys.filter(pl.col("tier").is_in(list(TIERS))).with_columns(
+        (pl.col("recognized_on").dt.year() * 4 + (pl.col("recognized_on").dt.month() - 1) // 3)
+        .alias("rq")).select("uscc", "tier", "rq")
+    rows = candidate_rows(panel).select("uscc", "quarter", "tier", "_qi")
+    hits = (rows.join(keys, on=["uscc", "tier"], how="inner")
+            .filter((pl.col("rq") > pl.col("_qi")) & (pl.col("rq") <= pl.col("_qi") + horizon))
+            .select("uscc", "quarter", "tier").unique().with_columns(pl.lit(1).alias("hit")))
+    complete = pl.col("_qi") + horizon <= last_quarter.index
+    return (rows.join(hits, on=["uscc", "quarter", "tier"], how="left")
+            .with_columns(pl.when(complete).then(pl.col("hit").fill_null(0)).cast(pl.Int8).alias("label"))
+            .select("uscc", "quarter", "tier", "label"))
+
+
+def candidate_rows(panel: pl.DataFrame) -> pl.DataFrame:
+    """Every (firm, quarter, tier) where the firm does not already hold the tier."""
+    base = panel.with_columns(_quarter_index().alias("_qi"))
+    parts = []
+    for tier in TIERS:
+        held = f"holds_{tier}"
+        cond = ~pl.col(held).fill_null(False) if held in base.columns else pl.lit(True)
+        parts.append(base.filter(cond).with_columns(pl.lit(tier).alias("tier")))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _quarter_index() -> pl.Expr:
+    return pl.col("quarter").str.slice(0, 4).cast(pl.Int64) * 4 + pl.col("quarter").str.slice(5, 1).cast(pl.Int64) - 1
+
+
+def design_matrix(rows: pl.DataFrame, features: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Numeric matrix: model features as floats (booleans 0/1, null NaN) plus tier one-hots."""
+    cols = [pl.col(f).cast(pl.Float64) if f in rows.columns else pl.lit(None, pl.Float64).alias(f)
+            for f in features]
+    cols += [(pl.col("tier") == t).cast(pl.Float64).alias(f"tier_{t}") for t in TIERS]
+    names = features + [f"tier_{t}" for t in TIERS]
+    return rows.select(cols).to_numpy().astype(np.float64, copy=False), names
+
+
+@dataclass
+class PromotionModel:
+    features: list[str]
+    monotone: dict[str, int] = field(default_factory=dict)
+    params: dict = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+
+    def fit(self, rows: pl.DataFrame, last_quarter: Quarter) -> PromotionModel:
+        """Train on rows with labels; validate and calibrate on the latest complete quarters."""
+        labeled = rows.filter(pl.col("label").is_not_null()).with_columns(_quarter_index().alias("_qi"))
+        if labeled.height == 0:
+            raise ValueError("没有完整的观察窗口可供训练 (数据至少需要 5 个季度)")
+        last_labeled = int(labeled.get_column("_qi").max())
+        valid_q = [last_labeled - 1, last_labeled]
+        train = labeled.filter(pl.col("_qi") <= valid_q[0] - HORIZON)
+        valid = labeled.filter(pl.col("_qi").is_in(valid_q))
+        if train.height == 0 or train.get_column("label").sum() == 0:
+            raise ValueError("训练窗口中没有新认定的企业, 无法训练模型")
+        train = _subsample(train, self.params.get("seed", 7))
+        names = self._names()
+        constraints = [self.monotone.get(n, 0) for n in names]
+        params = {**self.params, "monotone_constraints": constraints,
+                  "monotone_constraints_method": "advanced"}
+        x_tr, _ = design_matrix(train, self.features)
+        x_va, _ = design_matrix(valid, self.features)
+        d_tr = lgb.Dataset(x_tr, train.get_column("label").to_numpy(), feature_name=names,
+                           weight=train.get_column("_w").to_numpy(), free_raw_data=False)
+        d_va = lgb.Dataset(x_va, valid.get_column("label").to_numpy(), reference=d_tr)
+        booster = lgb.train(params, d_tr, MAX_ROUNDS, valid_sets=[d_va],
+                            callbacks=[lgb.early_stopping(30, verbose=False)])
+        self.best_iteration_ = booster.best_iteration or MAX_ROUNDS
+        raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_)
+        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+            raw_valid, valid.get_column("label").to_numpy())
+        self.metrics_ = _metrics(valid.with_columns(pl.Series("p", self.calibrator_.predict(raw_valid))))
+        # Refit on every complete quarter with the validated number of rounds.
+        full = _subsample(labeled, self.params.get("seed", 7))
+        x_all, _ = design_matrix(full, self.features)
+        self.booster_ = lgb.train(params, lgb.Dataset(x_all, full.get_column("label").to_numpy(),
+                                                      feature_name=names, weight=full.get_column("_w").to_numpy()),
+                                  self.best_iteration_)
+        self.window_ = {
+            "train_quarters": _quarter_span(train), "validation_quarters": _quarter_span(valid),
+            "refit_quarters": _quarter_span(labeled), "rows_train": train.height,
+            "rows_validation": valid.height, "rows_refit": full.height,
+            "positives_by_tier": {t: int(n) for t, n in labeled.group_by("tier").agg(
+                pl.col("label").sum()).sort("tier").iter_rows()},
+            "best_iteration": int(self.best_iteration_),
+        }
+        self.data_hash_ = _frame_hash(labeled.select("uscc", "quarter", "tier", "label"))
+        return self
+
+    def _names(self) -> list[str]:
+        return self.features + [f"tier_{t}" for t in TIERS]
+
+    def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
+        x, _ = design_matrix(rows, self.features)
+        return self.calibrator_.predict(self.booster_.predict(x))
+
+    def matrix(self, rows: pl.DataFrame) -> np.ndarray:
+        return design_matrix(rows, self.features)[0]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(folder / "booster.txt"))
+        meta = {"features": self.features, "monotone": self.monotone, "params": self.params,
+                "window": self.window_, "metrics": self.metrics_, "data_hash": self.data_hash_,
+                "calibrator": {"x": self.calibrator_.X_thresholds_.tolist(),
+                               "y": self.calibrator_.y_thresholds_.tolist()}}
+        (folder / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: Path) -> PromotionModel:
+        meta = json.loads((folder / "model.json").read_text())
+        model = cls(meta["features"], meta["monotone"], meta["params"])
+        model.booster_ = lgb.Booster(model_file=str(folder / "booster.txt"))
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        cal = meta["calibrator"]
+        model.calibrator_ = iso.fit(np.array(cal["x"]), np.array(cal["y"]))
+        model.window_, model.metrics_, model.data_hash_ = meta["window"], meta["metrics"], meta["data_hash"]
+        model.best_iteration_ = meta["window"]["best_iteration"]
+        return model
+
+    @property
+    def model_id(self) -> str:
+        text = self.booster_.model_to_string()
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _subsample(rows: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """All positives; negatives thinned to fit MAX_TRAIN_ROWS, weighted back up."""
+    n_neg = int((rows.get_column("label") == 0).sum())
+    keep = max(MAX_TRAIN_ROWS - (rows.height - n_neg), 1)
+    if n_neg <= keep:
+        return rows.with_columns(pl.lit(1.0).alias("_w"))
+    share = keep / n_neg
+    u = (pl.concat_str("uscc", "quarter", "tier").hash(seed) % 1_000_000) / 1_000_000
+    kept = rows.filter((pl.col("label") == 1) | (u < share))
+    return kept.with_columns(pl.when(pl.col("label") == 1).then(1.0).otherwise(1.0 / share).alias("_w"))
+
+
+def _quarter_span(rows: pl.DataFrame) -> list[str]:
+    qs = rows.get_column("quarter")
+    return [qs.min(), qs.max()] if rows.height else []
+
+
+def _frame_hash(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.sort(frame.columns).write_csv().encode()).hexdigest()[:16]
+
+
+def _metrics(valid: pl.DataFrame) -> dict:
+    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), valid.get_column("p").to_numpy())}
+    for tier in TIERS:
+        part = valid.filter(pl.col("tier") == tier)
+        out[tier] = score_metrics(part.get_column("label").to_numpy(), part.get_column("p").to_numpy())
+    return out
+
+
+def score_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    """AUC, PR-AUC, recall in the top 10 %, Brier, expected calibration error; None when too few positives."""
+    positives = int(y.sum())
+    result = {"rows": int(len(y)), "positives": positives}
+    if positives < MIN_POSITIVES or positives == len(y):
+        return {**result, "note": f"正例少于 {MIN_POSITIVES} 个, 不报告指标"}
+    order = np.argsort(-p, kind="stable")
+    top = order[: max(1, int(round(0.1 * len(y))))]
+    result.update(auc=float(roc_auc_score(y, p)), pr_auc=float(average_precision_score(y, p)),
+                  recall_top10=float(y[top].sum() / positives), brier=float(brier_score_loss(y, p)),
+                  ece=_ece(y, p))
+    return result
+
+
+def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            err += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(err)
