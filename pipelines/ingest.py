@@ -136,8 +136,8 @@ def _read_csv_grid(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
     source = data[3:] if encoding == "utf-8-sig" else (data if encoding == "utf-8" else text.encode())
     try:
         grid = pl.read_csv(io.BytesIO(source), has_header=False, infer_schema=False,
-                           truncate_ragged_lines=True, quote_char='"', missing_utf8_is_empty_string=True)
-    except Exception as err:  # polars' own parse errors carry no file name
+                           truncate_ragged_lines=True, quote_char='"')
+    except pl.exceptions.PolarsError as err:  # polars' own parse errors carry no file name
         raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({str(err).splitlines()[0][:120]})") from None
     return grid, encoding
 

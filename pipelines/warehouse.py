@@ -43,11 +43,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 def load_drop(con: duckdb.DuckDBPyConnection, did: str, folder: str, files: dict[str, str],
               counts: dict, tables: dict[str, pl.DataFrame], quarantine: pl.DataFrame) -> bool:
     """Load one validated drop in a single transaction; False when it was loaded before."""
-    if con.execute("SELECT 1 FROM drops WHERE drop_id = ?", [did]).fetchone():
+    if con.execute("SELECT 1 FROM drops WHERE drop_id = ?", [did]).fetchall():
         return False
     con.execute("BEGIN TRANSACTION")
     try:
-        seq = con.execute("SELECT coalesce(max(drop_seq), 0) + 1 FROM drops").fetchone()[0]
+        seq = con.execute("SELECT coalesce(max(drop_seq), 0) + 1 FROM drops").fetchall()[0][0]
         for name, frame in tables.items():
             _append(con, name, frame, did, seq)
         if quarantine.height:

@@ -1,0 +1,68 @@
+"""Quarters and the parsers that turn a clerk's text into typed values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from data_contracts import parsing
+from data_contracts.periods import Quarter, quarter_range
+
+
+def test_quarter_arithmetic_and_ends():
+    q = Quarter.parse("2024Q4")
+    assert q.end == dt.date(2024, 12, 31) and q.start == dt.date(2024, 10, 1)
+    assert str(q + 1) == "2025Q1" and str(q - 4) == "2023Q4"
+    assert Quarter(2024, 1).end == dt.date(2024, 3, 31)
+    assert Quarter.of(dt.date(2024, 5, 17)) == Quarter(2024, 2)
+    assert [str(x) for x in quarter_range(Quarter(2023, 4), Quarter(2024, 2))] == ["2023Q4", "2024Q1", "2024Q2"]
+    with pytest.raises(ValueError):
+        Quarter.parse("2024Q5")
+
+
+def _run(parser, values):
+    value, ok = parser(pl.col("x"))[:2]
+    frame = pl.DataFrame({"x": values}, schema={"x": pl.Utf8}).select(value.alias("v"), ok.alias("ok"))
+    return frame.get_column("v").to_list(), frame.get_column("ok").to_list()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2024Q3", "2024Q3"), ("2024q3", "2024Q3"), ("2024年三季度", "2024Q3"), ("2024年第三季度", "2024Q3"),
+    ("2024年1-9月", "2024Q3"), ("2024-09", "2024Q3"), ("2024年12月", "2024Q4"), ("2024年1-3月", "2024Q1"),
+])
+def test_period_forms(text, expected):
+    assert _run(parsing.parse_period, [text]) == ([expected], [True])
+
+
+@pytest.mark.parametrize("text", ["2024Q5", "2024-08", "2024年五季度", "Q3 2024", "abc"])
+def test_bad_periods_are_flagged(text):
+    assert _run(parsing.parse_period, [text]) == ([None], [False])
+
+
+def test_numbers_separators_missing_markers_and_junk():
+    values, ok = _run(parsing.parse_number, ["1,234.5", " 12 ", "-", "—", "/", "无", "NaN", "inf", "12,3a4", "-3.5"])
+    assert values == [1234.5, 12.0, None, None, None, None, None, None, None, -3.5]
+    assert ok == [True, True, True, True, True, True, False, False, False, True]
+
+
+def test_dates_every_form_and_invalid_day():
+    values, ok = _run(parsing.parse_date, ["2021-03-05", "2021/3/5", "2021年3月5日", "20210305", "44260",
+                                           "2021-02-30", "2021-03-05 00:00:00"])
+    d = dt.date(2021, 3, 5)
+    assert values == [d, d, d, d, d, None, d]  # Excel serial 44260 is 2021-03-05
+    assert ok == [True, True, True, True, True, False, True]
+
+
+def test_integer_rejects_fractions():
+    assert _run(parsing.parse_integer, ["12", "12.0", "12.5"]) == ([12, 12, None], [True, True, False])
+
+
+def test_registry_money_texts():
+    frame = pl.DataFrame({"x": ["105(万元人民币)", "5万人民币", "100万美元", "3.2亿", "5000元", "1,000", "很多"]})
+    value, ok, currency = parsing.parse_money_with_unit(pl.col("x"))
+    out = frame.select(value.alias("v"), ok.alias("ok"), currency.alias("c"))
+    assert out.get_column("v").to_list() == [105.0, 5.0, 100.0, 32000.0, 0.5, 1000.0, None]
+    assert out.get_column("ok").to_list() == [True] * 6 + [False]
+    assert out.get_column("c").to_list()[2] == "美元"

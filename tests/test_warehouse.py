@@ -1,0 +1,54 @@
+"""The DuckDB warehouse: one file, idempotent loads, revisions kept, one transaction per drop."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pipelines import warehouse
+
+
+def _filings(value: float, period: str = "2024Q3") -> pl.DataFrame:
+    return pl.DataFrame({"_row": [2], "uscc": ["914403001922038216"], "period": [period],
+                         "revenue_ytd": [value]})
+
+
+def _load(con, files, frame):
+    did = warehouse.drop_id(files)
+    return warehouse.load_drop(con, did, "drop", files, {}, {"filings": frame}, pl.DataFrame())
+
+
+def test_same_drop_twice_changes_nothing(tmp_path):
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    assert _load(con, {"财务快报.csv": "aaa"}, _filings(100.0)) is True
+    assert _load(con, {"财务快报.csv": "aaa"}, _filings(100.0)) is False
+    assert con.sql("SELECT count(*) FROM filings_history").fetchall()[0][0] == 1
+
+
+def test_revision_replaces_for_scoring_and_both_stay(tmp_path):
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _load(con, {"财务快报.csv": "first"}, _filings(100.0))
+    _load(con, {"财务快报.csv": "second"}, _filings(120.0))
+    latest = warehouse.read_tables(con)["filings"]
+    assert latest.get_column("revenue_ytd").to_list() == [120.0]
+    history = con.sql("SELECT revenue_ytd, drop_id FROM filings_history ORDER BY drop_seq").fetchall()
+    assert [h[0] for h in history] == [100.0, 120.0]
+    assert history[0][1] == warehouse.drop_id({"财务快报.csv": "first"})
+
+
+def test_failed_load_leaves_the_file_as_it_was(tmp_path):
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    _load(con, {"a": "1"}, _filings(100.0))
+    bad = pl.DataFrame({"_row": [2], "uscc": ["X"], "period": ["2024Q4"], "revenue_ytd": ["not a number"]})
+    with pytest.raises(Exception):
+        _load(con, {"a": "2"}, bad)
+    con.close()
+    con = warehouse.connect(path, read_only=True)
+    assert con.sql("SELECT count(*) FROM drops").fetchall()[0][0] == 1
+    assert con.sql("SELECT count(*) FROM filings_history").fetchall()[0][0] == 1
+
+
+def test_drop_id_is_content_addressed():
+    assert warehouse.drop_id({"a.csv": "1", "b.csv": "2"}) == warehouse.drop_id({"b.csv": "2", "a.csv": "1"})
+    assert warehouse.drop_id({"a.csv": "1"}) != warehouse.drop_id({"a.csv": "2"})
