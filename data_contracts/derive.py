@@ -20,7 +20,12 @@ MONEY_COLUMNS = ("revenue_ytd", "main_revenue_ytd", "profit_ytd", "net_profit_yt
 
 
 def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
-    """`_f_duplicate_row` on the 2nd+ copy of an identical row; `_p_duplicate_key` on conflicts."""
+    """`_f_duplicate_row` on the 2nd+ copy of an identical row; `_p_duplicate_key` on conflicts.
+
+    Filings are the exception: a period reported twice with different values is a revision, and
+    the row further down the sheet wins (`_p_revision`); the earlier one is set aside
+    (`_p_superseded`), both visible to the clerk.
+    """
     canon = [c.name for c in table.columns if c.name in frame.columns]
     frame = frame.with_columns(pl.col("_row").min().over(canon).alias("_first_row"))
     frame = frame.with_columns((pl.col("_row") != pl.col("_first_row")).alias("_f_duplicate_row"))
@@ -28,16 +33,25 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     distinct = pl.col("_row").filter(~pl.col("_f_duplicate_row"))
     rows_text = distinct.sort().head(5).cast(pl.Utf8).str.join("、").over(key)
     n_distinct = (~pl.col("_f_duplicate_row")).sum().over(key)
-    key_present = pl.all_horizontal([pl.col(k).is_not_null() for k in table.key
-                                     if k in frame.columns and k not in ("uscc", "company_name")]
-                                    or [pl.lit(True)])
     if table.name == "financing":  # one of uscc / company_name identifies the firm
-        key_present = key_present & (pl.col("uscc").is_not_null() | pl.col("company_name").is_not_null())
+        key_present = (pl.all_horizontal([pl.col(k).is_not_null() for k in ("financed_on", "round")])
+                       & (pl.col("uscc").is_not_null() | pl.col("company_name").is_not_null()))
     else:
         key_present = pl.all_horizontal([pl.col(k).is_not_null() for k in key])
     conflict = key_present & (n_distinct > 1) & ~pl.col("_f_duplicate_row")
+    if table.name != "filings":
+        return frame.with_columns(
+            pl.when(conflict).then(pl.lit("第 ") + rows_text + pl.lit(" 行")).alias("_p_duplicate_key"),
+            pl.lit(None, pl.Utf8).alias("_p_revision"), pl.lit(None, pl.Utf8).alias("_p_superseded"))
+    last = distinct.max().over(key)
     return frame.with_columns(
-        pl.when(conflict).then(pl.lit("第 ") + rows_text + pl.lit(" 行")).alias("_p_duplicate_key"))
+        pl.lit(None, pl.Utf8).alias("_p_duplicate_key"),
+        pl.when(conflict & (pl.col("_row") == last)).then(
+            pl.lit("同一企业同一报告期出现多行 (第 ") + rows_text
+            + pl.lit(" 行), 采用表中最靠后的本行作为修订值")).alias("_p_revision"),
+        pl.when(conflict & (pl.col("_row") != last)).then(
+            pl.lit("已被表中靠后的第 ") + last.cast(pl.Utf8) + pl.lit(" 行的修订值替代, 本行不参与评分"))
+        .alias("_p_superseded"))
 
 
 def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
@@ -102,7 +116,20 @@ def _ytd_decrease(frame: pl.DataFrame) -> pl.DataFrame:
     return out.sort("_row")
 
 
-def patent_checks(frame: pl.DataFrame, index: NameIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
+QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
+
+
+def _reason(result: pl.DataFrame, names: pl.Series, set_aside: NameIndex | None) -> pl.Series:
+    """Why a name did not match: the matcher's reason, or that its registry row was quarantined."""
+    reason = result.get_column("reason").fill_null("未在企业登记中找到")
+    if set_aside is None:
+        return reason
+    again = set_aside.match(names).get_column("uscc")
+    return pl.select(pl.when(again.is_not_null()).then(pl.lit(QUARANTINED_FIRM)).otherwise(reason)).to_series()
+
+
+def patent_checks(frame: pl.DataFrame, index: NameIndex,
+                  set_aside: NameIndex | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(patents with `_p_application_no`, `_p_unmatched`; owners: one row per patent and firm)."""
     frame = frame.with_columns(
         pl.col("application_no").map_elements(identifiers.normalize_application_no,
@@ -113,17 +140,21 @@ def patent_checks(frame: pl.DataFrame, index: NameIndex) -> tuple[pl.DataFrame, 
         split_applicants, return_dtype=pl.List(pl.Utf8)).alias("applicant")).explode("applicant")
         .filter(pl.col("applicant").is_not_null()))
     matched = index.match(names.get_column("applicant"))
-    names = names.with_columns(matched.get_column("uscc").alias("uscc"))
+    names = names.with_columns(matched.get_column("uscc").alias("uscc"),
+                               _reason(matched, names.get_column("applicant"), set_aside).alias("_why"))
+    why = (names.filter(pl.col("uscc").is_null()).group_by("_row")
+           .agg(pl.col("_why").first().alias("_why")))
     owners = names.filter(pl.col("uscc").is_not_null()).unique(["_row", "uscc"]).sort("_row", "uscc")
     hit = owners.select("_row").unique().with_columns(pl.lit(True).alias("_hit"))
-    frame = frame.join(hit, on="_row", how="left").with_columns(
+    frame = frame.join(hit, on="_row", how="left").join(why, on="_row", how="left").with_columns(
         pl.when(pl.col("_hit").is_null() & pl.col("applicants").is_not_null())
-        .then(pl.lit("申请人「") + pl.col("applicants") + pl.lit("」均未在企业登记中找到 (按名称匹配)"))
-        .alias("_p_unmatched")).drop("_hit")
+        .then(pl.lit("申请人「") + pl.col("applicants") + pl.lit("」均未匹配到已登记企业 (") + pl.col("_why")
+              .fill_null("未在企业登记中找到") + pl.lit(")"))
+        .alias("_p_unmatched")).drop("_hit", "_why")
     return frame, owners.select("_row", "uscc")
 
 
-def project_checks(frame: pl.DataFrame, index: NameIndex) -> pl.DataFrame:
+def project_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex | None = None) -> pl.DataFrame:
     span = pl.col("span").str.replace_all(r"\s|年", "").str.extract_groups(r"^(\d{4})[-—–~至到](\d{4})$")
     frame = frame.with_columns(span.struct.field("1").cast(pl.Int64).alias("span_start"),
                                span.struct.field("2").cast(pl.Int64).alias("span_end"))
@@ -134,20 +165,19 @@ def project_checks(frame: pl.DataFrame, index: NameIndex) -> pl.DataFrame:
         .when(outside.fill_null(False))
         .then(pl.lit("年度 ") + pl.col("year").cast(pl.Utf8) + pl.lit(" 不在起止年限 ") + pl.col("span")
               + pl.lit(" 之内")).alias("_p_year_span"))
-    return _match_names(frame, index, "company_name", "项目单位")
+    return _match_names(frame, index, "company_name", "项目单位", set_aside)
 
 
-def financing_checks(frame: pl.DataFrame, index: NameIndex) -> pl.DataFrame:
+def financing_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex | None = None) -> pl.DataFrame:
     frame = frame.with_columns(
         (pl.col("uscc").is_null() & pl.col("company_name").is_null()).alias("_f_no_company"),
         pl.col("currency").fill_null("人民币"))
     result = index.match_with_code(frame.get_column("company_name"), frame.get_column("uscc"))
-    return frame.with_columns(
-        result.get_column("uscc").alias("uscc"),
-        pl.when(result.get_column("uscc").is_null() & ~pl.col("_f_no_company"))
-        .then(pl.lit("融资企业「") + pl.coalesce("company_name", pl.col("uscc")) + pl.lit("」")
-              + pl.lit(result.get_column("reason").fill_null("未在企业登记中找到")))
-        .alias("_p_unmatched"))
+    reason = _reason(result, frame.get_column("company_name"), set_aside).alias("_why")
+    return frame.with_columns(result.get_column("uscc").alias("uscc"), reason).with_columns(
+        pl.when(pl.col("uscc").is_null() & ~pl.col("_f_no_company"))
+        .then(pl.lit("融资企业「") + pl.coalesce("company_name", pl.lit("")) + pl.lit("」: ") + pl.col("_why"))
+        .alias("_p_unmatched")).drop("_why")
 
 
 def honor_checks(frame: pl.DataFrame) -> pl.DataFrame:
@@ -155,11 +185,11 @@ def honor_checks(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns((~name.is_in(list(KNOWN_HONORS))).fill_null(False).alias("_f_unknown_honor"))
 
 
-def _match_names(frame: pl.DataFrame, index: NameIndex, column: str, label: str) -> pl.DataFrame:
+def _match_names(frame: pl.DataFrame, index: NameIndex, column: str, label: str,
+                 set_aside: NameIndex | None) -> pl.DataFrame:
     result = index.match(frame.get_column(column))
-    return frame.with_columns(
-        result.get_column("uscc").alias("uscc"),
-        pl.when(result.get_column("uscc").is_null() & pl.col(column).is_not_null())
-        .then(pl.lit(f"{label}「") + pl.col(column) + pl.lit("」: ")
-              + pl.lit(result.get_column("reason").fill_null("未在企业登记中找到")))
-        .alias("_p_unmatched"))
+    reason = _reason(result, frame.get_column(column), set_aside).alias("_why")
+    return frame.with_columns(result.get_column("uscc").alias("uscc"), reason).with_columns(
+        pl.when(pl.col("uscc").is_null() & pl.col(column).is_not_null())
+        .then(pl.lit(f"{label}「") + pl.col(column) + pl.lit("」: ") + pl.col("_why"))
+        .alias("_p_unmatched")).drop("_why")

@@ -19,36 +19,51 @@ _RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": 
                   "include_unexpected_rows": False, "partial_unexpected_count": 0}
 
 
+class ContractRun:
+    """One ephemeral GX context for a whole drop: suites run table by table, Data Docs built once."""
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self._gx = gx
+        self.docs_dir = docs_dir
+        self.ctx = gx.get_context(mode="ephemeral")
+        self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        if docs_dir is not None:
+            self.ctx.add_data_docs_site(site_name="tidu", site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(Path(docs_dir).resolve())},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+        self.source = self.ctx.data_sources.add_pandas("drop")
+
+    def run(self, frames: dict[str, pl.DataFrame]) -> dict[str, list[tuple[Check, list[int], bool]]]:
+        """For each table: (check, failing `_row` numbers, ran) per expectation of its suite."""
+        gx = self._gx
+        outcome: dict[str, list[tuple[Check, list[int], bool]]] = {}
+        for name, frame in frames.items():
+            checks = [c for c in SUITES[name] if _columns_present(c, frame)]
+            batch = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+            suite = self.ctx.suites.add(gx.ExpectationSuite(
+                name=f"{name}_contract", expectations=[c.expectation() for c in checks]))
+            vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+            result = vd.run(batch_parameters={"dataframe": _to_pandas(frame)}, result_format=_RESULT_FORMAT)
+            outcome[name] = [(c, _failing_rows(r), True) for c, r in zip(checks, result.results)]
+        return outcome
+
+    def build_docs(self) -> None:
+        if self.docs_dir is not None:
+            self.ctx.build_data_docs(site_names=["tidu"])
+
+
 def run_suites(frames: dict[str, pl.DataFrame], docs_dir: Path | None = None
                ) -> dict[str, list[tuple[Check, list[int], bool]]]:
-    """For each table: (check, failing `_row` numbers, ran) per expectation of its suite."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if docs_dir is not None:
-        ctx.add_data_docs_site(site_name="tidu", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(Path(docs_dir).resolve())},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-    source = ctx.data_sources.add_pandas("drop")
-    outcome: dict[str, list[tuple[Check, list[int], bool]]] = {}
-    definitions = []
-    for name, frame in frames.items():
-        checks = [c for c in SUITES[name] if _columns_present(c, frame)]
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        suite = ctx.suites.add(gx.ExpectationSuite(
-            name=f"{name}_contract", expectations=[c.expectation() for c in checks]))
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        definitions.append(vd)
-        result = vd.run(batch_parameters={"dataframe": _to_pandas(frame)}, result_format=_RESULT_FORMAT)
-        outcome[name] = [(c, _failing_rows(r), not r.exception_info.get("raised_exception", False))
-                         for c, r in zip(checks, result.results)]
-    if docs_dir is not None and definitions:
-        ctx.build_data_docs(site_names=["tidu"])
+    """Run the suites of these tables in one context (and build their Data Docs)."""
+    session = ContractRun(docs_dir)
+    outcome = session.run(frames)
+    session.build_docs()
     return outcome
 
 

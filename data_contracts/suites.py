@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import great_expectations.expectations as gxe
-
 from data_contracts.schema import (CHAIN_LAYERS, CURRENCIES, LEGAL_STATUSES, LEVELS, PATENT_TYPES,
                                    ROUNDS, STATUSES)
 
@@ -28,6 +26,8 @@ class Check:
     args: dict = field(default_factory=dict)
 
     def expectation(self):
+        import great_expectations.expectations as gxe  # GX takes seconds to import: only when run
+
         meta = {"severity": self.severity, "check": self.id}
         a = self.args
         if self.kind == "not_null":
@@ -98,6 +98,8 @@ SUITES: dict[str, list[Check]] = {
            "a_ge_b", {"a": "employees", "b": "rd_staff"}),
         _e("unit_yuan", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_unit_yuan"}),
         _e("ytd_decreasing", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_ytd_decrease"}),
+        _e("revision", "warn", "period", "{detail}", "null", {"derived": "_p_revision"}),
+        _e("superseded_by_revision", "warn", "period", "{detail}", "null", {"derived": "_p_superseded"}),
         _DUP_ROW, _DUP_KEY,
     ],
     "patents": [
@@ -156,4 +158,4 @@ SUITES: dict[str, list[Check]] = {
 
 # Checks whose failing rows are not accepted even though the check is only a warning:
 # the first copy of a duplicated row is kept, the copies are set aside.
-QUARANTINE_ON_WARN = {"duplicate_row"}
+QUARANTINE_ON_WARN = {"duplicate_row", "superseded_by_revision"}

@@ -16,7 +16,7 @@ import polars as pl
 from data_contracts import derive
 from data_contracts.coerce import FINDING_SCHEMA, coerce, empty_findings
 from data_contracts.entity import NameIndex, match_rate
-from data_contracts.gx_runner import run_suites
+from data_contracts.gx_runner import ContractRun
 from data_contracts.schema import TABLES, Table
 from data_contracts.suites import QUARANTINE_ON_WARN, Check
 
@@ -59,9 +59,10 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
             typed[name] = derive.duplicates(frame, inp.table)
             findings.append(parse_findings)
     outcome: dict = {}
+    session = ContractRun(docs_dir)
     if "enterprises" in typed:
         typed["enterprises"] = derive.enterprise_checks(typed["enterprises"], as_of)
-        outcome.update(run_suites({"enterprises": typed["enterprises"]}, docs_dir))
+        outcome.update(session.run({"enterprises": typed["enterprises"]}))
     bad_enterprise_rows = _error_rows("enterprises", outcome, findings)
     ents = typed.get("enterprises", pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8,
                                                           "name": pl.Utf8, "former_names": pl.Utf8}))
@@ -69,6 +70,8 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
     accepted_codes = set(good_ents.get_column("uscc").drop_nulls().to_list())
     quarantined_codes = set(ents.get_column("uscc").drop_nulls().to_list()) - accepted_codes
     index = NameIndex.build(good_ents.select("uscc", "name", "former_names"))
+    bad_ents = ents.filter(pl.col("_row").is_in(list(bad_enterprise_rows)) & pl.col("name").is_not_null())
+    set_aside = NameIndex.build(bad_ents.select("uscc", "name", "former_names")) if bad_ents.height else None
     owners = pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8})
     for name in ORDER[1:]:
         if name not in typed:
@@ -79,17 +82,18 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
         if name == "filings":
             frame = derive.filing_checks(frame)
         elif name == "patents":
-            frame, owners = derive.patent_checks(frame, index)
+            frame, owners = derive.patent_checks(frame, index, set_aside)
         elif name == "projects":
-            frame = derive.project_checks(frame, index)
+            frame = derive.project_checks(frame, index, set_aside)
         elif name == "financing":
-            frame = derive.financing_checks(frame, index)
+            frame = derive.financing_checks(frame, index, set_aside)
         elif name == "honors":
             frame = derive.honor_checks(frame)
         typed[name] = frame
     others = {n: typed[n] for n in ORDER[1:] if n in typed}
     if others:
-        outcome.update(run_suites(others, docs_dir))
+        outcome.update(session.run(others))
+    session.build_docs()
     for name, results in outcome.items():
         findings.append(_findings(name, inputs[name].file, typed[name], results))
     return _split(typed, owners, pl.concat(findings, how="vertical_relaxed"), inputs, outcome)
