@@ -58,7 +58,7 @@ class Manifest:
 
         self.data["drop_id"] = drop_id(files)
         self.data["run_id"] = hashlib.sha256(
-            f"{self.data['drop_id']}|{self.data['quarter']}|{self.data['seed']}".encode()).hexdigest()[:12]
+            f"{self.data['drop_id']}|{self.data.get('quarter')}|{self.data.get('seed')}".encode()).hexdigest()[:12]
         self.data["inputs"] = [
             {"table": name, "file": raw.path.name, "sha256": raw.sha256, "encoding": raw.encoding,
              "title_rows": raw.title_rows, "unit_factors": raw.unit_factors,

@@ -65,7 +65,10 @@ def load_drop(con: duckdb.DuckDBPyConnection, did: str, folder: str, files: dict
 
 
 def _append(con, name: str, frame: pl.DataFrame, did: str, seq: int) -> None:
-    frame = frame.rename({"_row": "source_row"}) if "_row" in frame.columns else frame
+    if "_row" in frame.columns:
+        frame = frame.rename({"_row": "source_row"})
+    else:  # derived tables (patent owners) have no spreadsheet row of their own
+        frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"))
     con.register("_f", frame.to_arrow())
     history = f"{name}_history"
     con.execute(f"CREATE TABLE IF NOT EXISTS {history} AS "

@@ -1,0 +1,138 @@
+"""A battery of broken drops through the CLI: clear messages, right exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import xlsxwriter
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.synth import synthesize
+
+runner = CliRunner()
+EVIL = '=HYPERLINK("http://x","y")'
+
+
+@pytest.fixture(scope="module")
+def clean_drop(tmp_path_factory) -> Path:
+    drop = tmp_path_factory.mktemp("clean") / "drop"
+    synthesize(drop, enterprises=120, quarters=12, seed=11)
+    return drop
+
+
+@pytest.fixture
+def drop(clean_drop, tmp_path) -> Path:
+    target = tmp_path / "drop"
+    shutil.copytree(clean_drop, target, ignore=shutil.ignore_patterns("_synth"))
+    return target
+
+
+def _validate(drop: Path, out: Path):
+    result = runner.invoke(app, ["validate", str(drop), "--out", str(out)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def _quarantine(out: Path) -> pl.DataFrame:
+    return pl.read_csv(out / "quarantine.csv", infer_schema=False)
+
+
+def test_clean_drop_validates(drop, tmp_path):
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "data_docs" / "index.html").exists()
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "文件为空"),
+    ("统一社会信用代码,企业名称".encode("utf-16"), "UTF-16"),
+    (b"\x00\x01\x02garbage" * 500, "二进制"),
+])
+def test_unreadable_enterprise_file_exits_2_naming_it(drop, tmp_path, content, needle):
+    (drop / "企业登记.csv").write_bytes(content)
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 2
+    assert needle in result.output and "企业登记.csv" in result.output
+
+
+def test_header_only_file_is_read_with_zero_rows(drop, tmp_path):
+    (drop / "融资.csv").write_text("统一社会信用代码,企业名称,融资日期,轮次,融资金额(万元)\n", encoding="utf-8-sig")
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "financing: 读取 0 行" in result.output
+
+
+def test_truncated_xlsx_exits_2(drop, tmp_path):
+    path = drop / "重点项目.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet().write_row(0, 0, ["项目名称", "项目单位", "年度"])
+    wb.close()
+    path.write_bytes(path.read_bytes()[:200])
+    (drop / "重点项目.csv").unlink(missing_ok=True)
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 2 and "重点项目.xlsx" in result.output
+
+
+def test_no_enterprises_table_exits_2(drop, tmp_path):
+    (drop / "企业登记.csv").unlink()
+    result = runner.invoke(app, ["run", str(drop), "--quarter", "2025Q4", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "企业登记" in result.output and "Traceback" not in result.output
+
+
+def _edit_csv(path: Path, row: int, column: str, value: str) -> None:
+    """Set one cell; `row` is the spreadsheet row (header = 1)."""
+    frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == row - 2).then(pl.lit(value))
+                               .otherwise(pl.col(column)).alias(column))
+    path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
+
+
+@pytest.mark.parametrize("file,column,value,check", [
+    ("财务快报.csv", "报告期", "2024Q5", "format_period"),
+    ("财务快报.csv", "营业收入(万元)", "NaN", "format_number"),
+    ("财务快报.csv", "研发费用(万元)", "inf", "format_number"),
+    ("企业登记.csv", "成立日期", "2099-01-01", "founded_not_future"),
+    ("企业登记.csv", "统一社会信用代码", "91320282MA1MXXXXX", "uscc_valid"),
+])
+def test_bad_cells_are_quarantined_by_row_and_column(drop, tmp_path, file, column, value, check):
+    _edit_csv(drop / file, 5, column, value)
+    out = tmp_path / "out"
+    result = _validate(drop, out)
+    assert result.exit_code == 1
+    q = _quarantine(out)
+    hit = q.filter((pl.col("file") == file) & (pl.col("row") == "5") & (pl.col("check") == check))
+    assert hit.height == 1, q
+    assert hit.get_column("column").item() == column
+    assert f"{file} 第 5 行" in hit.get_column("message").item()
+
+
+def test_rows_are_conserved(drop, tmp_path):
+    _edit_csv(drop / "财务快报.csv", 7, "报告期", "2024Q5")
+    out = tmp_path / "out"
+    _validate(drop, out)
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for item in manifest["inputs"]:
+        assert item["rows_read"] == item["rows_accepted"] + item["rows_quarantined"]
+    assert {i["table"]: i["rows_quarantined"] for i in manifest["inputs"]}["filings"] == 1
+
+
+def test_huge_cell_does_not_crash(drop, tmp_path):
+    _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code in (0, 1), result.output
+
+
+def test_formula_name_is_accepted_as_data(drop, tmp_path):
+    _edit_csv(drop / "企业登记.csv", 4, "企业名称", EVIL)
+    out = tmp_path / "out"
+    _validate(drop, out)
+    q = _quarantine(out)
+    assert q.filter((pl.col("table") == "enterprises") & (pl.col("row") == "4")).height == 0
+    names = q.get_column("message").to_list()
+    assert all(not m.startswith(("=", "+", "-", "@")) for m in names)
