@@ -339,5 +339,5 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     result.checks.write_parquet(out / "tables" / "checks.parquet")
     from scoring.ranking import RANK_RULE
 
-    manifest.data.update({"rank_rule": RANK_RULE, "budget_wan": policy.budget.amount_wan,
+    manifest.data.update({"rank_rule": RANK_RULE, "budget_wan": policy.budget.total_wan,
                           "allocation": alloc.summary()})

@@ -1,0 +1,831 @@
+"""The review-meeting PDF: cover, one-page summary, candidate lists per tier, a page per top
+candidate, the funding memo with allocation and sensitivity, KPIs, backtest, global SHAP, the
+data-quality appendix and the methods page.
+
+It reads the saved run folder only (manifest.json, memo.md, quarantine.csv, tables/*.parquet)
+and never recomputes a score; counting and summing for the summary is the only arithmetic. All
+text reaches typst as JSON (`json("data.json")` in templates/report.typ) and is placed as
+strings, never parsed as markup, so a company name such as `=HYPERLINK("http://x","y")` or one
+full of `#*_$[]\\@<` prints literally. The same tables give a byte-identical PDF: no dates, fixed
+order everywhere, charts with a fixed SVG hash salt. A missing CJK font is an error, not tofu.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import typst
+
+from reports import charts
+from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Report order of tiers (outputs.md); tiers not listed here follow in the order they appear.
+TIER_ORDER = (
+    "innovative_sme",
+    "specialised_sme",
+    "little_giant",
+    "high_tech_enterprise",
+    "tech_sme",
+    "eaglet",
+    "gazelle",
+    "quasi_unicorn",
+)
+TOP_LISTED = 50  # candidates per tier printed; the full list is in candidates.xlsx
+TOP_EXPLAINED = 3  # one page each, per tier
+MAX_FIRM_PAGES = 24
+LIKELY_PROBABILITY = 0.5
+LIKELY_TOP_SHARE = 0.10
+QUARANTINE_SHOWN = 30
+CHECKS_SHOWN = 15
+NO_DATA = "本期无数据"
+LIKELY_RULE = (
+    f"有望认定: 认定概率 ≥ {LIKELY_PROBABILITY:.0%}, 或排名位列本层级前 {LIKELY_TOP_SHARE:.0%}; "
+    "建议支持: 列入本期资金分配方案。"
+)
+TABLE_ZH = {
+    "enterprises": "企业名录",
+    "filings": "财务快报",
+    "patents": "专利",
+    "patent_owners": "专利权人",
+    "projects": "重点项目",
+    "financing": "融资事件",
+    "honors": "资质荣誉",
+}
+PARQUET_TABLES = (
+    "candidates",
+    "allocation",
+    "sensitivity",
+    "baseline",
+    "kpis",
+    "quality",
+    "checks",
+    "shap_global",
+    "shap_sample",
+    "shap_top",
+    "firm_facts",
+    "firm_facts_labels",
+    "backtest",
+)
+STAGE_ZH = {  # the pipeline's timer stages; an unknown stage prints under its own name
+    "read": "读取",
+    "contracts": "数据契约",
+    "warehouse": "入库",
+    "features": "特征",
+    "rules": "规则",
+    "train": "训练",
+    "score": "评分",
+    "explain": "解释",
+    "allocate": "资金分配",
+    "report": "输出文件",
+    "pdf": "PDF",
+}
+PERCENT_UNITS = {"%", "％", "百分比"}
+RATIO_NAME = re.compile(r"(_share|intensity|ratio|growth|margin|cagr)")
+
+
+class ReportError(RuntimeError):
+    """typst could not build the PDF; the message carries typst's diagnostics."""
+
+
+@dataclass
+class Fonts:
+    """Where typst and matplotlib look for the CJK face. font_dir given: only there."""
+
+    file: Path = CJK_FONT_FILE
+    dirs: list[str] = field(default_factory=lambda: [str(CJK_FONT_FILE.parent)])
+    system: bool = True
+
+    @classmethod
+    def at(cls, font_dir: Path | None) -> Fonts:
+        if font_dir is None:
+            return cls()
+        return cls(Path(font_dir) / CJK_FONT_FILE.name, [str(font_dir)], system=False)
+
+
+def render_report(run_dir: Path, *, font_dir: Path | None = None) -> Path:
+    """Write run_dir/report.pdf (and run_dir/charts/*.svg) from the saved run folder.
+
+    font_dir: look for NotoSansCJK-Regular.ttc there only (tests); default the Debian location
+    plus the system fonts. Raises FontMissingError when the CJK face is not available.
+    """
+    run_dir = Path(run_dir)
+    fonts = Fonts.at(font_dir)
+    register_cjk_font(fonts.file)
+    run = Run.load(run_dir)
+    drawn = draw_charts(run, run_dir / "charts")
+    data = build_data(run, {name: f"charts/{path.name}" for name, path in drawn.items()})
+    pdf = compile_pdf(data, list(drawn.values()), fonts)
+    out = run_dir / "report.pdf"
+    out.write_bytes(pdf)
+    return out
+
+
+# ------------------------------------------------------------------------------ the run folder
+
+
+@dataclass
+class Run:
+    manifest: dict
+    tables: dict[str, pl.DataFrame | None]
+    memo: str | None
+    quarantine: pl.DataFrame | None
+    quarantine_total: int
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Run:
+        path = run_dir / "manifest.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the run manifest is missing; the report needs it")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        tables = {name: _parquet(run_dir / "tables" / f"{name}.parquet") for name in PARQUET_TABLES}
+        memo_path = run_dir / "memo.md"
+        memo = memo_path.read_text(encoding="utf-8-sig") if memo_path.is_file() else None
+        quarantine, total = _quarantine(run_dir / "quarantine.csv")
+        return cls(manifest, tables, memo, quarantine, total)
+
+    def table(self, name: str) -> pl.DataFrame | None:
+        """The table, or None when it is missing or has no rows."""
+        frame = self.tables.get(name)
+        return frame if frame is not None and frame.height else None
+
+    def tiers(self) -> list[tuple[str, str]]:
+        """(tier_key, Chinese name) in report order, from the candidates."""
+        cands = self.table("candidates")
+        if cands is None:
+            return []
+        pairs = cands.select("tier_key", "tier").unique(maintain_order=True).rows()
+        rank = {k: i for i, k in enumerate(TIER_ORDER)}
+        return sorted(pairs, key=lambda p: rank.get(p[0], len(rank)))
+
+
+def _parquet(path: Path) -> pl.DataFrame | None:
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def _quarantine(path: Path) -> tuple[pl.DataFrame | None, int]:
+    if not path.is_file():
+        return None, 0
+    total = pl.scan_csv(path, infer_schema=False, encoding="utf8").select(pl.len()).collect().item()
+    head = pl.read_csv(path, infer_schema=False, n_rows=QUARANTINE_SHOWN, encoding="utf8")
+    return head.rename(lambda c: c.lstrip("\ufeff")), int(total)
+
+
+# ------------------------------------------------------------------------------ charts
+
+
+def draw_charts(run: Run, out: Path) -> dict[str, Path]:
+    """Every chart the report shows, by name; a chart whose table is empty is not drawn."""
+    drawn: dict[str, Path] = {}
+    for stale in out.glob("waterfall_*.svg"):  # top firms change between runs into the same folder
+        stale.unlink()
+    top = run.table("shap_top")
+    for key, rank, row in _explained(run) if top is not None else []:
+        part = top.filter((pl.col("uscc") == row["uscc"]) & (pl.col("tier_key") == key))
+        if part.height:
+            name = f"waterfall_{_slug(key)}_{rank}"
+            drawn[name] = charts.waterfall(part, out / f"{name}.svg")
+    if (sens := run.table("sensitivity")) is not None:
+        drawn["sensitivity"] = charts.sensitivity(
+            sens, out / "sensitivity.svg", run.manifest.get("budget_wan")
+        )
+    if (bt := run.table("backtest")) is not None:
+        drawn["backtest"] = charts.backtest(_in_tier_order(bt, run), out / "backtest.svg")
+    if (glob := run.table("shap_global")) is not None:
+        drawn["shap_bar"] = charts.shap_bar(glob, out / "shap_bar.svg")
+    if (sample := run.table("shap_sample")) is not None:
+        drawn["shap_beeswarm"] = charts.beeswarm(sample, out / "shap_beeswarm.svg")
+    return drawn
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text)
+
+
+def _in_tier_order(frame: pl.DataFrame, run: Run) -> pl.DataFrame:
+    order = {k: i for i, k in enumerate([k for k, _ in run.tiers()] + list(TIER_ORDER))}
+    return (
+        frame.with_columns(pl.col("tier_key").replace_strict(order, default=len(order)).alias("_o"))
+        .sort("_o", "tier_key", "k")
+        .drop("_o")
+    )
+
+
+def _explained(run: Run) -> list[tuple[str, int, dict]]:
+    """(tier_key, rank, candidate row) for the firms that get a page of their own."""
+    cands = run.table("candidates")
+    if cands is None:
+        return []
+    out = []
+    for key, _ in run.tiers():
+        part = cands.filter((pl.col("tier_key") == key) & (pl.col("rank") <= TOP_EXPLAINED)).sort(
+            "rank"
+        )
+        out += [(key, int(r["rank"]), r) for r in part.iter_rows(named=True)]
+    return out[:MAX_FIRM_PAGES]
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _pct(x, digits: int = 1) -> str:
+    return "—" if _missing(x) else f"{x * 100:.{digits}f}%"
+
+
+def _num(x, digits: int = 1) -> str:
+    if _missing(x):
+        return "—"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:,.{digits}f}"
+
+
+def _points(x) -> str:
+    """Rule points and expected values: always one decimal, so a column lines up."""
+    return "—" if _missing(x) else f"{x:,.1f}"
+
+
+def _short(x, digits: int = 2) -> str:
+    """A figure with at most `digits` decimals and no trailing zeros (KPI values: 9.1, 12.5, 30)."""
+    if _missing(x):
+        return "—"
+    return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _yes_no(eligible, if_unknowns_hold=None) -> str:
+    if eligible:
+        return "是"
+    return "待核实" if if_unknowns_hold else "否"
+
+
+def _split(text) -> list[str]:
+    """A `；`-joined list (gaps, needs_review, reasons) as its items."""
+    if _missing(text):
+        return []
+    return [p.strip() for p in re.split(r"[；;]", str(text)) if p.strip()]
+
+
+def _fact(feature: str, value, unit: str | None) -> str:
+    """A key figure in words: ratios are fractions in the tables and print as percent."""
+    unit = unit or ""
+    if _missing(value):
+        return "—"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if not isinstance(value, (int, float)):
+        return f"{value} {unit}".strip()
+    if unit in PERCENT_UNITS or (not unit and RATIO_NAME.search(feature)):
+        return _pct(value)
+    return f"{_num(value, 2 if abs(value) < 10 else 1)} {unit}".strip()
+
+
+def _str(x) -> str:
+    return "" if _missing(x) else str(x)
+
+
+# ------------------------------------------------------------------------------ the data for typst
+
+
+def build_data(run: Run, chart_paths: dict[str, str]) -> dict:
+    """Everything the template prints, as preformatted strings in report order."""
+    m = run.manifest
+    cover = {
+        k: _str(m.get(k)) for k in ("city", "quarter", "data_as_of", "run_id", "package_version")
+    }
+    cover["model_id"] = _str((m.get("model") or {}).get("id"))
+    return {
+        "no_data": NO_DATA,
+        "cover": cover,
+        "summary": summary(run),
+        "tiers": tier_lists(run),
+        "firms": firm_pages(run, chart_paths),
+        "memo": memo_section(run, chart_paths),
+        "kpis": _rows(run.table("kpis"), KPI_COLUMNS),
+        "backtest": backtest_section(run, chart_paths),
+        "shap": {"bar": chart_paths.get("shap_bar"), "beeswarm": chart_paths.get("shap_beeswarm")},
+        "quality": quality_section(run),
+        "methods": methods_section(run),
+    }
+
+
+def _rows(frame: pl.DataFrame | None, columns: dict[str, tuple[str, Callable]]) -> list[dict]:
+    """Each row as {key: format(row[column])}; a missing table gives [], a missing column "—"."""
+    if frame is None:
+        return []
+    return [
+        {key: fmt(row.get(col)) for key, (col, fmt) in columns.items()}
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+def _sum(frame: pl.DataFrame | None, column: str) -> float | None:
+    if frame is None or column not in frame.columns:
+        return None
+    return float(frame[column].sum())
+
+
+def _firms(frame: pl.DataFrame | None) -> int:
+    return frame["uscc"].n_unique() if frame is not None else 0
+
+
+def summary(run: Run) -> dict:
+    """The one-page summary: counts per tier, budget use, KPI status, data-quality totals."""
+    alloc = run.table("allocation")
+    budget = run.manifest.get("budget_wan")
+    allocated = _sum(alloc, "amount_wan") or 0.0
+    return {
+        "firms": _num(_firms(run.table("candidates"))),
+        "rows": _tier_counts(run, alloc),
+        "likely_rule": LIKELY_RULE,
+        "budget": {
+            "total": _num(budget),
+            "allocated": _num(allocated),
+            "share": _pct(allocated / budget) if budget else "—",
+            "firms": _num(_firms(alloc)),
+            "expected_value": _points(_sum(alloc, "expected_value")),
+        },
+        "kpi_counts": _kpi_counts(run.table("kpis")),
+        "quality": _quality_totals(run.table("quality")),
+    }
+
+
+def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
+    """Per tier: candidates, eligible, likely (LIKELY_RULE) and recommended (in the allocation)."""
+    funded: dict[str, tuple[int, float]] = {}
+    if alloc is not None:
+        key_of = {**{zh: k for k, zh in run.tiers()}, **{k: k for k, _ in run.tiers()}}
+        per = (
+            alloc.with_columns(
+                pl.col("tier").replace_strict(key_of, default=pl.col("tier")).alias("_k")
+            )
+            .group_by("_k")
+            .agg(pl.col("uscc").n_unique(), pl.col("amount_wan").sum())
+        )
+        funded = {k: (n, amount) for k, n, amount in per.rows()}
+    cands = run.table("candidates")
+    rows = []
+    for key, zh in run.tiers():
+        part = cands.filter(pl.col("tier_key") == key)
+        top = math.ceil(part.height * LIKELY_TOP_SHARE)
+        likely = part.filter(
+            (pl.col("probability") >= LIKELY_PROBABILITY) | (pl.col("rank") <= top)
+        )
+        n, amount = funded.get(key, (0, 0.0))
+        rows.append(
+            {
+                "tier": zh,
+                "n": _num(part.height),
+                "eligible": _num(part["eligible"].sum()),
+                "likely": _num(likely.height),
+                "recommended": _num(n),
+                "amount": _num(amount),
+            }
+        )
+    return rows
+
+
+def _kpi_counts(kpis: pl.DataFrame | None) -> list[dict]:
+    if kpis is None:
+        return []
+    counts = dict(kpis.group_by("status").len().rows())
+    order = ["达标", "进度正常", "存在风险"] + sorted(
+        set(counts) - {"达标", "进度正常", "存在风险"}, key=str
+    )
+    return [{"status": _str(s), "n": str(counts[s])} for s in order if s in counts]
+
+
+def _quality_totals(quality: pl.DataFrame | None) -> dict | None:
+    if quality is None:
+        return None
+    return {c: _num(_sum(quality, c)) for c in ("rows_read", "rows_accepted", "rows_quarantined")}
+
+
+CANDIDATE_COLUMNS = {
+    "rank": ("rank", str),
+    "name": ("name", _str),
+    "district": ("district", _str),
+    "points": ("points", _points),
+    "probability": ("probability", _pct),
+    "gaps": ("gaps", _split),
+    "reasons": ("reasons", _split),
+}
+
+
+def tier_lists(run: Run) -> list[dict]:
+    """Per tier, the first TOP_LISTED candidates by rank and a sentence on where the rest are."""
+    cands = run.table("candidates")
+    out = []
+    for key, zh in run.tiers():
+        part = cands.filter(pl.col("tier_key") == key).sort("rank")
+        shown = part.head(TOP_LISTED)
+        rows = _rows(shown, CANDIDATE_COLUMNS)
+        for row, verdict in zip(rows, _verdicts(shown), strict=True):
+            row["eligible"] = verdict
+        note = (
+            f"本层级共 {part.height:,} 家候选企业, 此处列出前 {TOP_LISTED} 名; "
+            f"完整名单见 candidates.xlsx 的“{zh}”工作表。"
+            if part.height > TOP_LISTED
+            else f"本层级共 {part.height:,} 家候选企业, 全部列出。"
+        )
+        out.append({"key": key, "tier": zh, "note": note, "rows": rows})
+    return out
+
+
+def _verdicts(frame: pl.DataFrame) -> list[str]:
+    unknowns = (
+        frame["eligible_if_unknowns_hold"]
+        if "eligible_if_unknowns_hold" in frame.columns
+        else [None] * frame.height
+    )
+    return [_yes_no(e, u) for e, u in zip(frame["eligible"], unknowns, strict=True)]
+
+
+def firm_pages(run: Run, chart_paths: dict[str, str]) -> list[dict]:
+    """One page per top candidate: key figures, verdict, funding, reasons, gaps, waterfall."""
+    facts = run.table("firm_facts")
+    labels = run.table("firm_facts_labels")
+    label_of = (
+        {f: (lab, unit) for f, lab, unit in labels.select("feature", "label", "unit").rows()}
+        if labels is not None
+        else {}
+    )
+    alloc = run.table("allocation")
+    pages = []
+    for key, rank, r in _explained(run):
+        funded = alloc.filter(pl.col("uscc") == r["uscc"]) if alloc is not None else None
+        pages.append(
+            {
+                "tier": _str(r["tier"]),
+                "rank": str(rank),
+                "name": _str(r["name"]),
+                "uscc": _str(r["uscc"]),
+                "district": _str(r.get("district")),
+                "probability": _pct(r.get("probability")),
+                "points": _points(r.get("points")),
+                "eligible": _yes_no(r.get("eligible"), r.get("eligible_if_unknowns_hold")),
+                "gaps": _split(r.get("gaps")),
+                "needs_review": _split(r.get("needs_review")),
+                "reasons": _split(r.get("reasons")),
+                "facts": _facts_of(facts, r["uscc"], label_of),
+                "funding": [
+                    f"{_str(a['instrument'])} {_num(a['amount_wan'])} 万元"
+                    for a in funded.iter_rows(named=True)
+                ]
+                if funded is not None
+                else [],
+                "chart": chart_paths.get(f"waterfall_{_slug(key)}_{rank}"),
+            }
+        )
+    return pages
+
+
+def _facts_of(facts: pl.DataFrame | None, uscc: str, label_of: dict) -> list[dict]:
+    """Every key-figure column the table has, labelled from firm_facts_labels."""
+    if facts is None:
+        return []
+    row = facts.filter(pl.col("uscc") == uscc)
+    if not row.height:
+        return []
+    out = []
+    for column, value in row.row(0, named=True).items():
+        if column in ("uscc", "name", "district"):
+            continue
+        label, unit = label_of.get(column, (column, ""))
+        out.append({"label": _str(label) or column, "value": _fact(column, value, unit)})
+    return out
+
+
+ALLOCATION_COLUMNS = {
+    "name": ("name", _str),
+    "tier": ("tier", _str),
+    "instrument": ("instrument", _str),
+    "amount": ("amount_wan", _num),
+    "expected_value": ("expected_value", _points),
+    "rationale": ("rationale", _str),
+}
+BASELINE_COLUMNS = {
+    "plan": ("plan", _str),
+    "expected_value": ("expected_value", _points),
+    "firms": ("firms", _num),
+    "budget_used": ("budget_used_wan", _num),
+}
+KPI_COLUMNS = {
+    "target": ("target", _str),
+    "unit": ("unit", _str),
+    "target_value": ("target_value", _short),
+    "current_value": ("current_value", _short),
+    "projected_value": ("projected_value", _short),
+    "status": ("status", _str),
+}
+
+
+def memo_section(run: Run, chart_paths: dict[str, str]) -> dict:
+    alloc = run.table("allocation")
+    total = (
+        None
+        if alloc is None
+        else {
+            "amount": _num(_sum(alloc, "amount_wan")),
+            "expected_value": _points(_sum(alloc, "expected_value")),
+            "firms": _num(_firms(alloc)),
+        }
+    )
+    return {
+        "blocks": memo_blocks(run.memo or ""),
+        "allocation": _rows(alloc, ALLOCATION_COLUMNS),
+        "total": total,
+        "baseline": _rows(run.table("baseline"), BASELINE_COLUMNS),
+        "sensitivity": chart_paths.get("sensitivity"),
+    }
+
+
+BACKTEST_COLUMNS = {
+    "tier": ("tier", _str),
+    "k": ("k", _str),
+    "recall_rules": ("recall_rules", _pct),
+    "recall_tidu": ("recall_tidu", _pct),
+    "precision_rules": ("precision_rules", _pct),
+    "precision_tidu": ("precision_tidu", _pct),
+}
+
+
+def backtest_section(run: Run, chart_paths: dict[str, str]) -> dict | None:
+    bt = run.table("backtest")
+    if bt is None:
+        return None
+    return {
+        "chart": chart_paths.get("backtest"),
+        "rows": _rows(_in_tier_order(bt, run), BACKTEST_COLUMNS),
+    }
+
+
+def _table_zh(name) -> str:
+    name = _str(name)
+    return f"{TABLE_ZH[name]} ({name})" if name in TABLE_ZH else name
+
+
+def _severity(s) -> str:
+    return {"error": "错误", "warning": "警告", "info": "提示"}.get(_str(s), _str(s))
+
+
+def _clip(limit: int) -> Callable:
+    """A formatter that cuts long text, so a pasted paragraph cannot swallow the page."""
+
+    def fmt(x) -> str:
+        text = _str(x)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    return fmt
+
+
+QUALITY_COLUMNS = {
+    "table": ("table", _table_zh),
+    "file": ("file", _str),
+    "read": ("rows_read", _num),
+    "accepted": ("rows_accepted", _num),
+    "quarantined": ("rows_quarantined", _num),
+    "match_rate": ("match_rate", _pct),
+}
+CHECK_COLUMNS = {
+    "table": ("table", _table_zh),
+    "check": ("check", _str),
+    "severity": ("severity", _severity),
+    "rows": ("rows_failing", _num),
+}
+QUARANTINE_COLUMNS = {
+    "table": ("table", lambda t: TABLE_ZH.get(_str(t), _str(t))),
+    "file": ("file", _str),
+    "row": ("row", _str),
+    "column": ("column", _str),
+    "value": ("value", _clip(40)),
+    "check": ("check", _str),
+    "severity": ("severity", _severity),
+    "message": ("message", _clip(160)),
+}
+
+
+def quality_section(run: Run) -> dict:
+    """Appendix: rows per table, most failed checks, name-match rates, first quarantined rows."""
+    checks = run.table("checks")
+    if checks is not None:
+        checks = (
+            checks.filter(pl.col("rows_failing") > 0)
+            .sort(["rows_failing", "table", "check"], descending=[True, False, False])
+            .head(CHECKS_SHOWN)
+        )
+    rates = run.manifest.get("match_rates") or {}
+    quarantine = _rows(run.quarantine, QUARANTINE_COLUMNS)
+    return {
+        "tables": _rows(run.table("quality"), QUALITY_COLUMNS),
+        "checks": _rows(checks, CHECK_COLUMNS),
+        "match_rates": [{"table": _table_zh(t), "rate": _pct(v)} for t, v in sorted(rates.items())],
+        "quarantine": quarantine,
+        "quarantine_total": _num(run.quarantine_total),
+        "quarantine_shown": str(len(quarantine)),
+    }
+
+
+METRICS = (
+    ("auc", "AUC", 3),
+    ("pr_auc", "PR-AUC", 3),
+    ("recall_top10", "前 10% 召回率", None),
+    ("brier", "Brier", 3),
+    ("ece", "ECE", 3),
+)
+RULEBOOK_KEYS = ("tier", "id", "version", "source")
+INPUT_COLUMNS = {
+    "table": ("table", _table_zh),
+    "file": ("file", _str),
+    "sha256": ("sha256", lambda s: _str(s)[:16]),
+    "read": ("rows_read", _num),
+    "accepted": ("rows_accepted", _num),
+    "quarantined": ("rows_quarantined", _num),
+}
+
+
+def methods_section(run: Run) -> dict:
+    """Rulebooks, model window and metrics beside the rule-points baseline, rank rule, inputs."""
+    m = run.manifest
+    model = m.get("model") or {}
+    names = {"overall": "全部层级", **dict(run.tiers())}
+    metrics, baseline = model.get("metrics") or {}, model.get("baseline_metrics") or {}
+    keys = [k for k in ("overall", *TIER_ORDER) if k in metrics] + sorted(
+        set(metrics) - {"overall", *TIER_ORDER}
+    )
+    rulebooks = [
+        {
+            **{k: _str(r.get(k)) for k in RULEBOOK_KEYS},
+            "tier": _str(r.get("tier_zh") or r.get("tier")),
+        }
+        for r in m.get("rulebooks") or []
+    ]
+    inputs = pl.DataFrame(m["inputs"]) if m.get("inputs") else None
+    seconds = [
+        f"{STAGE_ZH.get(k, k)} {v:.1f} 秒"
+        for k, v in (m.get("seconds") or {}).items()
+        if isinstance(v, (int, float))
+    ]
+    return {
+        "rulebooks": rulebooks,
+        "model_id": _str(model.get("id")),
+        "model_kind": _str(model.get("kind")),
+        "window": _window_lines(model.get("window") or {}, names),
+        "metrics": [
+            _metric_row(names.get(k, k), metrics.get(k) or {}, baseline.get(k) or {}) for k in keys
+        ],
+        "metric_names": [label for _, label, _ in METRICS],
+        "rank_rule": _str(m.get("rank_rule")),
+        "likely_rule": LIKELY_RULE,
+        "inputs": _rows(inputs, INPUT_COLUMNS),
+        "seconds": "; ".join(seconds),
+        "package_version": _str(m.get("package_version")),
+    }
+
+
+def _metric_row(name: str, ours: dict, base: dict) -> dict:
+    """One scope's metrics, tidu beside the baseline; a tier without metrics keeps its note."""
+    if not any(k in ours for k, _, _ in METRICS):
+        return {"name": name, "note": _str(ours.get("note")) or "—", "values": []}
+
+    def fmt(d: dict, key: str, digits: int | None) -> str:
+        v = d.get(key)
+        return "—" if _missing(v) else _pct(v) if digits is None else f"{v:.{digits}f}"
+
+    values = [{"tidu": fmt(ours, k, d), "rules": fmt(base, k, d)} for k, _, d in METRICS]
+    size = (
+        f"{_num(ours.get('rows'))} 行 / {_num(ours.get('positives'))} 正例"
+        if "rows" in ours
+        else ""
+    )
+    return {"name": name, "note": size, "values": values}
+
+
+def _window_lines(window: dict, names: dict) -> list[str]:
+    lines = []
+    for key, label in (("train_quarters", "训练期"), ("validation_quarters", "验证期")):
+        q = window.get(key)
+        if q:
+            lines.append(f"{label}: {q[0]} – {q[-1]}" if isinstance(q, list) else f"{label}: {q}")
+    if window.get("best_iteration") is not None:
+        lines.append(f"最佳迭代轮数: {window['best_iteration']}")
+    if pos := window.get("positives_by_tier") or {}:
+        lines.append("各层级正例数: " + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))
+    return lines
+
+
+# ------------------------------------------------------------------------------ memo.md
+
+
+def memo_blocks(text: str) -> list[dict]:
+    """Markdown as the memo writer uses it → headings, paragraphs, lists and pipe tables.
+
+    `- item` is a bullet list, `1. item` / `1、item` a numbered one that keeps its numbers;
+    inline only `**bold**` (backticks are dropped). Anything else stays literal text.
+    """
+    blocks: list[dict] = []
+    para: list[str] = []
+    items: list[list[dict]] = []
+    table: list[list[str]] = []
+    start: list[int | None] = [None]  # number of the first item of a numbered list
+
+    def flush() -> None:
+        if para:
+            blocks.append({"kind": "para", "spans": _spans(_join_lines(para))})
+        if items:
+            blocks.append({"kind": "list", "items": list(items), "start": start[0]})
+        if table:
+            blocks.append({"kind": "table", "header": table[0], "rows": table[1:]})
+        para.clear(), items.clear(), table.clear()
+
+    for line in text.splitlines():
+        s = line.strip()
+        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*$", s)
+        item = re.match(r"^(?:[-*+]\s+|(\d+)(?:[.)]\s+|、\s*))(.*)$", s)
+        if not s:
+            flush()
+        elif heading:
+            flush()
+            blocks.append(
+                {"kind": "heading", "level": len(heading[1]), "spans": _spans(heading[2])}
+            )
+        elif s.startswith("|") and s.endswith("|"):
+            if para or items:
+                flush()
+            if not re.fullmatch(r"\|[\s:|-]+\|", s):  # the |---|---| rule under the header
+                table.append([c.strip() for c in s.strip("|").split("|")])
+        elif item:
+            number = int(item[1]) if item[1] else None
+            if para or table or (items and (number is None) != (start[0] is None)):
+                flush()
+            if not items:
+                start[0] = number
+            items.append(_spans(item[2]))
+        elif items and line[:1].isspace():
+            items[-1] += _spans(s)
+        else:
+            if items or table:
+                flush()
+            para.append(s)
+    flush()
+    return blocks
+
+
+def _join_lines(lines: list[str]) -> str:
+    out = lines[0]
+    for nxt in lines[1:]:
+        cjk = _is_cjk(out[-1]) or _is_cjk(nxt[0])
+        out += ("" if cjk else " ") + nxt
+    return out
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u2e80" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef" or "\u3000" <= ch <= "\u303f"
+
+
+def _spans(text: str) -> list[dict]:
+    parts = re.split(r"\*\*(.+?)\*\*", text)
+    return [{"text": p.replace("`", ""), "strong": i % 2 == 1} for i, p in enumerate(parts) if p]
+
+
+# ------------------------------------------------------------------------------ typst
+
+
+def compile_pdf(data: dict, chart_files: list[Path], fonts: Fonts) -> bytes:
+    """Compile templates/report.typ against data in a scratch folder; fail on a missing font."""
+    with tempfile.TemporaryDirectory(prefix="tidu-report-") as tmp:
+        build = Path(tmp)
+        for typ in TEMPLATES.glob("*.typ"):
+            shutil.copyfile(typ, build / typ.name)
+        (build / "charts").mkdir()
+        for path in chart_files:
+            shutil.copyfile(path, build / "charts" / path.name)
+        (build / "data.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        try:
+            pdf, warnings = typst.compile_with_warnings(
+                str(build / "report.typ"),
+                root=str(build),
+                font_paths=fonts.dirs,
+                ignore_system_fonts=not fonts.system,
+                pdf_tags=False,
+            )
+        except typst.TypstError as exc:
+            raise ReportError(f"typst could not build report.pdf: {exc}") from exc
+    missing = [w.message for w in warnings if "unknown font family" in w.message]
+    if missing:
+        raise FontMissingError(
+            f"typst cannot find the CJK font ({'; '.join(missing)}); install fonts-noto-cjk "
+            f"(Noto Sans CJK SC) — without it Chinese text would print as empty boxes"
+        )
+    return pdf

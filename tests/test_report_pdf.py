@@ -1,0 +1,203 @@
+"""The review-meeting PDF, rendered from a fixture run folder and read back with poppler."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from PIL import Image
+from report_fixture import FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
+
+from reports import pdf
+from reports.charts import FontMissingError
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pdftotext") is None, reason="poppler-utils is not installed"
+)
+
+
+def _text(path: Path, *pages: int) -> str:
+    span = ["-f", str(pages[0]), "-l", str(pages[-1])] if pages else []
+    return subprocess.run(
+        ["pdftotext", *span, str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _flat(text: str) -> str:
+    """Text without whitespace: names that wrap inside a table cell still match."""
+    return re.sub(r"\s+", "", text)
+
+
+def _pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout
+    return int(re.search(r"Pages:\s+(\d+)", info).group(1))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    run_dir = write_run_folder(tmp_path_factory.mktemp("run"))
+    return pdf.render_report(run_dir)
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory) -> Path:
+    """Empty allocation; backtest, SHAP samples and waterfall inputs missing altogether."""
+    run_dir = write_run_folder(
+        tmp_path_factory.mktemp("sparse"), n_per_tier=20, empty_allocation=True, with_backtest=False
+    )
+    for name in ("shap_sample", "shap_top", "firm_facts"):
+        (run_dir / "tables" / f"{name}.parquet").unlink()
+    return pdf.render_report(run_dir)
+
+
+def test_writes_a4_pdf_and_charts(rendered):
+    assert rendered.name == "report.pdf" and rendered.stat().st_size > 10_000
+    info = subprocess.run(
+        ["pdfinfo", str(rendered)], check=True, capture_output=True, text=True
+    ).stdout
+    assert "595.276 x 841.89" in info  # A4 portrait for the first page
+    charts = {p.name for p in (rendered.parent / "charts").glob("*.svg")}
+    assert {"sensitivity.svg", "backtest.svg", "shap_bar.svg", "shap_beeswarm.svg"} <= charts
+    assert sum(name.startswith("waterfall_") for name in charts) == 3 * len(TIERS)
+
+
+def test_cjk_font_is_embedded(rendered):
+    fonts = subprocess.run(
+        ["pdffonts", str(rendered)], check=True, capture_output=True, text=True
+    ).stdout
+    cjk = [line for line in fonts.splitlines() if "NotoSansCJK" in line]
+    assert cjk, fonts
+    assert all(line.split()[-5] == "yes" for line in cjk), fonts  # the emb column
+
+
+def test_text_has_tiers_top_firms_and_page_numbers(rendered):
+    text = _text(rendered)
+    flat = _flat(text)
+    for tier in TIERS.values():
+        assert tier in text
+    cands = pl.read_parquet(rendered.parent / "tables" / "candidates.parquet")
+    for name in cands.filter(pl.col("rank") <= 3)["name"]:
+        assert _flat(name) in flat, name
+    assert "第 1 页 / 共" in text
+    total = _pages(rendered)
+    assert f"第 {total} 页 / 共 {total} 页" in text
+
+
+def test_long_lists_are_cut_at_50_with_a_pointer_to_the_workbook(rendered):
+    text = _text(rendered)
+    assert "此处列出前 50 名" in text and "candidates.xlsx" in text
+    cands = pl.read_parquet(rendered.parent / "tables" / "candidates.parquet")
+    tier = cands.filter(pl.col("tier_key") == "innovative_sme")
+    body = _text(rendered, 2, _pages(rendered))  # past the cover's table of contents
+    listed = _flat(
+        body.split("候选名单: 专精特新中小企业")[0].split("候选名单: 创新型中小企业")[-1]
+    )
+    assert _flat(tier.filter(pl.col("rank") == 50)["name"][0]) in listed
+    only_below_50 = set(tier.filter(pl.col("rank") > 50)["name"]) - set(
+        cands.filter(pl.col("rank") <= 50)["name"]
+    )
+    assert not any(_flat(n) in listed for n in only_below_50)
+
+
+def test_table_header_repeats_on_continuation_pages(rendered):
+    first = _text(rendered, 3)
+    assert "候选名单: 创新型中小企业" in first
+    following = _text(rendered, 4)
+    assert "候选名单" not in following  # a continuation page of the same list
+    assert all(h in _flat(following) for h in ("排名", "企业名称", "认定概率", "主要因素"))
+
+
+def test_names_with_markup_characters_print_literally(rendered):
+    flat = _flat(_text(rendered))
+    assert _flat(SPECIAL_NAME) in flat
+    assert _flat(FORMULA_NAME) in flat
+    assert '=HYPERLINK("http://x","y")' in _text(rendered)
+
+
+def test_memo_markdown_is_rendered_not_printed(rendered):
+    text = _text(rendered)
+    assert "推荐意见" in text and "风险提示" in text and "3,000 万元" in text
+    assert "**" not in text and "## " not in text
+    assert re.search(r"2\.\s*与固定奖励普惠方案比较", text)  # numbered items keep their numbers
+
+
+def test_pages_are_not_blank(rendered, tmp_path):
+    total = _pages(rendered)
+    for page in (1, 2, 3, total // 2, total):
+        prefix = tmp_path / f"p{page}"
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "50",
+                "-f",
+                str(page),
+                "-l",
+                str(page),
+                str(rendered),
+                str(prefix),
+            ],
+            check=True,
+        )
+        png = next(tmp_path.glob(f"p{page}-*.png"))
+        gray = Image.open(png).convert("L")
+        dark = sum(gray.histogram()[:200])
+        assert dark / (gray.width * gray.height) > 0.01, f"page {page} looks blank"
+
+
+def test_same_tables_give_identical_bytes(rendered, tmp_path):
+    copy = tmp_path / "again"
+    shutil.copytree(rendered.parent, copy, ignore=shutil.ignore_patterns("report.pdf", "charts"))
+    again = pdf.render_report(copy)
+    assert again.read_bytes() == rendered.read_bytes()
+
+
+def test_empty_and_missing_tables_say_no_data(sparse):
+    text = _text(sparse)
+    memo = text.split("分配明细")[1].split("与其他分配方案比较")[0]
+    assert "本期无数据" in memo
+    assert "本期无数据" in text.split("回测")[-1].split("模型解释")[0]
+    assert "本期无数据" in text.split("特征取值与影响方向")[-1].split("附录")[0]
+
+
+def test_every_table_empty_still_renders(tmp_path):
+    run_dir = write_run_folder(tmp_path / "empty", n_per_tier=5, with_backtest=False)
+    for path in (run_dir / "tables").glob("*.parquet"):
+        pl.read_parquet(path).clear().write_parquet(path)
+    (run_dir / "memo.md").unlink()
+    (run_dir / "quarantine.csv").write_bytes(
+        "\ufefftable,file,row,column,value,check,severity,message\n".encode()
+    )
+    (run_dir / "manifest.json").write_text(
+        '{"city": "宜兴市", "quarter": "2025Q4"}', encoding="utf-8"
+    )
+    text = _text(pdf.render_report(run_dir))
+    assert "宜兴市" in text and text.count("本期无数据") >= 10
+
+
+def test_missing_cjk_font_fails_loudly(sparse, tmp_path):
+    with pytest.raises(FontMissingError, match="fonts-noto-cjk"):
+        pdf.render_report(sparse.parent, font_dir=tmp_path)
+    data = pdf.build_data(pdf.Run({}, {}, None, None, 0), {})  # typst alone, without the charts
+    with pytest.raises(FontMissingError, match="unknown font family"):
+        pdf.compile_pdf(data, [], pdf.Fonts.at(tmp_path))
+
+
+def test_memo_blocks():
+    blocks = pdf.memo_blocks(
+        "# 标题\n\n第一行\n第二行 **重点** 内容\n\n- 甲\n- 乙\n\n| a | b |\n|---|---|\n"
+        "| 1 | 2 |\n\n2. 第二条\n3、第三条\n2025.5 亿元\n"
+    )
+    assert [b["kind"] for b in blocks] == ["heading", "para", "list", "table", "list", "para"]
+    assert blocks[2]["start"] is None and blocks[4]["start"] == 2 and len(blocks[4]["items"]) == 2
+    assert blocks[1]["spans"] == [
+        {"text": "第一行第二行 ", "strong": False},
+        {"text": "重点", "strong": True},
+        {"text": " 内容", "strong": False},
+    ]
+    assert blocks[3]["header"] == ["a", "b"] and blocks[3]["rows"] == [["1", "2"]]
