@@ -11,7 +11,7 @@ import datetime as dt
 import polars as pl
 
 from data_contracts import identifiers
-from data_contracts.entity import NameIndex, split_applicants
+from data_contracts.entity import NameIndex, split_applicants_series
 from data_contracts.schema import KNOWN_HONORS, Table
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
@@ -131,14 +131,13 @@ def _reason(result: pl.DataFrame, names: pl.Series, set_aside: NameIndex | None)
 def patent_checks(frame: pl.DataFrame, index: NameIndex,
                   set_aside: NameIndex | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(patents with `_p_application_no`, `_p_unmatched`; owners: one row per patent and firm)."""
-    frame = frame.with_columns(
-        pl.col("application_no").map_elements(identifiers.normalize_application_no,
-                                              return_dtype=pl.Utf8).alias("application_no"))
+    normalized = identifiers.normalize_application_no_series(frame.get_column("application_no"))
+    frame = frame.with_columns(  # the normaliser turns null into "": keep missing as missing
+        pl.when(pl.col("application_no").is_null()).then(None).otherwise(normalized).alias("application_no"))
     frame = frame.with_columns(identifiers.application_no_problems(
         frame.get_column("application_no"), frame.get_column("patent_type")).alias("_p_application_no"))
-    names = (frame.select("_row", pl.col("applicants").map_elements(
-        split_applicants, return_dtype=pl.List(pl.Utf8)).alias("applicant")).explode("applicant")
-        .filter(pl.col("applicant").is_not_null()))
+    names = (frame.select("_row", split_applicants_series(frame.get_column("applicants")).alias("applicant"))
+             .explode("applicant").filter(pl.col("applicant").is_not_null()))
     matched = index.match(names.get_column("applicant"))
     names = names.with_columns(matched.get_column("uscc").alias("uscc"),
                                _reason(matched, names.get_column("applicant"), set_aside).alias("_why"))
