@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+import polars as pl
 import typer
 from rich.console import Console
 
@@ -129,6 +130,28 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
         err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
     out_console.print(f"核验通过。详见 {out / 'data_docs' / 'index.html'}")
+
+
+@app.command()
+def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含评分季度之后的资质荣誉)"),
+             as_of: str = typer.Option(..., "--as-of", help="回测季度: 只用该季度末以前的数据评分, 如 2024Q4"),
+             out: Path = typer.Option(Path("out/backtest"), "--out", help="输出文件夹"),
+             seed: int = typer.Option(7, "--seed", help="随机种子")):
+    """回测: 用某季度末以前的数据生成名单, 与之后四个季度实际新认定的企业对比 (前 k 名的召回率和精确率)。"""
+    from pipelines.run import backtest_at
+
+    if not drop.is_dir():
+        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
+    table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed))
+    for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
+        rr, rt = row["recall_rules"], row["recall_tidu"]
+        out_console.print(f"{row['tier']}: 前 50 名召回率 规则 {_pct(rr)} · tidu {_pct(rt)} (后续新认定 {row['positives']} 家)")
+    out_console.print(f"详见 {out / 'backtest.csv'}")
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{x:.0%}"
 
 
 @app.command()

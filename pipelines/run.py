@@ -114,6 +114,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
         scored = score(model, rows, panel, rules, opts.quarter)
     with timer.stage("explain"):
         candidates = explain_and_rank(model, scored, out)
+    backtest_table(model).write_parquet(out / "tables" / "backtest.parquet")
     with timer.stage("allocate"):
         allocation = allocate_budget(candidates, panel, opts)
     with timer.stage("report"):
@@ -289,6 +290,49 @@ def _shap_tables(scored, candidates, contrib, x, names, out: Path) -> None:
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,
                                   "shap": pl.Float64}).write_parquet(out / "tables" / "shap_top.parquet")
+
+
+def backtest_table(model) -> pl.DataFrame:
+    """Out-of-time lists at the last validation quarter: rule points alone against tidu."""
+    from scoring.backtest import lift_table, rule_score
+
+    valid = getattr(model, "validation_", None)
+    if valid is None or valid.height == 0:
+        return lift_table(pl.DataFrame(schema={"uscc": pl.Utf8, "tier": pl.Utf8, "label": pl.Int8,
+                                               "p": pl.Float64, "score_rules": pl.Float64}))
+    last = valid.get_column("quarter").max()
+    return lift_table(valid.filter(pl.col("quarter") == last).with_columns(rule_score().alias("score_rules")))
+
+
+def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7) -> pl.DataFrame:
+    """`tidu backtest`: the lists tidu would have produced at `as_of` against later recognitions."""
+    from scoring.backtest import lift_table
+    from scoring.model import HORIZON, make_labels
+
+    manifest = run_quarter(RunOptions(drop, as_of, out, seed=seed, render_pdf=False))
+    con = warehouse.connect(out / "warehouse.duckdb", read_only=True)
+    try:
+        tables = warehouse.read_tables(con)
+    finally:
+        con.close()
+    honors = tables["honors"]
+    last_seen = Quarter.of(honors.get_column("recognized_on").max()) if honors.height else as_of
+    candidates = pl.read_parquet(out / "tables" / "candidates.parquet")
+    firms = candidates.select("uscc", pl.lit(str(as_of)).alias("quarter"), "tier_key").unique()
+    panel_like = firms.select("uscc", "quarter").unique()
+    labels = make_labels(panel_like, honors, max(last_seen, as_of + HORIZON)).rename({"tier": "tier_key"})
+    frame = (candidates.join(labels, on=["uscc", "tier_key"], how="left")
+             .with_columns(pl.col("label").fill_null(0),
+                           (pl.col("eligible").cast(pl.Float64) + pl.col("points").fill_null(0) / 100.0)
+                           .alias("score_rules"), pl.col("probability").alias("p"))
+             .drop("tier").rename({"tier_key": "tier"}))
+    table = lift_table(frame)
+    table.write_parquet(out / "tables" / "backtest.parquet")
+    write_csv(table, out / "backtest.csv")
+    manifest.data["backtest"] = {"as_of": str(as_of), "outcomes_through": str(last_seen),
+                                 "window_complete": last_seen >= as_of + HORIZON}
+    manifest.finish(out, manifest.data.get("seconds", {}))
+    return table
 
 
 def allocate_budget(candidates: pl.DataFrame, panel: pl.DataFrame, opts: RunOptions):

@@ -111,7 +111,11 @@ class PromotionModel:
         raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_)
         self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
             raw_valid, valid.get_column("label").to_numpy())
-        self.metrics_ = _metrics(valid.with_columns(pl.Series("p", self.calibrator_.predict(raw_valid))))
+        valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(raw_valid)))
+        self.metrics_ = _metrics(valid)
+        # Out-of-time predictions of the validation model, kept for the backtest table.
+        self.validation_ = valid.select("uscc", "quarter", "tier", "label", "p",
+                                        *[c for c in ("rule_points", "rule_eligible") if c in valid.columns])
         # Refit on every complete quarter with the validated number of rounds.
         full = _subsample(labeled, self.params.get("seed", 7))
         x_all, _ = design_matrix(full, self.features)

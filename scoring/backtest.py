@@ -1,0 +1,41 @@
+"""Backtest: the lists tidu would have produced at a quarter against who was recognised later.
+
+For each tier and list length k: recall@k (share of the firms later recognised that the top k
+held) and precision@k (share of the top k later recognised), for the rule points alone and for
+tidu's calibrated probability, ranked the same way ties are broken everywhere (credit code).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from scoring.tiers import TIERS
+
+KS = (10, 25, 50, 100)
+
+
+def rule_score() -> pl.Expr:
+    """The rule-points baseline: eligible firms first, then by points."""
+    return pl.col("rule_eligible").fill_null(0) + pl.col("rule_points").fill_null(0) / 100.0
+
+
+def lift_table(frame: pl.DataFrame, ks: tuple[int, ...] = KS) -> pl.DataFrame:
+    """frame: uscc, tier, label (0/1), p (model), score_rules → one row per tier and k."""
+    rows = []
+    for tier, zh in TIERS.items():
+        part = frame.filter(pl.col("tier") == tier)
+        positives = int(part.get_column("label").sum() or 0)
+        for k in ks:
+            if part.height == 0:
+                continue
+            row = {"tier_key": tier, "tier": zh, "k": k, "firms": part.height, "positives": positives}
+            for name, col in (("rules", "score_rules"), ("tidu", "p")):
+                top = part.sort([col, "uscc"], descending=[True, False]).head(k)
+                hits = int(top.get_column("label").sum() or 0)
+                row[f"recall_{name}"] = hits / positives if positives else None
+                row[f"precision_{name}"] = hits / min(k, part.height)
+            rows.append(row)
+    schema = {"tier_key": pl.Utf8, "tier": pl.Utf8, "k": pl.Int64, "firms": pl.Int64, "positives": pl.Int64,
+              "recall_rules": pl.Float64, "precision_rules": pl.Float64, "recall_tidu": pl.Float64,
+              "precision_tidu": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)

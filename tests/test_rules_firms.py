@@ -1,0 +1,403 @@
+"""Hand-computed firms, tier by tier, with the arithmetic in the comments.
+
+Each firm goes through `evaluate` with the default rulebooks of its tier, so the rulebook is
+chosen by the quarter's end. Features not given are null (unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from scoring.rules import evaluate, example_panel, load_rulebooks
+
+DEFAULTS = load_rulebooks()
+Q4_2025 = dt.date(2025, 12, 31)
+Q2_2026 = dt.date(2026, 6, 30)
+
+DIRECT_63 = (
+    "近三年获得国家级、省级科技奖励(需人工核实)；"
+    "国家级技术创新示范企业、知识产权优势企业或示范企业(需人工核实)"
+)
+
+
+def run(tier: str, day: dt.date, **features) -> dict:
+    books = [b for b in DEFAULTS if b.tier == tier]
+    out = evaluate(example_panel([features], day), books)
+    assert out.height == 1
+    row = out.row(0, named=True)
+    row["results"] = {c["id"]: c for c in json.loads(row["criteria"])}
+    return row
+
+
+def result(row: dict, node_id: str) -> str:
+    return row["results"][node_id]["result"]
+
+
+def pts(row: dict, node_id: str) -> float:
+    return row["results"][node_id]["points"]
+
+
+# fmt: off
+# The feature lists below keep one feature per line with its arithmetic beside it.
+
+# --- 创新型中小企业 (63号 附件1) ------------------------------------------------------------
+
+INDUSTRIAL = {"industry_code": "C3963", "employees": 120, "revenue_py": 6000}
+NO_DIRECT = {"holds_high_tech_enterprise": False, "holds_rd_institution_provincial": False,
+             "equity_raised_3y": 0}
+
+
+def test_innovative_firm_a_passes_on_points():
+    firm = {
+        **INDUSTRIAL, **NO_DIRECT,
+        "ip_class_1": 1, "ip_class_2": 0,   # Ⅰ类 ≥ 1 → 10 (15 or 20 only after review)
+        "rd_intensity_py": 0.032,           # 3–5 % → 15             创新能力 25 ≥ 20
+        "main_revenue_growth_py": 0.12,     # 10–15 % → 15
+        "debt_ratio_py": 0.50,              # ≤ 55 % → 10            成长性 25 ≥ 15
+        "main_business_share_py": 0.72,     # ≥ 70 % → 20
+        #                                     field: manual, floor 5  专业化 25 ≥ 15
+    }
+    # total 10 + 15 + 15 + 10 + 5 + 20 = 75 ≥ 60 → eligible. The field (up to +5) and the IP
+    # upgrade (up to +10) cannot change that, so nothing is left for review.
+    row = run("innovative_sme", Q4_2025, **firm)
+    assert row["rulebook_id"] == "miit-2022-innovative_sme"
+    assert row["points"] == 75
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (True, True)
+    assert row["gaps"] == "" and row["needs_review"] == ""
+    assert [pts(row, d) for d in ("innovation", "growth", "specialisation")] == [25, 25, 25]
+    assert result(row, "product_field") == "unknown"
+    assert row["results"]["product_field"]["max_points"] == 10
+
+
+def test_innovative_firm_b_fails_the_score_and_a_sub_minimum():
+    firm = {
+        **INDUSTRIAL, **NO_DIRECT,
+        "ip_class_1": 0, "ip_class_2": 0,   # no IP → 0
+        "rd_intensity_py": 0.021,           # 2–3 % → 10             创新能力 10 < 20
+        "main_revenue_growth_py": 0.16,     # ≥ 15 % → 20
+        "debt_ratio_py": 0.80,              # > 75 % → 0             成长性 20
+        "main_business_share_py": 0.65,     # 60–70 % → 15, field 5  专业化 20
+    }
+    # total 50; at most 55 with the field at 10 → the score fails either way
+    row = run("innovative_sme", Q4_2025, **firm)
+    assert row["points"] == 50
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
+    # the score is one of two routes (any-of), so its two shortfalls are joined by "，"
+    assert row["gaps"] == "评分 50 分（最高可能 55 分） < 60 分，创新能力得分 10 分 < 20 分"
+    # the direct routes (awards, honors) could still qualify it: the clerk is told
+    assert row["needs_review"] == DIRECT_63
+
+
+def test_innovative_firm_c_hinges_on_the_product_field():
+    firm = {
+        **INDUSTRIAL, **NO_DIRECT,
+        "ip_class_1": 0, "ip_class_2": 1,   # Ⅱ类 → 5
+        "rd_intensity_py": 0.03,            # exactly 3 % → 15       创新能力 20 (= minimum)
+        "main_revenue_growth_py": 0.05,     # exactly 5 % → 10
+        "debt_ratio_py": 0.55,              # exactly 55 % → 10      成长性 20
+        "main_business_share_py": 0.55,     # exactly 55 % → 10, field 5  专业化 15 (= minimum)
+    }
+    # total 55 from the data; 60 if the product is in 《战略性新兴产业分类》
+    row = run("innovative_sme", Q4_2025, **firm)
+    assert row["points"] == 55
+    assert result(row, "score") == "unknown"
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert row["gaps"] == ""
+    assert row["needs_review"] == DIRECT_63 + "；主导产品所属领域(需人工核实)"
+
+
+def test_innovative_large_firm_is_not_an_sme():
+    # 1200 ≥ 1000 staff and 45000 ≥ 40000 万元 → not an industrial SME; 高企 direct route passes
+    row = run("innovative_sme", Q4_2025, industry_code="C3963", employees=1200,
+              revenue_py=45000, holds_high_tech_enterprise=True)
+    assert result(row, "sme_size") == "fail" and result(row, "direct") == "pass"
+    assert row["gaps"] == "从业人员 1200 人 ≥ 1000 人 或 上年营业收入 45000 万元 ≥ 40000 万元"
+
+
+def test_innovative_non_industrial_sme_status_is_reviewed():
+    row = run("innovative_sme", Q4_2025, industry_code="I6513", employees=50, revenue_py=900,
+              holds_high_tech_enterprise=True)
+    assert result(row, "sme_size") == "unknown"
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert row["needs_review"] == "非工业企业中小企业划型（工信部联企业〔2011〕300号）(需人工核实)"
+
+
+def test_2026_entry_tier_scores_the_same_firm_with_the_transitional_rulebook():
+    firm = {**INDUSTRIAL, **NO_DIRECT, "ip_class_1": 1, "ip_class_2": 0,
+            "rd_intensity_py": 0.032, "main_revenue_growth_py": 0.12, "debt_ratio_py": 0.5,
+            "main_business_share_py": 0.72}
+    old, new = run("innovative_sme", Q4_2025, **firm), run("innovative_sme", Q2_2026, **firm)
+    assert old["rulebook_id"] == "miit-2022-innovative_sme"
+    assert new["rulebook_id"] == "miit-2026-tech_innovative_sme"
+    assert new["rulebook_version"] == "2026.0-transitional"
+    assert (new["points"], new["eligible"]) == (old["points"], old["eligible"]) == (75, True)
+
+
+# --- 专精特新中小企业 -----------------------------------------------------------------------
+
+SPECIALISED_2022 = {
+    "holds_innovative_sme": True, "industry_code": "C3411", "employees": 200, "revenue_py": 8000,
+    "rd_expense_py": 350, "rd_expense_py2": 300,  # 350 ≥ 100 万元
+    "rd_intensity_py": 0.04375,                   # 350 / 8000 = 4.375 % ≥ 3 %
+    "main_business_share_py": 0.85,               # ≥ 80 % → 5
+    "main_revenue_growth_2y_avg": 0.095,          # 8–10 % → 8
+    "net_margin_py": 0.07,                        # 6–8 % → 6
+    "debt_ratio_py": 0.55,                        # 50–60 % → 3
+    "ip_class_1": 1, "ip_class_2": 0,             # Ⅰ类 → 6 (10 after review)
+    "rd_staff_share": 0.12,                       # 10–20 % → 3
+    "holds_rd_institution_provincial": False,     # 0 from the data (up to 10 after review)
+    "equity_raised_2y": 0,
+}
+
+
+def test_specialised_2022_data_conditions_hold_and_the_score_is_open():
+    # 专业化 5 + 8 (+ niche ≤ 5, field ≤ 5) = 13 | 精细化 6 + 3 (+ digital ≤ 5, quality ≤ 5) = 9
+    # 特色化 0 (≤ 15) | 创新能力 6 + R&D max(350万 → 6, 4.375 % → 4) + 3 + 0 = 15
+    # points 13 + 9 + 0 + 15 = 37; ceiling 23 + 19 + 15 + 29 = 86 → the score is unknown
+    row = run("specialised_sme", Q4_2025, **SPECIALISED_2022)
+    assert row["points"] == 37
+    assert row["results"]["score"]["max_points"] == 86
+    assert [result(row, c) for c in ("prerequisite", "rd", "revenue", "niche_years", "score")] == [
+        "pass", "pass", "pass", "unknown", "unknown"]
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert row["needs_review"].startswith(
+        "从事细分市场年限(需人工核实)；从事细分市场年限得分(需人工核实)")
+    assert row["gaps"] == ""
+
+
+def test_specialised_2022_rd_below_100_wan_and_3_percent():
+    # 85 < 100 万元 and 85 / 8000 = 1.0625 % < 3 % (shown with two decimals)
+    row = run("specialised_sme", Q4_2025,
+              **{**SPECIALISED_2022, "rd_expense_py": 85, "rd_intensity_py": 85 / 8000})
+    assert row["gaps"] == "上年研发费用 85 万元 < 100 万元；上年研发费用占营业收入比重 1.06% < 3%"
+    assert row["eligible_if_unknowns_hold"] is False
+
+
+def test_specialised_2022_needs_the_innovative_title():
+    row = run("specialised_sme", Q4_2025, **{**SPECIALISED_2022, "holds_innovative_sme": False})
+    assert row["gaps"] == "未持有有效期内的创新型中小企业称号"
+
+
+def test_specialised_2026_on_2026_rules():
+    firm = {
+        "holds_tech_innovative_sme": False, "holds_innovative_sme": True,  # old title still valid
+        "industry_code": "C3411", "employees": 200,
+        "revenue_py": 1500,                            # exactly 1500 万元
+        "equity_raised_2y": 0,
+        "main_business_share_py": 0.80,                # exactly 80 %
+        "debt_ratio_py": 0.80,                         # exactly 80 %
+        "rd_expense_py": 100, "rd_expense_py2": 100,   # 100 万元 in each year
+        "rd_intensity_py": 100 / 1500,                 # 6.7 %
+        "rd_intensity_py2": 0.03,                      # exactly 3 %
+        "ip_class_1": 0, "holds_rd_institution_provincial": False,
+    }
+    # every data line is met at its boundary except Ⅰ类 IP (0 < 1), whose waivers are an award
+    # (manual, not presumed) or a provincial R&D institution (no)
+    row = run("specialised_sme", Q2_2026, **firm)
+    assert row["rulebook_id"] == "miit-2026-specialised_sme"
+    assert [result(row, c) for c in ("prerequisite", "revenue", "main_business_share",
+                                      "debt_ratio", "rd", "ip")] == [
+        "pass", "pass", "pass", "pass", "pass", "unknown"]
+    assert row["gaps"] == "主导产品相关Ⅰ类知识产权 0 件 < 1 件 或 无省部级以上研发机构"
+    assert row["eligible_if_unknowns_hold"] is False
+
+
+# --- 专精特新"小巨人" -----------------------------------------------------------------------
+
+GIANT = {
+    "holds_specialised_sme": True, "industry_code": "C3411", "employees": 300,
+    "main_business_share_py": 0.75,        # ≥ 70 %
+    "main_revenue_growth_2y_avg": 0.06,    # ≥ 5 %
+    "debt_ratio_py": 0.65,                 # ≤ 70 %
+    "holds_rd_institution_provincial": True,
+    "ip_class_1": 2,                       # exactly 2 Ⅰ类
+}
+
+
+def test_little_giant_small_revenue_route():
+    firm = {
+        **GIANT,
+        "revenue_py": 4000,                            # < 5000万 → equity + R&D + staff route
+        "equity_raised_2y": 9000,                      # ≥ 8000 万元
+        "rd_expense_py": 1800, "rd_expense_py2": 1500,  # 3300 ≥ 3000 万元 in two years
+        "rd_staff_share": 0.55,                        # ≥ 50 %
+    }
+    row = run("little_giant", Q4_2025, **firm)
+    assert result(row, "rd_small") == "pass" and result(row, "xin") == "pass"
+    assert "rd_large" not in row["results"]  # the other size bands are not listed
+    # 专 (niche years), 精 (systems, certification), 特, 链, 品 stay manual
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert "从事细分市场年限（3 年以上）(需人工核实)" in row["needs_review"]
+
+
+def test_little_giant_large_revenue_needs_3_percent_in_both_years():
+    row = run("little_giant", Q4_2025, **GIANT, revenue_py=12000,
+              rd_intensity_py=0.035,     # ≥ 3 %
+              rd_intensity_py2=0.028)    # 2.8 % < 3 % in the earlier year
+    assert result(row, "rd_large") == "fail"
+    assert row["gaps"] == "前年研发费用占营业收入比重 2.8% < 3%"
+    # only the unconfirmed direct route (not presumed) could rescue it
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
+
+
+def test_little_giant_2026():
+    firm = {
+        "holds_specialised_sme": True, "industry_code": "C3411", "employees": 300,
+        "revenue_py": 11025, "revenue_py3": 10000,     # √(11025 / 10000) − 1 = 5 % exactly
+        "main_business_share_py": 0.9,                 # exactly 90 %
+        "debt_ratio_py": 0.76,                         # 76 % > 75 %
+        "rd_expense_py": 700, "rd_expense_py2": 500,   # 1200 万元 exactly
+        "rd_intensity_py": 700 / 11025, "rd_intensity_py2": 0.05,
+        "ip_class_1": 4,                               # exactly 4
+    }
+    row = run("little_giant", Q2_2026, **firm)
+    assert row["rulebook_id"] == "miit-2026-little_giant"
+    assert result(row, "revenue_cagr") == "pass" and result(row, "rd") == "pass"
+    assert row["gaps"] == "上年末资产负债率 76% > 75%"
+
+
+# --- 高新技术企业 ----------------------------------------------------------------------------
+
+
+def test_high_tech_mid_size_band_at_its_boundaries():
+    firm = {
+        "age_years": 1.0,                # registered exactly one year
+        "invention_granted_valid": 0, "utility_valid": 1, "design_valid": 0,  # one valid patent
+        "rd_staff_share": 0.10,          # exactly 10 %
+        "revenue_py": 20000,             # 2亿 (含) → the 4 % band
+        "rd_intensity_3y": 0.04,         # exactly 4 %
+    }
+    row = run("high_tech_enterprise", Q4_2025, **firm)
+    assert [result(row, c) for c in ("age", "ip_owned", "st_staff", "rd_by_size", "rd_mid")] == [
+        "pass", "pass", "pass", "pass", "pass"]
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert row["needs_review"] == (
+        "技术属于《国家重点支持的高新技术领域》(需人工核实)；境内研发费用占比 60% 以上(需人工核实)；"
+        "高新技术产品（服务）收入占比 60% 以上(需人工核实)；企业创新能力评价 70 分以上(需人工核实)")
+
+
+def test_high_tech_large_firm_and_thin_staff():
+    firm = {
+        "age_years": 6, "invention_granted_valid": 2, "utility_valid": 0, "design_valid": 0,
+        "rd_staff_share": 0.08,          # 8 % < 10 %
+        "revenue_py": 25000,             # > 2亿 → the 3 % band
+        "rd_intensity_3y": 0.029,        # 2.9 % < 3 %
+    }
+    row = run("high_tech_enterprise", Q4_2025, **firm)
+    assert row["gaps"] == (
+        "科技人员占比（按研发人员计） 8% < 10%；近三年研发费用占营业收入比重 2.9% < 3%")
+
+
+def test_high_tech_without_patents_goes_to_review_not_fail():
+    row = run("high_tech_enterprise", Q4_2025, age_years=3, invention_granted_valid=0,
+              utility_valid=0, design_valid=0, rd_staff_share=0.2, revenue_py=3000,
+              rd_intensity_3y=0.06)
+    assert result(row, "ip_owned") == "unknown"
+    assert row["gaps"] == "有效专利 0 件 < 1 件"
+    assert "软件著作权等其他知识产权(需人工核实)" in row["needs_review"]
+    assert row["eligible_if_unknowns_hold"] is False  # other IP is not presumed
+
+
+# --- 科技型中小企业 --------------------------------------------------------------------------
+
+TSME = {"employees": 80, "revenue_py": 5000, "total_assets": 4000,
+        "holds_high_tech_enterprise": False, "holds_rd_institution_provincial": False}
+
+
+def test_tech_sme_scores_64():
+    firm = {
+        **TSME,
+        "rd_staff_share": 0.27,                    # 25–30 % → 16
+        "rd_intensity_py": 0.045,                  # 4–5 % of sales → 30
+        "rd_expense_py": 225, "profit_py": 500,    # 225 / (5000 − 500) = 5 % of costs → 0
+        "ip_class_1": 0, "utility_valid": 3, "design_valid": 0,  # Ⅱ类 3 → 18
+    }
+    # 16 + max(30, 0) + 18 = 64 ≥ 60, and the staff score 16 is not 0
+    row = run("tech_sme", Q4_2025, **firm)
+    assert (row["points"], row["eligible"], row["gaps"]) == (64, True, "")
+
+
+def test_tech_sme_scores_36_and_fails_unless_a_direct_route():
+    firm = {
+        **TSME,
+        "rd_staff_share": 0.30,                    # ≥ 30 % → 20
+        "rd_intensity_py": 0.021,                  # 2–3 % of sales → 10
+        "rd_expense_py": 105, "profit_py": -200,   # 105 / 5200 = 2 % of costs → 0
+        "ip_class_1": 0, "utility_valid": 1, "design_valid": 0,  # Ⅱ类 1 → 6
+    }
+    # 20 + 10 + 6 = 36 < 60
+    row = run("tech_sme", Q4_2025, **firm)
+    assert (row["points"], row["eligible"]) == (36, False)
+    assert row["gaps"] == "评分 36 分 < 60 分"
+    # a valid 高企 is confirmed directly, whatever the score
+    row = run("tech_sme", Q4_2025, **{**firm, "holds_high_tech_enterprise": True})
+    assert (row["points"], row["eligible"], row["gaps"]) == (36, True, "")
+
+
+def test_tech_sme_size_gate():
+    row = run("tech_sme", Q4_2025, **{**TSME, "total_assets": 20001}, rd_staff_share=0.3,
+              rd_intensity_py=0.07, ip_class_1=1)
+    assert row["gaps"] == "资产总额 20001 万元 > 20000 万元"
+
+
+# --- 雏鹰 / 瞪羚 / 准独角兽 ------------------------------------------------------------------
+
+
+def test_eaglet_2024_revision():
+    row = run("eaglet", Q4_2025, age_years=2, revenue_py=600, rd_intensity_py=0.05,
+              patents_total=1)
+    assert row["rulebook_id"] == "wuxi-2024-eaglet"
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
+    assert row["needs_review"] == "基准信用评价 B- 以上(需人工核实)"
+    row = run("eaglet", Q4_2025, age_years=0.5, revenue_py=600, rd_intensity_py=0.05,
+              patents_total=1)
+    assert row["gaps"] == "成立年限 0.5 年 < 1 年"
+
+
+def test_eaglet_2020_rules_before_the_revision():
+    # 9 years old: too old for the young-firm route, but 120 ≥ 100 万元 of R&D
+    row = run("eaglet", dt.date(2023, 12, 31), age_years=9, revenue_py=800, rd_expense_py=120,
+              patents_total=1)
+    assert row["rulebook_id"] == "wuxi-2020-eaglet"
+    assert result(row, "route") == "pass"
+
+
+def test_gazelle_mid_band_at_15_percent():
+    row = run("gazelle", Q4_2025, invention_granted_valid=1, utility_valid=0, design_valid=0,
+              age_years=6,
+              revenue_py=8000,               # 5000万–1亿 band
+              main_revenue_growth_py=0.15,   # exactly 15 %
+              net_profit_growth_py=0.02)
+    assert result(row, "growth_mid") == "pass" and result(row, "route") == "pass"
+    assert row["eligible_if_unknowns_hold"] is True
+
+
+def test_gazelle_too_large_and_too_little_rd():
+    row = run("gazelle", Q4_2025, invention_granted_valid=1, utility_valid=0, design_valid=0,
+              age_years=6,
+              revenue_py=60000,              # > 5亿
+              main_revenue_growth_py=0.12, net_profit_growth_py=0.0,
+              rd_expense_py=200, rd_expense_py2=150, rd_expense_py3=100)  # average 150 万元
+    assert row["gaps"] == (
+        "上年营业收入 60000 万元 > 50000 万元 或 近三年研发费用平均值 150 万元 < 200 万元")
+    assert row["eligible_if_unknowns_hold"] is False
+
+
+@pytest.mark.parametrize(
+    ("age", "usd", "eligible", "gaps"),
+    [
+        (5.0, 0.5, True, ""),   # ≤ 5 years at exactly 0.5亿美元
+        (5.0, 0.49, False, "最近一轮投后估值 0.49 亿美元 < 0.5 亿美元"),
+        (7.0, 10.0, True, ""),  # 5–9 years, 1–10亿美元 inclusive
+        (6.0, 12.0, False, "最近一轮投后估值 12 亿美元 > 10 亿美元"),
+        (9.5, 2.0, False, "成立年限 9.5 年 > 9 年"),
+    ],
+)
+def test_quasi_unicorn_jiangsu_2024(age, usd, eligible, gaps):
+    row = run("quasi_unicorn", Q4_2025, age_years=age, post_money_last_usd_yi=usd)
+    assert row["rulebook_id"] == "jiangsu-2024-quasi_unicorn"
+    assert (row["eligible"], row["gaps"]) == (eligible, gaps)
+# fmt: on
