@@ -200,9 +200,6 @@ def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
     return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left")
 
 
-RULE_FEATURES = ["rule_eligible", "rule_eligible_if_unknowns_hold", "rule_points"]
-
-
 def train_or_load(panel, rules, honors, opts: RunOptions):
     from features.catalog import load_catalog, model_features
     from scoring.model import PromotionModel, make_labels, score_metrics
@@ -214,11 +211,11 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
         model = PromotionModel.load(opts.model)
     else:
         catalog = load_catalog()
-        features = model_features() + RULE_FEATURES
+        features = model_features()
         monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
         model = PromotionModel(features, monotone, {**_params(), "seed": opts.seed}).fit(rows, opts.quarter)
         model.save(opts.out / "model")
-    baseline = _rule_baseline(rows, model, score_metrics)
+    baseline = _rule_baseline(model, score_metrics)
     return model, rows, baseline
 
 
@@ -228,18 +225,18 @@ def _params() -> dict:
     return dict(DEFAULT_PARAMS)
 
 
-def _rule_baseline(rows: pl.DataFrame, model, score_metrics) -> dict:
-    """The rule points alone as a score, on the model's validation window."""
-    window = model.window_.get("validation_quarters") or []
-    if not window:
+def _rule_baseline(model, score_metrics) -> dict:
+    """The rule points alone as a score, on the model's own out-of-time validation rows."""
+    from scoring.backtest import rule_score
+
+    valid = getattr(model, "validation_", None)
+    if valid is None or valid.height == 0:
         return {}
-    valid = rows.filter(pl.col("quarter").is_between(window[0], window[1]) & pl.col("label").is_not_null())
-    score = (valid.get_column("rule_points").fill_null(0).to_numpy() / 100.0
-             + valid.get_column("rule_eligible").fill_null(0).to_numpy())
-    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), score)}
+    valid = valid.with_columns(rule_score().alias("s"))
+    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), valid.get_column("s").to_numpy(), False)}
     for tier in TIERS:
-        mask = (valid.get_column("tier") == tier).to_numpy()
-        out[tier] = score_metrics(valid.get_column("label").to_numpy()[mask], score[mask])
+        part = valid.filter(pl.col("tier") == tier)
+        out[tier] = score_metrics(part.get_column("label").to_numpy(), part.get_column("s").to_numpy(), False)
     return out
 
 
@@ -254,9 +251,7 @@ def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, q
 def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:
     from scoring.explain import contributions, global_importance, reasons
     from scoring.ranking import rank_candidates
-    from scoring.model import design_matrix
-
-    x, names = design_matrix(scored, model.features)
+    x, names = model.design(scored)
     contrib = contributions(model.booster_, x)
     scored = scored.with_columns(pl.Series("reasons", reasons(contrib, x, names)))
     candidates = rank_candidates(scored)
@@ -266,7 +261,7 @@ def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:
 
 
 def _shap_tables(scored, candidates, contrib, x, names, out: Path) -> None:
-    from features.catalog import format_value, label
+    from scoring.explain import label, value_text
 
     n = scored.height
     rng = np.random.default_rng(0)
@@ -285,7 +280,7 @@ def _shap_tables(scored, candidates, contrib, x, names, out: Path) -> None:
             if nm.startswith("tier_") and nm != f"tier_{tier_key}":
                 continue
             records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[i, -1]),
-                            "feature": nm, "label": label(nm), "value_text": format_value(nm, x[i, j]),
+                            "feature": nm, "label": label(nm), "value_text": value_text(nm, x[i, j]),
                             "shap": float(contrib[i, j])})
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,

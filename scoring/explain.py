@@ -9,9 +9,31 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from features.catalog import format_value, label
+from features.catalog import format_value
+from features.catalog import label as catalog_label
 
 N_REASONS = 3
+
+
+def label(name: str) -> str:
+    """Chinese label of a model column; one-hot columns read `所属板块: 环科园`."""
+    if name.startswith("tier_"):
+        return f"层级: {name[5:]}"
+    if "=" in name:
+        base, value = name.split("=", 1)
+        return f"{catalog_label(base)}: {value}"
+    if name.startswith("rule_"):
+        return {"rule_eligible": "符合认定条件", "rule_eligible_if_unknowns_hold": "核实后可符合",
+                "rule_points": "规则评分"}.get(name, name)
+    return catalog_label(name)
+
+
+def value_text(name: str, value: float) -> str:
+    if "=" in name or name in ("rule_eligible", "rule_eligible_if_unknowns_hold") or name.startswith("tier_"):
+        return "是" if value == 1 else "否"
+    if name == "rule_points":
+        return "—" if np.isnan(value) else f"{value:.0f} 分"
+    return format_value(name, value)
 
 
 def contributions(booster, x: np.ndarray) -> np.ndarray:
@@ -35,7 +57,7 @@ def reasons(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REA
             if magnitude[i, j] <= 0:
                 continue
             arrow = "↑" if contrib[i, j] > 0 else "↓"
-            parts.append(f"{label(names[j])} {format_value(names[j], x[i, j])} {arrow}")
+            parts.append(f"{label(names[j])} {value_text(names[j], x[i, j])} {arrow}")
         out.append("；".join(parts))
     return out
 

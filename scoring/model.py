@@ -69,13 +69,42 @@ def _quarter_index() -> pl.Expr:
     return pl.col("quarter").str.slice(0, 4).cast(pl.Int64) * 4 + pl.col("quarter").str.slice(5, 1).cast(pl.Int64) - 1
 
 
-def design_matrix(rows: pl.DataFrame, features: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Numeric matrix: model features as floats (booleans 0/1, null NaN) plus tier one-hots."""
-    cols = [pl.col(f).cast(pl.Float64) if f in rows.columns else pl.lit(None, pl.Float64).alias(f)
-            for f in features]
+MAX_CATEGORIES = 30
+
+
+def learn_categories(rows: pl.DataFrame, features: list[str]) -> dict[str, list[str]]:
+    """For each text feature, its most frequent values (ties by name): the one-hot columns."""
+    out = {}
+    for f in features:
+        if f in rows.columns and rows.schema[f] == pl.Utf8:
+            counts = rows.get_column(f).drop_nulls().value_counts(sort=False, name="n")
+            top = counts.sort(["n", f], descending=[True, False]).head(MAX_CATEGORIES)
+            out[f] = sorted(top.get_column(f).to_list())
+    return out
+
+
+def feature_names(features: list[str], categories: dict[str, list[str]]) -> list[str]:
+    names = []
+    for f in features:
+        names += [f"{f}={v}" for v in categories[f]] if f in categories else [f]
+    return names + [f"tier_{t}" for t in TIERS]
+
+
+def design_matrix(rows: pl.DataFrame, features: list[str],
+                  categories: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Numeric matrix: numbers as floats (booleans 0/1, null NaN), text one-hot, tier one-hots."""
+    categories = categories or {}
+    cols = []
+    for f in features:
+        if f in categories:
+            cols += [(pl.col(f) == v).fill_null(False).cast(pl.Float64).alias(f"{f}={v}") for v in categories[f]]
+        elif f in rows.columns and rows.schema[f] != pl.Utf8:
+            cols.append(pl.col(f).cast(pl.Float64))
+        else:
+            cols.append(pl.lit(None, pl.Float64).alias(f))
     cols += [(pl.col("tier") == t).cast(pl.Float64).alias(f"tier_{t}") for t in TIERS]
-    names = features + [f"tier_{t}" for t in TIERS]
-    return rows.select(cols).to_numpy().astype(np.float64, copy=False), names
+    x = rows.select(cols).to_numpy().astype(np.float64, copy=False)
+    return x, feature_names(features, categories)
 
 
 @dataclass
@@ -90,27 +119,32 @@ class PromotionModel:
         if labeled.height == 0:
             raise ValueError("没有完整的观察窗口可供训练 (数据至少需要 5 个季度)")
         last_labeled = int(labeled.get_column("_qi").max())
-        valid_q = [last_labeled - 1, last_labeled]
-        train = labeled.filter(pl.col("_qi") <= valid_q[0] - HORIZON)
-        valid = labeled.filter(pl.col("_qi").is_in(valid_q))
+        # Three disjoint windows: train ≤ v−4, early stopping and calibration on v = last−1,
+        # metrics on the last complete quarter (so calibration error is measured out of sample).
+        tune_q, test_q = last_labeled - 1, last_labeled
+        train = labeled.filter(pl.col("_qi") <= tune_q - HORIZON)
+        tune = labeled.filter(pl.col("_qi") == tune_q)
+        valid = labeled.filter(pl.col("_qi") == test_q)
         if train.height == 0 or train.get_column("label").sum() == 0:
             raise ValueError("训练窗口中没有新认定的企业, 无法训练模型")
         train = _subsample(train, self.params.get("seed", 7))
+        self.categories_ = learn_categories(train, self.features)
         names = self._names()
         constraints = [self.monotone.get(n, 0) for n in names]
         params = {**self.params, "monotone_constraints": constraints,
                   "monotone_constraints_method": "advanced"}
-        x_tr, _ = design_matrix(train, self.features)
-        x_va, _ = design_matrix(valid, self.features)
+        x_tr, _ = self.design(train)
+        x_tu, _ = self.design(tune)
+        x_va, _ = self.design(valid)
         d_tr = lgb.Dataset(x_tr, train.get_column("label").to_numpy(), feature_name=names,
                            weight=train.get_column("_w").to_numpy(), free_raw_data=False)
-        d_va = lgb.Dataset(x_va, valid.get_column("label").to_numpy(), reference=d_tr)
-        booster = lgb.train(params, d_tr, MAX_ROUNDS, valid_sets=[d_va],
+        d_tu = lgb.Dataset(x_tu, tune.get_column("label").to_numpy(), reference=d_tr)
+        booster = lgb.train(params, d_tr, MAX_ROUNDS, valid_sets=[d_tu],
                             callbacks=[lgb.early_stopping(30, verbose=False)])
         self.best_iteration_ = booster.best_iteration or MAX_ROUNDS
-        raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_)
         self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-            raw_valid, valid.get_column("label").to_numpy())
+            booster.predict(x_tu, num_iteration=self.best_iteration_), tune.get_column("label").to_numpy())
+        raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_)
         valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(raw_valid)))
         self.metrics_ = _metrics(valid)
         # Out-of-time predictions of the validation model, kept for the backtest table.
@@ -118,14 +152,15 @@ class PromotionModel:
                                         *[c for c in ("rule_points", "rule_eligible") if c in valid.columns])
         # Refit on every complete quarter with the validated number of rounds.
         full = _subsample(labeled, self.params.get("seed", 7))
-        x_all, _ = design_matrix(full, self.features)
+        x_all, _ = self.design(full)
         self.booster_ = lgb.train(params, lgb.Dataset(x_all, full.get_column("label").to_numpy(),
                                                       feature_name=names, weight=full.get_column("_w").to_numpy()),
                                   self.best_iteration_)
         self.window_ = {
-            "train_quarters": _quarter_span(train), "validation_quarters": _quarter_span(valid),
+            "train_quarters": _quarter_span(train), "tuning_quarters": _quarter_span(tune),
+            "validation_quarters": _quarter_span(valid),
             "refit_quarters": _quarter_span(labeled), "rows_train": train.height,
-            "rows_validation": valid.height, "rows_refit": full.height,
+            "rows_tuning": tune.height, "rows_validation": valid.height, "rows_refit": full.height,
             "positives_by_tier": {t: int(n) for t, n in labeled.group_by("tier").agg(
                 pl.col("label").sum()).sort("tier").iter_rows()},
             "best_iteration": int(self.best_iteration_),
@@ -134,19 +169,21 @@ class PromotionModel:
         return self
 
     def _names(self) -> list[str]:
-        return self.features + [f"tier_{t}" for t in TIERS]
+        return feature_names(self.features, self.categories_)
+
+    def design(self, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """The model's matrix for these rows and the column names (one-hots expanded)."""
+        return design_matrix(rows, self.features, self.categories_)
 
     def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
-        x, _ = design_matrix(rows, self.features)
+        x, _ = self.design(rows)
         return self.calibrator_.predict(self.booster_.predict(x))
-
-    def matrix(self, rows: pl.DataFrame) -> np.ndarray:
-        return design_matrix(rows, self.features)[0]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(folder / "booster.txt"))
         meta = {"features": self.features, "monotone": self.monotone, "params": self.params,
+                "categories": self.categories_,
                 "window": self.window_, "metrics": self.metrics_, "data_hash": self.data_hash_,
                 "calibrator": {"x": self.calibrator_.X_thresholds_.tolist(),
                                "y": self.calibrator_.y_thresholds_.tolist()}}
@@ -157,6 +194,7 @@ class PromotionModel:
         meta = json.loads((folder / "model.json").read_text())
         model = cls(meta["features"], meta["monotone"], meta["params"])
         model.booster_ = lgb.Booster(model_file=str(folder / "booster.txt"))
+        model.categories_ = meta.get("categories", {})
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         cal = meta["calibrator"]
         model.calibrator_ = iso.fit(np.array(cal["x"]), np.array(cal["y"]))
@@ -199,8 +237,9 @@ def _metrics(valid: pl.DataFrame) -> dict:
     return out
 
 
-def score_metrics(y: np.ndarray, p: np.ndarray) -> dict:
-    """AUC, PR-AUC, recall in the top 10 %, Brier, expected calibration error; None when too few positives."""
+def score_metrics(y: np.ndarray, p: np.ndarray, probabilistic: bool = True) -> dict:
+    """AUC, PR-AUC, recall in the top 10 %, and for probabilities Brier and expected calibration
+    error; only a note when there are too few positives to say anything."""
     positives = int(y.sum())
     result = {"rows": int(len(y)), "positives": positives}
     if positives < MIN_POSITIVES or positives == len(y):
@@ -208,8 +247,9 @@ def score_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     order = np.argsort(-p, kind="stable")
     top = order[: max(1, int(round(0.1 * len(y))))]
     result.update(auc=float(roc_auc_score(y, p)), pr_auc=float(average_precision_score(y, p)),
-                  recall_top10=float(y[top].sum() / positives), brier=float(brier_score_loss(y, p)),
-                  ece=_ece(y, p))
+                  recall_top10=float(y[top].sum() / positives))
+    if probabilistic:
+        result.update(brier=float(brier_score_loss(y, p)), ece=_ece(y, p))
     return result
 
 

@@ -1,0 +1,301 @@
+"""The funding recommendation memo: Chinese prose drafted by templates from the allocation's numbers.
+
+No external service writes anything here: every sentence is a template filled from the
+``AllocationResult`` tables (allocation, baseline, sensitivity, KPIs) and the policy, so the memo
+says nothing the saved tables do not. The text is Markdown-ish (``#``/``##`` headings, ``-`` lists,
+plain paragraphs) so the typst report and a ``.md`` file can both use it. Sections: 推荐意见,
+理由, 风险提示, 预算变化的影响.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:  # reports/ reads results; it does not import scoring at run time
+    from scoring.allocation import AllocationResult
+    from scoring.policy import Policy
+
+_LIST_MAX = 5
+_METHOD = (
+    "1. 测算口径。每一项的期望价值 = 四个季度内新获认定概率 × 层级权重 × 产业链优先系数 × 工具效应 × 金额。"
+    "层级权重、产业链优先系数（基础支撑层、技术产品层、应用示范层及与链主同链）和各工具每万元效应均写在"
+    "政策文件中；价值单位：向一家必获认定、层级权重和产业链系数均为 1 的企业发放 1 万元认定奖励，记为 1。"
+    "优化模型在预算、单户上限、板块保底与上限、一户一项工具的约束下使期望价值之和最大；期望价值相同时，"
+    "认定概率高者优先，再按统一社会信用代码升序。"
+)
+_MODEL_RISK = (
+    "认定概率为模型估计值，工具效应系数为政策设定的假设值，并非实测的政策因果效应；认定概率高的企业即使"
+    "不获资助也可能获得认定，本方案因此偏向“支持大概率企业”，审议时可结合企业实际需求调整。"
+)
+
+
+def draft_memo(result: AllocationResult, policy: Policy, quarter: str, city: str) -> str:
+    """The memo for one quarter's allocation, as Markdown-ish Chinese text."""
+    parts = [
+        f"# {city}{quarter}梯度培育资金分配建议（草稿）",
+        _preamble(result, policy),
+        "## 推荐意见",
+        _recommendation(result, policy),
+        "## 理由",
+        _reasoning(result, policy),
+        "## 风险提示",
+        _risks(result, policy),
+        "## 预算变化的影响",
+        _budget_effects(result, policy),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _preamble(result: AllocationResult, policy: Policy) -> str:
+    return (
+        f"本稿依据政策文件 {policy.policy_id}（版本 {policy.version}，{policy.effective_from} 起执行）"
+        f"和本季度候选名单评分结果，由 tidu 按模板自动起草；预算期间为{policy.budget.period_label}"
+        f"（{policy.budget.period_start} 至 {policy.budget.period_end}）。文中数字均取自分配结果表，"
+        "逐行计算过程见 allocation.csv 的 rationale（理由）列，供审议时核对和修改。"
+    )
+
+
+# --------------------------------------------------------------------------- 推荐意见
+
+
+def _recommendation(result: AllocationResult, policy: Policy) -> str:
+    budget = _n(result.budget_wan)
+    if result.status == "infeasible":
+        lines = "\n".join(f"- {s}" for s in result.infeasibility)
+        return (
+            f"按现行政策，本期预算 {budget} 万元下无法形成满足全部约束的分配方案，原因如下：\n\n{lines}\n\n"
+            "建议调整板块保底额度或追加预算后重新测算；在此之前不宜按本稿下达资金。"
+        )
+    if result.status == "empty" or not result.allocation.height:
+        why = (
+            "本期预算为 0 万元"
+            if result.budget_wan <= 0
+            else "本期没有符合政策条件的候选企业（或可用工具均不适用）"
+        )
+        return f"本期预算 {budget} 万元。{why}，不提出资金分配建议。"
+    a = result.allocation
+    used, firms = result.budget_used_wan, a["uscc"].n_unique()
+    share = used / result.budget_wan if result.budget_wan else 0.0
+    top = a.row(0, named=True)
+    mix = "；".join(
+        f"{r['instrument']} {r['lines']} 项 {_n(r['amount_wan'])} 万元"
+        for r in a.group_by("instrument")
+        .agg(pl.len().alias("lines"), pl.col("amount_wan").sum())
+        .sort(["amount_wan", "instrument"], descending=[True, False])
+        .iter_rows(named=True)
+    )
+    left = result.budget_wan - used
+    unspent = (
+        f"其余 {_n(left)} 万元未安排：符合条件企业的可用额度已用满，或余额不足以再安排一项。"
+        if left >= 1
+        else ""
+    )
+    return (
+        f"本期可分配预算 {budget} 万元。建议资助 {firms} 家企业、共 {a.height} 项，占用预算 {_n(used)} 万元"
+        f"（{share:.1%}），合计期望价值 {_n(result.expected_value)}。按工具分：{mix}。{unspent}\n\n"
+        f"期望价值最高的一项是{top['name']}（{top['tier']}，{top['instrument']} {_n(top['amount_wan'])} 万元，"
+        f"期望价值 {_n(top['expected_value'])}）。建议按附表逐户审核后下达。"
+    )
+
+
+# --------------------------------------------------------------------------- 理由
+
+
+def _reasoning(result: AllocationResult, policy: Policy) -> str:
+    paras = [_METHOD]
+    comparison = _baseline_sentence(result)
+    if comparison:
+        paras.append(f"2. 与固定奖励普惠方案比较。{comparison}")
+    if result.allocation.height:
+        rows = result.allocation.head(_LIST_MAX).iter_rows(named=True)
+        listing = "；".join(
+            f"{r['name']}（{r['tier']}，{r['instrument']} {_n(r['amount_wan'])} 万元，期望价值 {_n(r['expected_value'])}）"
+            for r in rows
+        )
+        paras.append(f"3. 重点企业。期望价值居前的项目为：{listing}。")
+    return "\n\n".join(paras)
+
+
+def _baseline_sentence(result: AllocationResult) -> str:
+    b = result.baseline
+    if b is None or b.height < 2:
+        return ""
+    ours, fixed = b.row(0, named=True), b.row(1, named=True)
+    text = (
+        f"若按现行奖励标准对全部 {fixed['firms_funded']} 家合格企业发放认定奖励"
+        f"（总额超出预算时按比例缩减），使用预算 {_n(fixed['budget_used_wan'])} 万元，期望价值 {_n(fixed['expected_value'])}；"
+        f"本方案资助 {ours['firms_funded']} 家、使用预算 {_n(ours['budget_used_wan'])} 万元，期望价值 {_n(ours['expected_value'])}"
+    )
+    if fixed["expected_value"] > 0:
+        diff = ours["expected_value"] / fixed["expected_value"] - 1
+        word = "高" if diff >= 0 else "低"
+        text += (
+            f"，{word} {abs(diff):.1%}。差距来自把资金集中于认定概率高、层级权重大的企业，以及政策文件"
+            "为各工具设定的效应系数；后者是假设值，差距不应读作实测的政策效果。"
+        )
+    else:
+        text += "。"
+    if ours["expected_value"] < fixed["expected_value"]:
+        text += (
+            "普惠方案的期望价值更高，通常是因为板块上限或单户上限限制了集中资助，建议复核这些约束。"
+        )
+    return text
+
+
+# --------------------------------------------------------------------------- 风险提示
+
+
+def _risks(result: AllocationResult, policy: Policy) -> str:
+    items = [_MODEL_RISK]
+    items += _reward_risk(result, policy)
+    items += _instrument_risks(result, policy)
+    review = result.allocation.filter(pl.col("rationale").str.contains("待人工核实")).height
+    if review:
+        items.append(
+            f"有 {review} 项所涉企业的部分认定条件数据无法判定（需人工核实），下达前应先完成核实。"
+        )
+    items += _kpi_risks(result)
+    gap = result.mip_gap
+    if gap is not None and gap > 1e-6:
+        items.append(f"求解器在相对差距 {gap:.4%} 以内停止，结果与理论最优的差距不超过该比例。")
+    items += [n for n in result.notes if "时间上限" in n]
+    return "\n".join(f"- {t}" for t in items)
+
+
+def _reward_risk(result: AllocationResult, policy: Policy) -> list[str]:
+    a = result.allocation.filter(
+        pl.col("instrument") == policy.instrument_name("recognition_reward")
+    )
+    if not a.height:
+        return []
+    face = float(a["amount_wan"].sum())
+    inst = policy.instruments.recognition_reward
+    expected, sd = _n(result.expected_payout_wan), _n(result.payout_sd_wan)
+    if inst is not None and inst.reserve == "expected_cost":
+        text = (
+            f"认定奖励按期望成本预留 {expected} 万元（奖励面额合计 {_n(face)} 万元），兑付额的标准差约 "
+            f"{sd} 万元；若获认定企业多于预期，兑付将超出预留，需另行安排资金。"
+        )
+    else:
+        text = (
+            f"认定奖励 {a.height} 项按全额预留 {_n(face)} 万元，只在企业获得认定后兑付；按认定概率估计实际"
+            f"兑付约 {expected} 万元（标准差约 {sd} 万元），未兑付部分在期末释放。"
+        )
+    return [text]
+
+
+def _instrument_risks(result: AllocationResult, policy: Policy) -> list[str]:
+    a, out = result.allocation, []
+    ite = policy.instruments.invest_then_equity
+    if ite is not None:
+        amount = float(a.filter(pl.col("instrument") == ite.name_zh)["amount_wan"].sum())
+        if amount:
+            out.append(
+                f"先投后股 {_n(amount)} 万元须在企业下一轮定价融资时转股；企业若未能融资则无法转股，"
+                "协议中应约定到期未转股的处置方式。"
+            )
+    pool = policy.instruments.risk_compensation_pool
+    if pool is not None:
+        amount = float(a.filter(pl.col("instrument") == pool.name_zh)["amount_wan"].sum())
+        if amount:
+            out.append(
+                f"科技贷款风险补偿资金 {_n(amount)} 万元按 {_n(pool.leverage)} 倍杠杆对应合作银行贷款约 "
+                f"{_n(amount * pool.leverage)} 万元，单笔补偿不超过不良贷款余额的 "
+                f"{_n(pool.compensation_share_of_npl * 100)}%；实际撬动规模取决于银行放款意愿。"
+            )
+    return out
+
+
+def _kpi_risks(result: AllocationResult) -> list[str]:
+    k = result.kpis
+    if k is None or not k.height:
+        return []
+    out = []
+    at_risk = k.filter(pl.col("status") == "存在风险")
+    if at_risk.height:
+        listing = "；".join(
+            f"{r['target']}目标 {_value(r['target_value'], r['unit'])}，现为 {_value(r['current_value'], r['unit'])}，"
+            f"预计 {_value(r['projected_value'], r['unit'])}"
+            for r in at_risk.iter_rows(named=True)
+        )
+        out.append(f"行动计划目标存在风险：{listing}。")
+    done = k.filter(pl.col("status") != "存在风险")
+    if done.height:
+        listing = "、".join(f"{r['target']}（{r['status']}）" for r in done.iter_rows(named=True))
+        out.append(f"已达标或进度正常的目标：{listing}。")
+    return out
+
+
+# --------------------------------------------------------------------------- 预算变化的影响
+
+
+def _budget_effects(result: AllocationResult, policy: Policy) -> str:
+    s = result.sensitivity
+    if s is None or not s.height or result.budget_wan <= 0:
+        return "本期预算为 0 万元，未做预算敏感性测算。"
+    steps = []
+    for r in s.iter_rows(named=True):
+        label = f"预算为现额的 {r['budget_share']:.0%}（{_n(r['budget_wan'])} 万元）"
+        if r["expected_value"] is None:
+            steps.append(f"{label}时无可行方案")
+        else:
+            steps.append(
+                f"{label}时期望价值 {_n(r['expected_value'])}、资助 {r['firms_funded']} 家"
+            )
+    paras = ["预算敏感性：" + "；".join(steps) + "。"]
+    paras.append(_marginal_sentence(result))
+    paras.append(_swing_sentence(result, policy))
+    return "\n\n".join(p for p in paras if p)
+
+
+def _marginal_sentence(result: AllocationResult) -> str:
+    m = result.marginal_value_per_wan
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "当前预算处的边际价值无法测算（方案不可行或预算过小）。"
+    text = f"在现有预算处，最后一万元带来的期望价值约为 {_n(m, 3)}"
+    if result.budget_wan - result.budget_used_wan >= 1 and m < 1e-9:
+        return text + "；预算尚未用满，追加预算不会增加期望价值。"
+    if result.budget_used_wan > 0:
+        average = result.expected_value / result.budget_used_wan
+        text += f"，而全部资金的平均值为每万元 {_n(average, 3)}"
+        if m < 0.5 * average:
+            text += "；边际价值已明显低于平均水平，追加预算的收益递减"
+        elif m >= 0.9 * average:
+            text += "；边际价值接近平均水平，追加预算仍有较好回报"
+    return text + "。"
+
+
+def _swing_sentence(result: AllocationResult, policy: Policy) -> str:
+    if result.status != "optimal":
+        return ""
+    share = f"{policy.sensitivity.swing_share:.0%}"
+    up = _names(result.entering)
+    down = _names(result.leaving)
+    a = f"预算增加 {share} 时将新增资助 {result.entering.height} 家" + (f"：{up}" if up else "")
+    b = f"预算减少 {share} 时将有 {result.leaving.height} 家不再获得资助" + (
+        f"：{down}" if down else ""
+    )
+    return f"{a}；{b}。"
+
+
+def _names(frame: pl.DataFrame | None) -> str:
+    if frame is None or not frame.height:
+        return ""
+    names = frame["name"].to_list()
+    head = "、".join(str(x) for x in names[:_LIST_MAX])
+    return head + (f"等 {len(names)} 家" if len(names) > _LIST_MAX else "")
+
+
+def _value(x: float | None, unit: str) -> str:
+    return "无数据" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{_n(x)}{unit}"
+
+
+def _n(x: float | None, digits: int = 2) -> str:
+    """A number for Chinese text: up to `digits` decimals, no trailing zeros."""
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return "—"
+    text = f"{x:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,0 +1,103 @@
+"""The memo: Chinese prose from the allocation's numbers, for an optimal, an infeasible and an empty run."""
+
+from __future__ import annotations
+
+import copy
+
+import polars as pl
+import yaml
+
+from reports.memo import draft_memo
+from scoring.allocation import allocate
+from scoring.policy import DEFAULT_POLICY, load_policy, parse_policy
+from scoring.tiers import TIERS
+
+HEADINGS = ["## 推荐意见", "## 理由", "## 风险提示", "## 预算变化的影响"]
+
+
+def _city() -> tuple[pl.DataFrame, pl.DataFrame]:
+    firms = pl.DataFrame(
+        {
+            "uscc": ["91320282MA0000001A", "91320282MA0000002B", "91320282MA0000003C"],
+            "name": ["宜兴智芯科技有限公司", "宜兴视觉算法有限公司", "丁蜀陶瓷智造有限公司"],
+            "district": ["宜城街道", "环科园", "丁蜀镇"],
+            "chain_layer": ["基础支撑层", "技术产品层", None],
+            "chain_leader_tie": [True, False, False],
+            "rd_expense_py": [900.0, 300.0, 50.0],
+            "revenue_ttm": [30000.0, 8000.0, 3000.0],
+            "age_years": [6.0, 3.0, 12.0],
+            "employees": [200, 60, 150],
+            "holds_high_tech_enterprise": [True, True, False],
+            "holds_specialised_sme": [True, False, False],
+            "quarter": ["2025Q4"] * 3,
+        }
+    )
+    rows = [
+        ("91320282MA0000001A", "little_giant", 0.62),
+        ("91320282MA0000002B", "specialised_sme", 0.45),
+        ("91320282MA0000002B", "gazelle", 0.30),
+        ("91320282MA0000003C", "innovative_sme", 0.55),
+    ]
+    names = dict(zip(firms["uscc"], firms["name"]))
+    districts = dict(zip(firms["uscc"], firms["district"]))
+    candidates = pl.DataFrame(
+        [
+            {
+                "uscc": u,
+                "name": names[u],
+                "district": districts[u],
+                "tier": TIERS[k],
+                "tier_key": k,
+                "eligible": True,
+                "eligible_if_unknowns_hold": True,
+                "points": None,
+                "probability": p,
+                "rank": 1,
+            }
+            for u, k, p in rows
+        ]
+    )
+    return candidates, firms
+
+
+def test_memo_has_the_four_sections_the_budget_and_the_top_firm():
+    candidates, firms = _city()
+    policy = load_policy().with_budget(800)
+    result = allocate(candidates, firms, policy)
+    memo = draft_memo(result, policy, "2025Q4", "宜兴市")
+    assert memo.startswith("# 宜兴市2025Q4梯度培育资金分配建议")
+    positions = [memo.index(h) for h in HEADINGS]
+    assert positions == sorted(positions)
+    assert "800 万元" in memo
+    assert result.allocation["name"][0] in memo
+    assert "固定奖励" in memo and "最后一万元" in memo and "20%" in memo
+    assert "nan" not in memo.lower() and "None" not in memo
+
+
+def test_memo_is_the_same_twice():
+    candidates, firms = _city()
+    policy = load_policy().with_budget(500)
+    result = allocate(candidates, firms, policy)
+    assert draft_memo(result, policy, "2025Q4", "宜兴市") == draft_memo(
+        result, policy, "2025Q4", "宜兴市"
+    )
+
+
+def test_memo_of_an_infeasible_policy_quotes_the_shortfall():
+    candidates, firms = _city()
+    data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8")))
+    data["budget"]["total_wan"] = 300
+    data["districts"]["limits"] = {"宜城街道": {"floor_wan": 200}, "丁蜀镇": {"floor_wan": 200}}
+    policy = parse_policy(data)
+    result = allocate(candidates, firms, policy)
+    memo = draft_memo(result, policy, "2025Q4", "宜兴市")
+    assert result.status == "infeasible"
+    assert "无法形成满足全部约束的分配方案" in memo and "缺口 100 万元" in memo
+    assert all(h in memo for h in HEADINGS)
+
+
+def test_memo_of_a_zero_budget_says_there_is_nothing_to_split():
+    candidates, firms = _city()
+    policy = load_policy().with_budget(0)
+    memo = draft_memo(allocate(candidates, firms, policy), policy, "2025Q4", "宜兴市")
+    assert "本期预算为 0 万元" in memo and all(h in memo for h in HEADINGS)
