@@ -76,7 +76,7 @@ class Manifest:
         return next((i["file"] for i in self.data.get("inputs", []) if i["table"] == table), None)
 
     def record_model(self, model, baseline: dict) -> None:
-        self.data["model"] = {"id": model.model_id, "kind": "LightGBM, pooled over tiers, isotonic calibration",
+        self.data["model"] = {"id": model.model_id, "kind": "LightGBM, pooled over tiers (tier one-hot), Platt calibration out of time",
                               "features": model.features, "params": model.params, "window": model.window_,
                               "metrics": model.metrics_, "baseline_metrics": baseline,
                               "data_hash": model.data_hash_}

@@ -179,13 +179,9 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
 
 
 def _source_text(book) -> str:
-    src = getattr(book, "source", "")
-    if isinstance(src, str):
-        return src
-    if hasattr(src, "model_dump"):
-        d = src.model_dump()
-        return " ".join(str(v) for v in d.values() if v)
-    return str(src)
+    """Document and URL of a rulebook's source, for the methods page."""
+    src = book.source
+    return " ".join(part for part in (src.document, src.url) if part)
 
 
 def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:

@@ -12,13 +12,15 @@ import polars as pl
 from features.catalog import format_value
 from features.catalog import label as catalog_label
 
+from scoring.tiers import TIERS
+
 N_REASONS = 3
 
 
 def label(name: str) -> str:
     """Chinese label of a model column; one-hot columns read `所属板块: 环科园`."""
     if name.startswith("tier_"):
-        return f"层级: {name[5:]}"
+        return f"层级: {TIERS.get(name[5:], name[5:])}"
     if "=" in name:
         base, value = name.split("=", 1)
         return f"{catalog_label(base)}: {value}"

@@ -17,7 +17,6 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from data_contracts.periods import Quarter
@@ -132,7 +131,7 @@ class PromotionModel:
         names = self._names()
         constraints = [self.monotone.get(n, 0) for n in names]
         params = {**self.params, "monotone_constraints": constraints,
-                  "monotone_constraints_method": "advanced"}
+                  "monotone_constraints_method": "intermediate"}
         x_tr, _ = self.design(train)
         x_tu, _ = self.design(tune)
         x_va, _ = self.design(valid)
@@ -142,9 +141,10 @@ class PromotionModel:
         booster = lgb.train(params, d_tr, MAX_ROUNDS, valid_sets=[d_tu],
                             callbacks=[lgb.early_stopping(30, verbose=False)])
         self.best_iteration_ = booster.best_iteration or MAX_ROUNDS
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-            booster.predict(x_tu, num_iteration=self.best_iteration_), tune.get_column("label").to_numpy())
-        raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_)
+        self.calibrator_ = PlattCalibrator().fit(
+            booster.predict(x_tu, num_iteration=self.best_iteration_, raw_score=True),
+            tune.get_column("label").to_numpy())
+        raw_valid = booster.predict(x_va, num_iteration=self.best_iteration_, raw_score=True)
         valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(raw_valid)))
         self.metrics_ = _metrics(valid)
         # Out-of-time predictions of the validation model, kept for the backtest table.
@@ -177,7 +177,7 @@ class PromotionModel:
 
     def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
         x, _ = self.design(rows)
-        return self.calibrator_.predict(self.booster_.predict(x))
+        return self.calibrator_.predict(self.booster_.predict(x, raw_score=True))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -185,8 +185,7 @@ class PromotionModel:
         meta = {"features": self.features, "monotone": self.monotone, "params": self.params,
                 "categories": self.categories_,
                 "window": self.window_, "metrics": self.metrics_, "data_hash": self.data_hash_,
-                "calibrator": {"x": self.calibrator_.X_thresholds_.tolist(),
-                               "y": self.calibrator_.y_thresholds_.tolist()}}
+                "calibrator": {"method": "platt", "a": self.calibrator_.a_, "b": self.calibrator_.b_}}
         (folder / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True))
 
     @classmethod
@@ -195,9 +194,8 @@ class PromotionModel:
         model = cls(meta["features"], meta["monotone"], meta["params"])
         model.booster_ = lgb.Booster(model_file=str(folder / "booster.txt"))
         model.categories_ = meta.get("categories", {})
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         cal = meta["calibrator"]
-        model.calibrator_ = iso.fit(np.array(cal["x"]), np.array(cal["y"]))
+        model.calibrator_ = PlattCalibrator(cal["a"], cal["b"])
         model.window_, model.metrics_, model.data_hash_ = meta["window"], meta["metrics"], meta["data_hash"]
         model.best_iteration_ = meta["window"]["best_iteration"]
         return model
@@ -206,6 +204,27 @@ class PromotionModel:
     def model_id(self) -> str:
         text = self.booster_.model_to_string()
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class PlattCalibrator:
+    """p = 1 / (1 + exp(−(a·margin + b))), fitted out of time on the tuning quarter.
+
+    Platt rather than isotonic: with tens of positives per quarter an isotonic step function
+    hands out probabilities of exactly 0 % and 100 %, which no bureau should read.
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
+        self.a_, self.b_ = float(a), float(b)
+
+    def fit(self, margin: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000).fit(margin.reshape(-1, 1), y)
+        self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        return self
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a_ * margin + self.b_)))
 
 
 def _subsample(rows: pl.DataFrame, seed: int) -> pl.DataFrame:
