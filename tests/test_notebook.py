@@ -1,0 +1,30 @@
+"""The quarterly notebook runs headless on the demo city and is kept in git without outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quarterly_scoring.ipynb"
+
+
+def test_notebook_is_stored_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert any("parameters" in c.metadata.get("tags", []) for c in code)
+
+
+def test_notebook_runs_headless_on_the_demo_city(demo_drop, tmp_path):
+    out = tmp_path / "nb_out"
+    executed = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(NOTEBOOK), str(executed), kernel_name="python3", progress_bar=False,
+                               parameters={"quarter": "2025Q4", "drop": str(demo_drop), "out": str(out)},
+                               cwd=str(tmp_path))
+    nb = nbformat.read(executed, as_version=4)
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "运行完成" in text and "分配总额" in text
+    assert (out / "report.pdf").exists() and (out / "candidates.xlsx").exists()
