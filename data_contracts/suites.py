@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_contracts.schema import (CHAIN_LAYERS, CURRENCIES, LEGAL_STATUSES, LEVELS, PATENT_TYPES,
-                                   ROUNDS, STATUSES)
+from data_contracts.schema import (
+    CHAIN_LAYERS,
+    CURRENCIES,
+    LEGAL_STATUSES,
+    LEVELS,
+    PATENT_TYPES,
+    ROUNDS,
+    STATUSES,
+)
 
 
 @dataclass(frozen=True)

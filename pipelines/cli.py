@@ -108,8 +108,8 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件�
 def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
              out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)")):
     """只做数据核验。没有 error 级问题时退出码 0, 否则 1。"""
-    from pipelines.run import Timer, check_drop
     from pipelines.manifest import Manifest
+    from pipelines.run import Timer, check_drop
 
     if not drop.is_dir():
         err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")

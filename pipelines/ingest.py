@@ -17,7 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.schema import TABLES, Column, Table, header_index, normalize_header, table_for_stem
+from data_contracts.schema import (
+    TABLES,
+    Column,
+    Table,
+    header_index,
+    normalize_header,
+    table_for_stem,
+)
 
 READABLE = (".csv", ".xlsx", ".parquet")
 _HEADER_SCAN_ROWS = 15

@@ -7,7 +7,6 @@ from and where outputs go, times every stage, and writes the manifest.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from data_contracts.periods import Quarter, quarter_range
 from data_contracts.validate import TableInput, ValidationResult, validate
 from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, read_drop
-from pipelines.manifest import Manifest, file_sha256, peak_rss_mb
+from pipelines.manifest import Manifest, peak_rss_mb
 from reports.tables import write_candidates_xlsx, write_csv
 from scoring.tiers import TIERS
 

@@ -11,7 +11,6 @@ import polars as pl
 
 from features.catalog import format_value
 from features.catalog import label as catalog_label
-
 from scoring.tiers import TIERS
 
 N_REASONS = 3

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from data_contracts.schema import FILINGS, ENTERPRISES
+from data_contracts.schema import ENTERPRISES, FILINGS
 from pipelines.ingest import DropError, read_drop, read_table
 
 HEADER = "统一社会信用代码,企业名称,成立日期,注册资本(万元),行业代码,所属板块,登记状态"
