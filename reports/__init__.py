@@ -1,1 +1,2 @@
-"""placeholder"""
+"""reports: renders finished tables — the review-meeting PDF, Excel and CSV lists, charts and the
+drafted memo. It never recomputes a score."""
