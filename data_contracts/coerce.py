@@ -29,39 +29,32 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
            unit_factors: dict[str, float] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(typed frame with `_row`, findings for cells that are not values of their kind)."""
     unit_factors = unit_factors or {}
-    exprs: list[pl.Expr] = [pl.col("_row")]
-    oks: dict[str, pl.Expr] = {}
+    columns: list[pl.Series] = [raw.get_column("_row")]
+    findings = [empty_findings()]
     for col in table.columns:
         if col.name not in raw.columns:
-            exprs.append(pl.lit(None, dtype=_dtype(col.kind)).alias(col.name))
+            columns.append(pl.Series(col.name, [None] * raw.height, dtype=_dtype(col.kind)))
             continue
-        value, ok = _parse(col.kind, pl.col(col.name), col.name)
+        source = raw.get_column(col.name)
+        value, ok = _parse(col.kind, source, col.name)
         if col.name in unit_factors:
             value = value * unit_factors[col.name]
-        exprs.append(value.alias(col.name))
-        if ok is not None:
-            oks[col.name] = ok
-    typed = raw.with_columns([ok.alias(f"_ok_{name}") for name, ok in oks.items()]).select(
-        exprs + [pl.col(f"_ok_{name}") for name in oks] + [pl.col(c).alias(f"_raw_{c}")
-                                                           for c in oks])
-    findings = _parse_findings(table, typed, file, oks)
-    typed = typed.drop([c for c in typed.columns if c.startswith(("_ok_", "_raw_"))])
-    for col in table.columns:  # keep the words of an undisclosed amount beside the number
-        if col.kind == NUMBER_OR_TEXT and col.name in raw.columns:
-            text = raw.select(parsing.clean_text(pl.col(col.name))).to_series().alias("_t")
-            typed = typed.with_columns(text).with_columns(
-                pl.when(pl.col(col.name).is_null()).then(pl.col("_t")).alias(f"{col.name}_text")
-            ).drop("_t")
-    return typed, findings
+        columns.append(value.alias(col.name))
+        if col.kind == NUMBER_OR_TEXT:  # 融资金额: `数千万`, `未披露` are undisclosed amounts, not errors
+            text = parsing.clean_text(source)
+            columns.append(pl.select(pl.when(value.is_null()).then(text)).to_series().alias(f"{col.name}_text"))
+        if ok is not None and not ok.all():
+            findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file))
+    return pl.DataFrame(columns), pl.concat(findings)
 
 
-def _parse(kind: str, raw: pl.Expr, name: str) -> tuple[pl.Expr, pl.Expr | None]:
+def _parse(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl.Series | None]:
     if kind == NUMBER:
         if name == "registered_capital":
             value, ok, _ = parsing.parse_money_with_unit(raw)
             return value, ok
         return parsing.parse_number(raw)
-    if kind == NUMBER_OR_TEXT:  # 融资金额: `数千万`, `未披露` are undisclosed amounts, not errors
+    if kind == NUMBER_OR_TEXT:
         value, _ = parsing.parse_number(raw)
         return value, None
     if kind == INTEGER:
@@ -73,36 +66,23 @@ def _parse(kind: str, raw: pl.Expr, name: str) -> tuple[pl.Expr, pl.Expr | None]
     if kind == BOOL:
         return parsing.parse_bool(raw)
     text = parsing.clean_text(raw)
-    if kind == USCC:
-        return _normalize_code(text), None
+    if kind == USCC:  # upper case, half-width, no inner spaces; validity is checked later
+        return text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase(), None
     return text, None
-
-
-def _normalize_code(text: pl.Expr) -> pl.Expr:
-    """Credit codes: upper case, half-width, no inner spaces (validity is checked later)."""
-    return text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase()
 
 
 def _dtype(kind: str) -> pl.DataType:
     return {NUMBER: pl.Float64, INTEGER: pl.Int64, DATE: pl.Date, BOOL: pl.Boolean}.get(kind, pl.Utf8)
 
 
-def _parse_findings(table: Table, typed: pl.DataFrame, file: str,
-                    oks: dict[str, pl.Expr]) -> pl.DataFrame:
-    parts = []
-    for name in oks:
-        col = table.column(name)
-        bad = typed.filter(~pl.col(f"_ok_{name}"))
-        if bad.height == 0:
-            continue
-        raw = pl.col(f"_raw_{name}")
-        parts.append(bad.select(
-            pl.lit(table.name).alias("table"), pl.lit(file).alias("file"),
-            pl.col("_row").alias("row"), pl.lit(col.label).alias("column"),
-            raw.str.slice(0, 200).alias("value"), pl.lit(f"format_{col.kind}").alias("check"),
-            pl.lit("error").alias("severity"),
-            (pl.lit(f"{file} 第 ") + pl.col("_row").cast(pl.Utf8) + pl.lit(f" 行, {col.label}: \"")
-             + raw.str.slice(0, 60) + pl.lit(f"\" 不是有效的{_KIND_WORDS.get(col.kind, col.kind)}"))
-            .alias("message"),
-        ))
-    return pl.concat(parts) if parts else empty_findings()
+def _parse_findings(table: Table, col, rows: pl.Series, source: pl.Series, ok: pl.Series,
+                    file: str) -> pl.DataFrame:
+    bad = pl.DataFrame({"row": rows, "raw": source.cast(pl.Utf8), "ok": ok}).filter(~pl.col("ok"))
+    raw = pl.col("raw")
+    return bad.select(
+        pl.lit(table.name).alias("table"), pl.lit(file).alias("file"), pl.col("row"),
+        pl.lit(col.label).alias("column"), raw.str.slice(0, 200).alias("value"),
+        pl.lit(f"format_{col.kind}").alias("check"), pl.lit("error").alias("severity"),
+        (pl.lit(f"{file} 第 ") + pl.col("row").cast(pl.Utf8) + pl.lit(f" 行, {col.label}: \"")
+         + raw.str.slice(0, 60) + pl.lit(f"\" 不是有效的{_KIND_WORDS.get(col.kind, col.kind)}"))
+        .alias("message"))
