@@ -24,12 +24,12 @@ from scoring.tiers import TIERS
 
 HORIZON = 4
 DEFAULT_PARAMS = {
-    "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "max_depth": 8,
+    "objective": "binary", "learning_rate": 0.1, "num_leaves": 31, "max_depth": 8,
     "min_data_in_leaf": 40, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
     "lambda_l2": 1.0, "verbose": -1, "num_threads": 2, "seed": 7, "deterministic": True,
     "force_row_wise": True,
 }
-MAX_ROUNDS = 400
+MAX_ROUNDS = 250
 MIN_POSITIVES = 20          # fewer positives in the validation window: metrics are not reported
 MAX_TRAIN_ROWS = 3_000_000  # negatives are subsampled (and re-weighted) above this
 
@@ -139,7 +139,7 @@ class PromotionModel:
                            weight=train.get_column("_w").to_numpy(), free_raw_data=False)
         d_tu = lgb.Dataset(x_tu, tune.get_column("label").to_numpy(), reference=d_tr)
         booster = lgb.train(params, d_tr, MAX_ROUNDS, valid_sets=[d_tu],
-                            callbacks=[lgb.early_stopping(30, verbose=False)])
+                            callbacks=[lgb.early_stopping(25, verbose=False)])
         self.best_iteration_ = booster.best_iteration or MAX_ROUNDS
         self.calibrator_ = PlattCalibrator().fit(
             booster.predict(x_tu, num_iteration=self.best_iteration_, raw_score=True),
