@@ -215,8 +215,12 @@ def filings_with_ids(tables: Mapping[str, pl.DataFrame], firm_ids: pl.DataFrame)
 def build_panel(tables: Mapping[str, pl.DataFrame], quarters: Sequence[Quarter],
                 config: PanelConfig | None = None) -> pl.DataFrame:
     """The point-in-time feature panel: one row per (uscc, quarter) for every enterprise founded
-    by the quarter's end, sorted by uscc then quarter; columns KEYS + PANEL_FEATURES (units and
-    definitions in features/catalog.yaml)."""
+    by the quarter's end (any status), sorted by uscc then quarter; columns KEYS +
+    PANEL_FEATURES (units and definitions in features/catalog.yaml).
+
+    `tables` are the typed frames of docs/architecture.md (only `enterprises` is required;
+    filings one row per (uscc, period)). A feature of quarter q reads only rows dated by q's end.
+    """
     config = config or PanelConfig()
     if not quarters:
         raise ValueError("build_panel: no quarters asked for")

@@ -41,12 +41,16 @@ def _guard(out: Path | None, action):
     """Run an action; map known failures to exit codes without tracebacks."""
     from pipelines.ingest import DropError
     from pipelines.run import ContractFailure
+    from scoring.model import HistoryTooShort
     from scoring.policy import PolicyError
 
     try:
         return action()
     except DropError as e:
         err.print(f"[bold red]无法读取数据:[/] {e}")
+        raise typer.Exit(2) from None
+    except HistoryTooShort as e:
+        err.print(f"[bold red]无法评分:[/] {e}")
         raise typer.Exit(2) from None
     except PolicyError as e:
         err.print(f"[bold red]政策文件有误:[/] {e}")

@@ -75,19 +75,6 @@ PARQUET_TABLES = (
     "firm_facts_labels",
     "backtest",
 )
-STAGE_ZH = {  # the pipeline's timer stages; an unknown stage prints under its own name
-    "read": "读取",
-    "contracts": "数据契约",
-    "warehouse": "入库",
-    "features": "特征",
-    "rules": "规则",
-    "train": "训练",
-    "score": "评分",
-    "explain": "解释",
-    "allocate": "资金分配",
-    "report": "输出文件",
-    "pdf": "PDF",
-}
 PERCENT_UNITS = {"%", "％", "百分比"}
 RATIO_NAME = re.compile(r"(_share|intensity|ratio|growth|margin|cagr)")
 
@@ -672,11 +659,8 @@ def methods_section(run: Run) -> dict:
         for r in m.get("rulebooks") or []
     ]
     inputs = pl.DataFrame(m["inputs"]) if m.get("inputs") else None
-    seconds = [
-        f"{STAGE_ZH.get(k, k)} {v:.1f} 秒"
-        for k, v in (m.get("seconds") or {}).items()
-        if isinstance(v, (int, float))
-    ]
+    # Stage timings stay in manifest.json: printed here they would make two runs of the same
+    # inputs give different PDFs, and an auditor compares PDFs byte for byte.
     return {
         "rulebooks": rulebooks,
         "model_id": _str(model.get("id")),
@@ -689,7 +673,6 @@ def methods_section(run: Run) -> dict:
         "rank_rule": _str(m.get("rank_rule")),
         "likely_rule": LIKELY_RULE,
         "inputs": _rows(inputs, INPUT_COLUMNS),
-        "seconds": "; ".join(seconds),
         "package_version": _str(m.get("package_version")),
     }
 

@@ -30,8 +30,13 @@ DEFAULT_PARAMS = {
     "force_row_wise": True,
 }
 MAX_ROUNDS = 250
+MIN_QUARTERS = 2 * HORIZON + 2  # train ≥ 1 quarter, a 4-quarter gap, tuning, validation, outcome window
 MIN_POSITIVES = 20          # fewer positives in the validation window: metrics are not reported
 MAX_TRAIN_ROWS = 3_000_000  # negatives are subsampled (and re-weighted) above this
+
+
+class HistoryTooShort(ValueError):
+    """The drop's history cannot support an out-of-time model; the message is for the clerk."""
 
 
 def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter,
@@ -115,8 +120,11 @@ class PromotionModel:
     def fit(self, rows: pl.DataFrame, last_quarter: Quarter) -> PromotionModel:
         """Train on rows with labels; validate and calibrate on the latest complete quarters."""
         labeled = rows.filter(pl.col("label").is_not_null()).with_columns(_quarter_index().alias("_qi"))
+        have = rows.select(pl.col("quarter").n_unique()).item()
+        need_text = (f"评分季度 {last_quarter} 及以前至少需要 {MIN_QUARTERS + 1} 个季度的数据 "
+                     f"(现有 {have} 个): 训练、4 个季度的间隔、调参季度、验证季度和 4 个季度的观察期")
         if labeled.height == 0:
-            raise ValueError("没有完整的观察窗口可供训练 (数据至少需要 5 个季度)")
+            raise HistoryTooShort(f"数据包历史太短, 无法训练预测模型。{need_text}")
         last_labeled = int(labeled.get_column("_qi").max())
         # Three disjoint windows: train ≤ v−4, early stopping and calibration on v = last−1,
         # metrics on the last complete quarter (so calibration error is measured out of sample).
@@ -124,8 +132,10 @@ class PromotionModel:
         train = labeled.filter(pl.col("_qi") <= tune_q - HORIZON)
         tune = labeled.filter(pl.col("_qi") == tune_q)
         valid = labeled.filter(pl.col("_qi") == test_q)
-        if train.height == 0 or train.get_column("label").sum() == 0:
-            raise ValueError("训练窗口中没有新认定的企业, 无法训练模型")
+        if train.height == 0:
+            raise HistoryTooShort(f"数据包历史太短, 无法按时间外推验证模型。{need_text}")
+        if train.get_column("label").sum() == 0:
+            raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         train = _subsample(train, self.params.get("seed", 7))
         self.categories_ = learn_categories(train, self.features)
         names = self._names()

@@ -80,7 +80,7 @@ def test_candidates_shape_and_values(city):
     assert set(c.get_column("eligible").unique()) <= {"true", "false"}
     ranks = c.group_by("tier").agg(pl.col("rank").cast(pl.Int64).sort())
     for tier, r in ranks.iter_rows():
-        assert r.to_list() == list(range(1, len(r) + 1)), tier
+        assert list(r) == list(range(1, len(r) + 1)), tier
     ineligible = c.filter(pl.col("eligible") == "false")
     assert ineligible.get_column("gaps").is_not_null().mean() > 0.5  # what an ineligible firm lacks
     assert c.get_column("reasons").str.contains("[↑↓]").mean() > 0.9

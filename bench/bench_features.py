@@ -1,0 +1,278 @@
+"""Benchmark: build_panel (Polars) vs a plain pandas implementation of the financial features.
+
+Generates simple synthetic typed tables itself (independent of pipelines/synth.py) for 10k, 100k
+and 1M enterprises, 12 panel quarters (2022Q1–2024Q4) with returns from 2019Q1, times both, checks
+that they agree on the shared (financial) columns and prints the ratios. Each side runs in its own
+fresh process; times are wall seconds with the process's CPU seconds (all threads, user + system)
+in brackets, since the machine is shared and wall time moves with its load.
+
+    .venv/bin/python bench/bench_features.py              # 10k, 100k, 1M
+    .venv/bin/python bench/bench_features.py 10000 100000 # chosen sizes
+    .venv/bin/python bench/bench_features.py --no-pandas 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from polars.testing import assert_frame_equal
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.pandas_panel import pandas_financial_panel
+from data_contracts.periods import Quarter, quarter_range
+from features.panel import FINANCIAL_FEATURES, build_panel
+
+PANEL_QUARTERS = quarter_range(Quarter(2022, 1), Quarter(2024, 4))
+FIRST_FILING = Quarter(2019, 1)
+DISTRICTS = ["环科园", "经开区", "宜城街道", "万石镇", "丁蜀镇", "和桥镇", "新街街道", "屺亭街道"]
+LAYERS = [None, None, None, "基础支撑层", "技术产品层", "应用示范层"]
+HONORS = ["高新技术企业", "科技型中小企业", "创新型中小企业", "专精特新中小企业", "专精特新小巨人",
+          "雏鹰企业", "瞪羚企业", "准独角兽企业", "省级研发机构"]
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _days(d: dt.date) -> int:
+    return (d - EPOCH).days
+
+
+def _dates(days: np.ndarray) -> pl.Series:
+    return pl.Series(days.astype("int32")).cast(pl.Date)
+
+
+def synthetic_tables(n: int, seed: int = 7) -> dict[str, pl.DataFrame]:
+    """Typed tables of docs/architecture.md for n enterprises (random but plausible)."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n)
+    uscc = "91320200" + pl.Series(ids).cast(pl.Utf8).str.zfill(10)
+    founded = rng.integers(_days(dt.date(1995, 1, 1)), _days(dt.date(2024, 9, 30)), n)
+    enterprises = pl.DataFrame({
+        "uscc": uscc,
+        "name": "企业" + pl.Series(ids).cast(pl.Utf8) + "有限公司",
+        "founded_on": _dates(founded),
+        "registered_capital": rng.gamma(2, 500, n),
+        "industry_code": pl.Series(rng.choice(["C3963", "C3976", "I6513", "M7320"], n)),
+        "district": pl.Series(rng.choice(DISTRICTS, n)),
+        "status": pl.Series(rng.choice(["存续", "在业", "注销"], n, p=[0.7, 0.25, 0.05])),
+        "chain_layer": pl.Series(LAYERS, dtype=pl.Utf8).gather(rng.integers(0, len(LAYERS), n)),
+        "chain_leader": rng.random(n) < 0.002,
+        "former_names": pl.Series([None] * n, dtype=pl.Utf8),
+    })
+
+    periods = quarter_range(FIRST_FILING, PANEL_QUARTERS[-1])
+    t = len(periods)
+    base = rng.lognormal(7, 1.2, n)[:, None]                     # quarterly revenue, 万元
+    trend = np.cumprod(1 + rng.normal(0.02, 0.08, (n, t)), axis=1)
+    rev_q = base * trend * rng.uniform(0.8, 1.2, (n, t))
+    q_of = np.array([p.q for p in periods])
+
+    def ytd(flow: np.ndarray) -> np.ndarray:
+        out = np.empty_like(flow)
+        for j in range(t):                                       # over 24 periods, not firms
+            out[:, j] = flow[:, j] + (out[:, j - 1] if q_of[j] > 1 else 0)
+        return out
+
+    main_share = rng.uniform(0.4, 1.0, (n, 1))
+    margin = rng.normal(0.06, 0.08, (n, t))
+    rd_share = rng.uniform(0, 0.12, (n, 1))
+    assets = base * rng.uniform(2, 8, (n, 1)) * trend
+    staff = np.maximum(1, (base / 30 * rng.uniform(0.5, 2, (n, 1)) * trend)).astype(np.int64)
+    qend = np.array([_days(p.end) for p in periods])
+    keep = (qend[None, :] >= founded[:, None]) & (rng.random((n, t)) > 0.03)
+    firm_idx, per_idx = np.nonzero(keep)
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return a[firm_idx, per_idx]
+
+    filings = pl.DataFrame({
+        "uscc": uscc.gather(firm_idx),
+        "period": pl.Series([str(p) for p in periods]).gather(per_idx),
+        "revenue_ytd": flat(ytd(rev_q)),
+        "main_revenue_ytd": flat(ytd(rev_q * main_share)),
+        "profit_ytd": flat(ytd(rev_q * (margin + 0.02))),
+        "net_profit_ytd": flat(ytd(rev_q * margin)),
+        "rd_expense_ytd": flat(ytd(rev_q * rd_share)),
+        "total_assets": flat(assets),
+        "total_liabilities": flat(assets * rng.uniform(0.1, 0.95, (n, 1))),
+        "employees": flat(staff),
+        "rd_staff": flat((staff * rd_share * 3).astype(np.int64)),
+        "export_ytd": pl.Series([None] * len(firm_idx), dtype=pl.Float64),
+        "drop_id": pl.Series(["2024Q4"] * len(firm_idx)),
+    })
+    del rev_q, trend, margin, assets, staff, keep
+
+    m = int(n * 1.5)                                             # patents
+    p_firm = rng.integers(0, n, m)
+    kind = rng.choice(["发明", "实用新型", "外观设计"], m, p=[0.4, 0.45, 0.15])
+    filed = rng.integers(_days(dt.date(2008, 1, 1)), _days(dt.date(2024, 12, 31)), m)
+    granted = filed + rng.integers(120, 1200, m)
+    has_grant = rng.random(m) < 0.75
+    status = np.where(has_grant, np.where(rng.random(m) < 0.9, "有效", "失效"),
+                      np.where(rng.random(m) < 0.7, "审中", "失效"))
+    app_no = "2000" + pl.Series(np.arange(m)).cast(pl.Utf8).str.zfill(8) + ".X"
+    patents = pl.DataFrame({
+        "application_no": app_no, "title": pl.Series(["专利"] * m), "patent_type": kind,
+        "filed_on": _dates(filed),
+        "granted_on": _dates(granted).scatter(np.nonzero(~has_grant)[0], None),
+        "legal_status": status, "applicants": pl.Series(["申请人"] * m),
+        "ipc": pl.Series([None] * m, dtype=pl.Utf8),
+    })
+    second = rng.random(m) < 0.05
+    owners = pl.concat([
+        pl.DataFrame({"application_no": app_no, "uscc": uscc.gather(p_firm)}),
+        pl.DataFrame({"application_no": app_no.filter(second),
+                      "uscc": uscc.gather(rng.integers(0, n, int(second.sum())))}),
+    ]).unique()
+
+    k = max(1, n // 10)                                          # financing events
+    f_firm = rng.integers(0, n, k)
+    usd = rng.random(k) < 0.2
+    amount = rng.lognormal(7.5, 1.2, k)
+    amount[rng.random(k) < 0.15] = np.nan
+    financing = pl.DataFrame({
+        "uscc": uscc.gather(f_firm), "company_name": pl.Series(["企业"] * k),
+        "financed_on": _dates(rng.integers(_days(dt.date(2015, 1, 1)), _days(dt.date(2024, 12, 31)), k)),
+        "round": pl.Series(rng.choice(["天使", "A", "B", "C", "战略"], k)),
+        "amount": pl.Series(amount).fill_nan(None), "amount_text": pl.Series([None] * k, dtype=pl.Utf8),
+        "currency": np.where(usd, "美元", "人民币"),
+        "post_money": pl.Series(np.where(rng.random(k) < 0.6, amount * rng.uniform(4, 12, k), np.nan)).fill_nan(None),
+        "investors": pl.Series([None] * k, dtype=pl.Utf8),
+    })
+
+    h = max(1, n // 4)                                           # honors
+    recognized = rng.integers(_days(dt.date(2012, 1, 1)), _days(dt.date(2024, 12, 31)), h)
+    honors = pl.DataFrame({
+        "uscc": uscc.gather(rng.integers(0, n, h)),
+        "honor": pl.Series(rng.choice(HONORS, h)), "level": pl.Series(["省级"] * h),
+        "recognized_on": _dates(recognized),
+        "valid_until": _dates(recognized + 3 * 365).scatter(np.nonzero(rng.random(h) < 0.3)[0], None),
+    })
+
+    j = max(1, n // 100)                                         # key projects, one row per year
+    pj = np.repeat(np.arange(j), 3)
+    projects = pl.DataFrame({
+        "project_name": "项目" + pl.Series(pj).cast(pl.Utf8), "company_name": pl.Series(["企业"] * (3 * j)),
+        "uscc": uscc.gather(rng.integers(0, n, j)[pj]),
+        "span_start": np.full(3 * j, 2022), "span_end": np.full(3 * j, 2024),
+        "planned_total": np.repeat(rng.uniform(1, 20, j), 3),
+        "year": np.tile([2022, 2023, 2024], j),
+        "planned_year": rng.uniform(0.2, 5, 3 * j),
+        "completed_year": pl.Series(rng.uniform(0.1, 5, 3 * j)),
+        "district": pl.Series(rng.choice(DISTRICTS, 3 * j)),
+    })
+    return {"enterprises": enterprises, "filings": filings, "patents": patents,
+            "patent_owners": owners, "financing": financing, "honors": honors,
+            "projects": projects}
+
+
+def timed(fn, *args):
+    """(result, wall seconds, CPU seconds of this process — all threads)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, time.perf_counter() - w0, time.process_time() - c0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# Each side runs in a fresh process (its own memory peak; at 1M firms both together would not
+# fit beside the other work on the machine) and leaves its financial columns in a parquet file.
+
+def polars_side(n: int, out: Path) -> dict[str, float]:
+    tables = synthetic_tables(n)
+    panel, wall, cpu = timed(build_panel, tables, PANEL_QUARTERS)
+    row = {"filings": tables["filings"].height, "panel_rows": panel.height,
+           "panel_mb": panel.estimated_size() / 1e6, "polars_s": wall, "polars_cpu": cpu,
+           "polars_peak_mb": peak_rss_mb()}
+    panel.select("uscc", "quarter", *FINANCIAL_FEATURES).write_parquet(out)
+    del panel
+    money_only = {k: tables[k] for k in ("enterprises", "filings")}
+    del tables
+    gc.collect()
+    _, row["polars_fin_s"], row["polars_fin_cpu"] = timed(build_panel, money_only, PANEL_QUARTERS)
+    return row
+
+
+def pandas_side(n: int, out: Path) -> dict[str, float]:
+    tables = synthetic_tables(n)
+    ent, fil = (tables[k].to_pandas() for k in ("enterprises", "filings"))
+    del tables
+    gc.collect()
+    baseline, wall, cpu = timed(pandas_financial_panel, ent, fil, PANEL_QUARTERS)
+    pl.from_pandas(baseline[["uscc", "quarter", *FINANCIAL_FEATURES]]).write_parquet(out)
+    return {"pandas_s": wall, "pandas_cpu": cpu, "pandas_peak_mb": peak_rss_mb()}
+
+
+def compare(polars_file: Path, pandas_file: Path) -> None:
+    """Assert the pandas baseline equals the panel on every financial feature (per quarter,
+    to keep memory low)."""
+    def one(path: Path, quarter: Quarter) -> pl.DataFrame:
+        return (pl.scan_parquet(path).filter(pl.col("quarter") == str(quarter))
+                .with_columns(pl.col(pl.Float64).fill_nan(None))
+                .with_columns(pl.col("employees").cast(pl.Int64))
+                .sort("uscc").collect())
+
+    for quarter in PANEL_QUARTERS:
+        assert_frame_equal(one(pandas_file, quarter), one(polars_file, quarter),
+                           check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def in_child(fn, *args):
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run(n: int, with_pandas: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        polars_file, pandas_file = Path(tmp) / "polars.parquet", Path(tmp) / "pandas.parquet"
+        row = {"firms": n, **in_child(polars_side, n, polars_file)}
+        if with_pandas:
+            row |= in_child(pandas_side, n, pandas_file)
+            compare(polars_file, pandas_file)
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--no-pandas", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"{len(PANEL_QUARTERS)} panel quarters; polars = build_panel, full panel; polars fin = "
+          f"build_panel on enterprises + filings only; pandas = financial features only; "
+          f"wall s (CPU s); load average at start {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    print(f"{'firms':>9} {'filings':>11} {'panel rows':>11} {'panel MB':>8} {'polars':>15} "
+          f"{'polars fin':>15} {'pandas':>15} {'pandas/polars':>13} {'pandas/fin':>10} "
+          f"{'peak MB polars/pandas':>22}")
+
+    def cell(r: dict[str, float], key: str) -> str:
+        return f"{r[key + '_s']:6.2f} ({r[key + '_cpu']:6.2f})" if key + "_s" in r else "-"
+
+    for n in args.sizes:
+        r = run(n, not args.no_pandas)
+        ratio = f"{r['pandas_s'] / r['polars_s']:12.1f}x" if "pandas_s" in r else "-"
+        fin_ratio = f"{r['pandas_s'] / r['polars_fin_s']:9.1f}x" if "pandas_s" in r else "-"
+        print(f"{r['firms']:>9,} {r['filings']:>11,} {r['panel_rows']:>11,} "
+              f"{r['panel_mb']:>8,.0f} {cell(r, 'polars'):>15} "
+              f"{cell(r, 'polars_fin'):>15} {cell(r, 'pandas'):>15} {ratio:>13} {fin_ratio:>10} "
+              f"{r['polars_peak_mb']:>10,.0f}/{r.get('pandas_peak_mb', float('nan')):<,.0f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
