@@ -26,19 +26,11 @@ import typst
 
 from reports import charts
 from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
+from scoring.tiers import TIERS
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Report order of tiers (outputs.md); tiers not listed here follow in the order they appear.
-TIER_ORDER = (
-    "innovative_sme",
-    "specialised_sme",
-    "little_giant",
-    "high_tech_enterprise",
-    "tech_sme",
-    "eaglet",
-    "gazelle",
-    "quasi_unicorn",
-)
+TIER_ORDER = tuple(TIERS)
 TOP_LISTED = 50  # candidates per tier printed; the full list is in candidates.xlsx
 TOP_EXPLAINED = 3  # one page each, per tier
 MAX_FIRM_PAGES = 24

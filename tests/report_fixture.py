@@ -14,16 +14,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-TIERS = {
-    "innovative_sme": "创新型中小企业",
-    "specialised_sme": "专精特新中小企业",
-    "little_giant": "专精特新小巨人",
-    "high_tech_enterprise": "高新技术企业",
-    "tech_sme": "科技型中小企业",
-    "eaglet": "雏鹰企业",
-    "gazelle": "瞪羚企业",
-    "quasi_unicorn": "准独角兽企业",
-}
+from scoring.allocation import ALLOCATION_SCHEMA
+from scoring.tiers import TIERS
+
 POINT_TIERS = {"innovative_sme", "specialised_sme", "little_giant", "tech_sme"}
 
 SPECIAL_NAME = '#井号*星号_下划线$美元=等号"引号[方括号]\\反斜杠@艾特<尖括号>科技有限公司'
@@ -246,15 +239,7 @@ INSTRUMENTS = ["认定奖励", "研发费用补助", "先投后股", "风险补�
 
 
 def _allocation(cands: pl.DataFrame, rng: np.random.Generator, empty: bool) -> pl.DataFrame:
-    schema = {
-        "uscc": pl.Utf8,
-        "name": pl.Utf8,
-        "tier": pl.Utf8,
-        "instrument": pl.Utf8,
-        "amount_wan": pl.Float64,
-        "expected_value": pl.Float64,
-        "rationale": pl.Utf8,
-    }
+    schema = ALLOCATION_SCHEMA
     if empty:
         return pl.DataFrame(schema=schema)
     top = cands.filter(pl.col("rank") <= 3).sort("tier_key", "rank")
