@@ -14,7 +14,7 @@ import polars as pl
 
 from data_contracts.suites import SUITES, Check
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ["GX_ANALYTICS_ENABLED"] = "False"  # forced: an inherited "True" must not survive
 _RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"],
                   "include_unexpected_rows": False, "partial_unexpected_count": 0}
 
