@@ -175,8 +175,8 @@ def child_synth(drop: Path, enterprises: int, quarters: int, seed: int, fmt: str
 
 # --- in the parent: subprocesses, watchdog, tables --------------------------------------------
 
-def _child(args: list[str], rss_cap_mb: float, timeout: float) -> tuple[float, float, int, str]:
-    """Run `python bench_ingest.py <args>`; (wall s, peak RSS MB by wait4, status, why killed)."""
+def _child(args: list[str], rss_cap_mb: float, timeout: float) -> tuple[float, float, int, str, float]:
+    """Run `python bench_ingest.py <args>`; (wall s, peak RSS MB, status, why killed, CPU s) by wait4."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO)
@@ -202,7 +202,8 @@ def _child(args: list[str], rss_cap_mb: float, timeout: float) -> tuple[float, f
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     watcher.join(timeout=1)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode, "; ".join(killed)
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode, "; ".join(killed), cpu
 
 
 def _machine() -> str:
@@ -243,7 +244,7 @@ def _run_one(fmt: str, firms: int, opts, work: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cap = opts.rss_cap_gb * 1024
     print(f"[{fmt} {firms:,}] synthesizing …", flush=True)
-    wall, rss, status, why = _child(["--child-synth", str(drop), str(firms), str(opts.quarters), str(opts.seed),
+    wall, rss, status, why, _ = _child(["--child-synth", str(drop), str(firms), str(opts.quarters), str(opts.seed),
                                      fmt, str(synth_json)], cap, opts.timeout)
     if status != 0:
         raise SystemExit(f"synthesis failed ({status}) {why}")
@@ -253,8 +254,8 @@ def _run_one(fmt: str, firms: int, opts, work: Path) -> dict:
     out.mkdir(parents=True)
     args = ["--child-check", str(drop), str(out), str(check_json)]
     check_json.with_suffix(".progress.jsonl").unlink(missing_ok=True)
-    wall, rss, status, why = _child(args, cap, opts.timeout)
-    row = {"fmt": fmt, "firms": firms, "synth": synth, "wall": wall, "rss": rss,
+    wall, rss, status, why, cpu = _child(args, cap, opts.timeout)
+    row = {"fmt": fmt, "firms": firms, "synth": synth, "wall": wall, "rss": rss, "cpu": cpu,
            "status": status, "killed": why}
     if status == 0:
         row["check"] = json.loads(check_json.read_text(encoding="utf-8"))
@@ -303,14 +304,14 @@ def _profile_text(path: Path, top: int = 30) -> str:
 
 def _table(rows: list[dict]) -> str:
     head = ("| drop | firms | rows: 企业/财务/专利/融资/荣誉/项目 | size MB | synth s (peak MB) | read s | contracts s "
-            "| check_drop s | process wall s | peak RSS MB | < 60 s & < 4 GB |\n"
+            "| check_drop s | process wall s (CPU s) | peak RSS MB | < 60 s & < 4 GB |\n"
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         s = r["synth"]
         if r["status"] != 0:
             lines.append(f"| {r['fmt']} | {r['firms']:,} | {_rows_text(s['rows'])} | {s['bytes'] / 2**20:,.0f} "
-                         f"| {s['seconds']} ({s['rss']:,.0f}) | – | – | – | {r['wall']:.1f} | {r['rss']:,.0f} "
+                         f"| {s['seconds']} ({s['rss']:,.0f}) | – | – | – | {r['wall']:.1f} ({r['cpu']:.0f}) | {r['rss']:,.0f} "
                          f"| failed: exit {r['status']} {r['killed']} |")
             continue
         c = r["check"]
@@ -318,7 +319,7 @@ def _table(rows: list[dict]) -> str:
         ok = r["wall"] < TARGET_SECONDS and r["rss"] < TARGET_RSS_MB
         lines.append(f"| {r['fmt']} | {r['firms']:,} | {_rows_text(s['rows'])} | {s['bytes'] / 2**20:,.0f} "
                      f"| {s['seconds']} ({s['rss']:,.0f}) | {c['stages'].get('read', 0):.1f} | {c['stages'].get('contracts', 0):.1f} "
-                     f"| {check:.1f} | {r['wall']:.1f} | {r['rss']:,.0f} | {'yes' if ok else 'no'} |")
+                     f"| {check:.1f} | {r['wall']:.1f} ({r['cpu']:.0f}) | {r['rss']:,.0f} | {'yes' if ok else 'no'} |")
     return head + "\n".join(lines) + "\n"
 
 
