@@ -17,6 +17,7 @@ MISSING = ("", "-", "—", "–", "－", "/", "无", "N/A", "n/a", "NA", "null",
 
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _CN_DIGITS = {"一": "1", "二": "2", "三": "3", "四": "4"}
+_CURRENCIES = "人民币|美元|港元|港币|欧元|日元|英镑|瑞士法郎|加拿大元|加元|澳大利亚元|澳元|新加坡元|新台币"
 
 
 def _frame(s: pl.Series) -> pl.DataFrame:
@@ -46,7 +47,7 @@ def parse_number(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
 def parse_money_with_unit(raw: pl.Series, default_unit: str = "万元") -> tuple[pl.Series, pl.Series, pl.Series]:
     """Registry-style money: `105(万元人民币)`, `5万人民币`, `100万美元`, `3.2亿` → 万元.
 
-    Returns (value in 万元 of the stated currency, ok, currency) — currency is 人民币 or 美元.
+    Returns (value in 万元 of the stated currency, ok, currency) — 人民币 unless the text names another.
     """
     text = clean_text(raw)
     frame = pl.DataFrame({"norm": text.str.normalize("NFKC").str.replace_all(r"[,，\s()（）]", "")})
@@ -59,10 +60,11 @@ def parse_money_with_unit(raw: pl.Series, default_unit: str = "万元") -> tuple
               .when(rest.str.starts_with("千元")).then(0.1)
               .when(rest.str.starts_with("元")).then(0.0001)
               .when(rest == "").then(1.0 if default_unit == "万元" else 10_000.0))
-    known = rest.str.contains(r"^(亿|万|千元|元)?(元)?(人民币|美元|港元|欧元)?$")
+    # `万人民币元`, `万元(人民币)`, `万日元`, `万瑞士法郎`: registries write the currency before or after 元.
+    known = rest.str.contains(rf"^(亿|万|千元|元)?(元)?({_CURRENCIES})?(元)?$")
     out = frame.select(
         pl.when(known).then(pl.col("number") * factor).alias("value"),
-        pl.when(rest.str.contains("美元")).then(pl.lit("美元")).otherwise(pl.lit("人民币")).alias("currency"))
+        rest.str.extract(f"({_CURRENCIES})", 1).replace({"港币": "港元"}).fill_null("人民币").alias("currency"))
     value = out.get_column("value").alias(raw.name)
     return value, _ok(text, value), out.get_column("currency")
 

@@ -124,10 +124,13 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     manifest = Manifest({"command": "validate", "drop": str(drop)})
     manifest.record_inputs(loaded, result)
     manifest.finish(out, timer.seconds, status="ok" if result.error_rows == 0 else "contract_failed")
+    from data_contracts.schema import TABLES
+
     for name, c in result.counts.items():
-        out_console.print(f"{name}: 读取 {c['rows_read']} 行, 接受 {c['rows_accepted']}, 隔离 {c['rows_quarantined']}")
+        out_console.print(f"{TABLES[name].stem_zh}: 读取 {c['rows_read']} 行, 接受 {c['rows_accepted']} 行, "
+                          f"隔离 {c['rows_quarantined']} 行")
     if loaded.missing_tables:
-        out_console.print(f"未提供的表: {', '.join(loaded.missing_tables)}")
+        out_console.print(f"未提供的表: {'、'.join(TABLES[n].stem_zh for n in loaded.missing_tables)}")
     if loaded.ignored_files:
         out_console.print(f"未识别而忽略的文件: {', '.join(loaded.ignored_files)}")
     if result.error_rows:
@@ -176,8 +179,9 @@ def synth(enterprises: int = typer.Option(..., "--enterprises", min=100, max=1_0
 
 def _summary(out: Path, data: dict) -> None:
     secs = data.get("seconds", {})
-    out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: "
-                      "report.pdf, candidates.csv/.xlsx, allocation.csv, quarantine.csv, manifest.json")
+    files = [f for f in ("report.pdf", "candidates.csv", "candidates.xlsx", "allocation.csv", "quarantine.csv",
+                         "memo.md", "manifest.json") if (out / f).exists()]
+    out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: {', '.join(files)}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -63,7 +63,7 @@ def test_header_only_file_is_read_with_zero_rows(drop, tmp_path):
     (drop / "融资.csv").write_text("统一社会信用代码,企业名称,融资日期,轮次,融资金额(万元)\n", encoding="utf-8-sig")
     result = _validate(drop, tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "financing: 读取 0 行" in result.output
+    assert "融资: 读取 0 行" in result.output
 
 
 def test_truncated_xlsx_exits_2(drop, tmp_path):

@@ -59,8 +59,9 @@ def test_integer_rejects_fractions():
 
 
 def test_registry_money_texts():
-    texts = pl.Series("x", ["105(万元人民币)", "5万人民币", "100万美元", "3.2亿", "5000元", "1,000", "很多"])
+    texts = pl.Series("x", ["105(万元人民币)", "5万人民币", "100万美元", "3.2亿", "5000元", "1,000", "很多",
+                            "1000万人民币元", "40,000(万日元)", "60(元/万元)"])
     value, ok, currency = parsing.parse_money_with_unit(texts)
-    assert value.to_list() == [105.0, 5.0, 100.0, 32000.0, 0.5, 1000.0, None]
-    assert ok.to_list() == [True] * 6 + [False]
-    assert currency.to_list()[2] == "美元"
+    assert value.to_list() == [105.0, 5.0, 100.0, 32000.0, 0.5, 1000.0, None, 1000.0, 40000.0, None]
+    assert ok.to_list() == [True] * 6 + [False, True, True, False]
+    assert currency.to_list()[2] == "美元" and currency.to_list()[8] == "日元"
