@@ -58,7 +58,9 @@ def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     return frame.with_columns(
         identifiers.uscc_problems(frame.get_column("uscc")).alias("_p_uscc"),
         (pl.col("founded_on") > pl.lit(as_of)).fill_null(False).alias("_f_founded_future"),
-        identifiers.industry_code_problems(frame.get_column("industry_code")).alias("_p_industry_code"),
+        # 行业代码 may be missing (the column is nullable); only a code that is written is judged.
+        pl.when(pl.col("industry_code").is_not_null()).then(
+            identifiers.industry_code_problems(frame.get_column("industry_code"))).alias("_p_industry_code"),
     )
 
 

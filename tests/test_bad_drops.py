@@ -136,3 +136,13 @@ def test_formula_name_is_accepted_as_data(drop, tmp_path):
     assert q.filter((pl.col("table") == "enterprises") & (pl.col("row") == "4")).height == 0
     names = q.get_column("message").to_list()
     assert all(not m.startswith(("=", "+", "-", "@")) for m in names)
+
+
+def test_missing_industry_code_is_not_flagged_but_a_wrong_one_is(drop, tmp_path):
+    _edit_csv(drop / "企业登记.csv", 6, "行业代码", "")
+    _edit_csv(drop / "企业登记.csv", 7, "行业代码", "C6513")
+    out = tmp_path / "out"
+    _validate(drop, out)
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "industry_code_valid")
+    assert flags.get_column("row").to_list() == ["7"]
+    assert "门类 I" in flags.get_column("message").item()
