@@ -33,7 +33,7 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
     findings = [empty_findings()]
     for col in table.columns:
         if col.name not in raw.columns:
-            columns.append(pl.Series(col.name, [None] * raw.height, dtype=_dtype(col.kind)))
+            columns.append(pl.Series(col.name, [None] * raw.height, dtype=column_dtype(col.kind)))
             continue
         source = raw.get_column(col.name)
         value, ok = _parse_distinct(col.kind, source, col.name)
@@ -93,8 +93,10 @@ def _parse(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl.Series |
     return text, None
 
 
-def _dtype(kind: str) -> pl.DataType:
-    return {NUMBER: pl.Float64, INTEGER: pl.Int64, DATE: pl.Date, BOOL: pl.Boolean}.get(kind, pl.Utf8)
+def column_dtype(kind: str) -> pl.DataType:
+    """The Polars dtype a column of this kind has once typed."""
+    return {NUMBER: pl.Float64, NUMBER_OR_TEXT: pl.Float64, INTEGER: pl.Int64, DATE: pl.Date,
+            BOOL: pl.Boolean}.get(kind, pl.Utf8)
 
 
 def _parse_findings(table: Table, col, rows: pl.Series, source: pl.Series, ok: pl.Series,

@@ -15,7 +15,7 @@ import polars as pl
 
 from data_contracts import derive
 from data_contracts.coerce import FINDING_SCHEMA, coerce, empty_findings
-from data_contracts.entity import NameIndex, match_rate
+from data_contracts.entity import NameIndex
 from data_contracts.gx_runner import ContractRun
 from data_contracts.schema import TABLES, Table
 from data_contracts.suites import QUARANTINE_ON_WARN, Check
@@ -197,4 +197,4 @@ def _rate(frame: pl.DataFrame) -> float:
     return float(frame.select(pl.col("_p_unmatched").is_null().mean()).item())
 
 
-__all__ = ["TableInput", "ValidationResult", "validate", "match_rate"]
+__all__ = ["TableInput", "ValidationResult", "validate"]

@@ -49,6 +49,7 @@ class RawTable:
     unit_factors: dict[str, float] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
     personal_columns_dropped: list[str] = field(default_factory=list)
+    blank_rows_skipped: int = 0
 
     @property
     def rows_read(self) -> int:
@@ -223,10 +224,12 @@ def _name_columns(table: Table, path: Path, grid: pl.DataFrame, sha: str,
                 raise DropError(f"{path.name}: 列「{header_text(headers, source_col, grid)}」的单位「{unit}」"
                                 f"无法换算为{col.unit}")
             factors[name] = factor
-    frame = body.select(columns)
-    frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
-                                             for c in frame.columns if c != "_row"]))
-    return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal)
+    selected = body.select(columns)
+    # Rows with every cell empty are spacing in a spreadsheet, not data: skipped, and counted.
+    frame = selected.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
+                                                for c in selected.columns if c != "_row"]))
+    return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
+                    blank_rows_skipped=selected.height - frame.height)
 
 
 def header_text(headers: list, source_col: str, grid: pl.DataFrame) -> str:

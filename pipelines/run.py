@@ -76,10 +76,12 @@ def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
 
 def blocking_problems(result: ValidationResult) -> list[str]:
     """Table-level failures that stop scoring (row-level errors only quarantine rows)."""
+    from data_contracts.schema import TABLES
+
     problems = []
     for name, c in result.counts.items():
         if c["rows_read"] and c["rows_quarantined"] / c["rows_read"] > MAX_QUARANTINE_SHARE:
-            problems.append(f"「{name}」表 {c['rows_read']} 行中有 {c['rows_quarantined']} 行被隔离, "
+            problems.append(f"「{TABLES[name].stem_zh}」表 {c['rows_read']} 行中有 {c['rows_quarantined']} 行被隔离, "
                             f"超过 {MAX_QUARANTINE_SHARE:.0%}, 数据整体不可用")
     if result.counts.get("enterprises", {}).get("rows_accepted", 0) == 0:
         problems.append("企业登记表没有任何可接受的行")
@@ -146,12 +148,12 @@ def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str
 
 
 def _empty(name: str) -> pl.DataFrame:
+    from data_contracts.coerce import column_dtype
     from data_contracts.schema import TABLES
 
     if name == "patent_owners":
         return pl.DataFrame(schema={"application_no": pl.Utf8, "uscc": pl.Utf8})
-    kinds = {"number": pl.Float64, "integer": pl.Int64, "date": pl.Date, "bool": pl.Boolean}
-    return pl.DataFrame(schema={c.name: kinds.get(c.kind, pl.Utf8) for c in TABLES[name].columns})
+    return pl.DataFrame(schema={c.name: column_dtype(c.kind) for c in TABLES[name].columns})
 
 
 def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.DataFrame:
@@ -197,7 +199,7 @@ def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
 
 def train_or_load(panel, rules, honors, opts: RunOptions):
     from features.catalog import load_catalog, model_features
-    from scoring.model import PromotionModel, make_labels, score_metrics
+    from scoring.model import DEFAULT_PARAMS, PromotionModel, make_labels, score_metrics
 
     rows = model_rows(panel, rules)
     labels = make_labels(panel, honors, opts.quarter)
@@ -208,16 +210,10 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
         catalog = load_catalog()
         features = model_features()
         monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-        model = PromotionModel(features, monotone, {**_params(), "seed": opts.seed}).fit(rows, opts.quarter)
+        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(rows, opts.quarter)
         model.save(opts.out / "model")
     baseline = _rule_baseline(model, score_metrics)
     return model, rows, baseline
-
-
-def _params() -> dict:
-    from scoring.model import DEFAULT_PARAMS
-
-    return dict(DEFAULT_PARAMS)
 
 
 def _rule_baseline(model, score_metrics) -> dict:

@@ -112,3 +112,10 @@ def test_two_files_for_one_table_are_refused(tmp_path):
     _write(tmp_path / "enterprises.csv", f"{HEADER}\n{ROW}\n")
     with pytest.raises(DropError, match="都像是"):
         read_drop(tmp_path)
+
+
+def test_blank_spreadsheet_rows_are_skipped_and_counted(tmp_path):
+    text = f"{HEADER}\n{ROW}\n,,,,,,\n{ROW.replace('示例', '样本')}\n"
+    raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
+    assert raw.frame.get_column("_row").to_list() == [2, 4]
+    assert raw.blank_rows_skipped == 1
