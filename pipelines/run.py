@@ -166,11 +166,14 @@ def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.Data
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
-    """Rules for every quarter of the panel (the backtest baseline needs the past ones too)."""
+    """Rules for the scored quarter and the model's tuning and validation quarters (the rule-points
+    baseline and the backtest compare against those); earlier quarters feed nothing."""
+    from scoring.model import HORIZON
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
-    rules = evaluate(panel, books)
+    recent = panel.filter(pl.col("quarter") >= str(quarter - (HORIZON + 1)))
+    rules = evaluate(recent, books)
     in_force = []
     for tier, zh in TIERS.items():
         book = rulebook_in_force(books, tier, quarter.end)
