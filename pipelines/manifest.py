@@ -77,7 +77,8 @@ class Manifest:
         return next((i["file"] for i in self.data.get("inputs", []) if i["table"] == table), None)
 
     def record_model(self, model, baseline: dict) -> None:
-        self.data["model"] = {"id": model.model_id, "kind": "LightGBM, pooled over tiers (tier one-hot), Platt calibration out of time",
+        self.data["model"] = {"id": model.model_id, "kind": ("LightGBM: mean log-odds of a model pooled over tiers (tier one-hot) and the tier's own "
+                                       "model where it has enough positives (window.tiers_with_own_model); Platt calibration out of time"),
                               "features": model.features, "params": model.params, "window": model.window_,
                               "metrics": model.metrics_, "baseline_metrics": baseline,
                               "data_hash": model.data_hash_}

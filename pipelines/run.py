@@ -243,10 +243,9 @@ def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, q
 
 
 def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:
-    from scoring.explain import contributions, global_importance, reasons
+    from scoring.explain import global_importance, reasons
     from scoring.ranking import rank_candidates
-    x, names = model.design(scored)
-    contrib = contributions(model.booster_, x)
+    contrib, x, names = model.contributions(scored)
     scored = scored.with_columns(pl.Series("reasons", reasons(contrib, x, names)))
     candidates = rank_candidates(scored)
     global_importance(contrib, names).write_parquet(out / "tables" / "shap_global.parquet")

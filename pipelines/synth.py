@@ -1143,7 +1143,9 @@ def _simulate_honors(rng: np.random.Generator, f: _Firms, a: _Annual, ip, fin, c
         qoy = t % 4 + 1
         due = [tier for tier in TIERS if qoy in tier.batches]
         if due:
-            py = (t // 4 if qoy == 4 else t // 4 - 1) - a.y0
+            # The last full year before the quarter starts: a December batch is judged on the
+            # year before, as real assessments are (the current year's accounts are not closed).
+            py = t // 4 - 1 - a.y0
             if py not in accounts:
                 accounts.clear()
                 accounts[py] = _accounts(a, py)

@@ -634,6 +634,10 @@ INPUT_COLUMNS = {
 }
 
 
+MODEL_KIND = ("LightGBM 梯度提升树: 所有层级合并训练的模型与该层级单独训练的模型取对数几率平均 "
+              "(正例太少的层级只用合并模型); 按时间外推验证, 调参季度上 Platt 校准")
+
+
 def methods_section(run: Run) -> dict:
     """Rulebooks, model window and metrics beside the rule-points baseline, rank rule, inputs."""
     m = run.manifest
@@ -656,7 +660,7 @@ def methods_section(run: Run) -> dict:
     return {
         "rulebooks": rulebooks,
         "model_id": _str(model.get("id")),
-        "model_kind": _str(model.get("kind")),
+        "model_kind": MODEL_KIND if model.get("id") else "",
         "window": _window_lines(model.get("window") or {}, names),
         "metrics": [
             _metric_row(names.get(k, k), metrics.get(k) or {}, baseline.get(k) or {}) for k in keys
@@ -693,8 +697,14 @@ def _window_lines(window: dict, names: dict) -> list[str]:
         q = window.get(key)
         if q:
             lines.append(f"{label}: {q[0]} – {q[-1]}" if isinstance(q, list) else f"{label}: {q}")
-    if window.get("best_iteration") is not None:
-        lines.append(f"最佳迭代轮数: {window['best_iteration']}")
+    rounds = window.get("best_iteration")
+    if isinstance(rounds, dict):
+        lines.append("迭代轮数 (验证期早停): " + "; ".join(
+            f"{'各层级合并模型' if k == 'pooled' else names.get(k, k)} {v}" for k, v in rounds.items()))
+    elif rounds is not None:
+        lines.append(f"最佳迭代轮数: {rounds}")
+    if pooled := window.get("tiers_pooled_only"):
+        lines.append("只用合并模型的层级 (正例太少): " + "、".join(names.get(k, k) for k in pooled))
     if pos := window.get("positives_by_tier") or {}:
         lines.append("各层级正例数: " + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))
     return lines

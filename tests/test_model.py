@@ -1,0 +1,146 @@
+"""The promotion model: out-of-time windows, the pooled + per-tier blend, its explanations, saving,
+and `tidu run --model` scoring with a saved model."""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from data_contracts.periods import Quarter
+from features.catalog import load_catalog, model_features
+from pipelines.cli import app
+from pipelines.run import Timer, apply_rules, build_features, check_drop, load_warehouse, model_rows
+from pipelines.synth import synthesize
+from scoring.model import DEFAULT_PARAMS, HORIZON, MIN_TIER_POSITIVES, PromotionModel, make_labels
+
+END = Quarter(2025, 4)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    base = tmp_path_factory.mktemp("model")
+    drop = base / "drop"
+    synthesize(drop, enterprises=1500, quarters=14, seed=11, end_quarter=END, fmt="parquet")
+    tables, report = check_drop(drop, base / "check", None, Timer())
+    tables = load_warehouse(base / "w.duckdb", tables, report)
+    panel = build_features(tables, END)
+    rules, _ = apply_rules(panel, END)
+    rows = model_rows(panel, rules).join(make_labels(panel, tables["honors"], END),
+                                         on=["uscc", "quarter", "tier"], how="left")
+    catalog = load_catalog()
+    monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
+    model = PromotionModel(model_features(), monotone, dict(DEFAULT_PARAMS)).fit(rows, END)
+    return base, drop, rows, model
+
+
+def _qi(q: str) -> int:
+    return Quarter.parse(q).index
+
+
+def test_windows_are_out_of_time(city):
+    _, _, rows, model = city
+    w = model.window_
+    train_last, tune, valid = w["train_quarters"][1], w["tuning_quarters"], w["validation_quarters"]
+    assert tune[0] == tune[1] and valid[0] == valid[1]
+    # A training row's four-quarter outcome window closes before the tuning quarter begins.
+    assert _qi(train_last) + HORIZON <= _qi(tune[0])
+    assert _qi(valid[0]) == _qi(tune[0]) + 1
+    # The validation quarter is the last one whose outcome window is complete.
+    assert _qi(valid[0]) == END.index - HORIZON
+    assert w["refit_quarters"][1] == valid[0]
+
+
+def test_tiers_get_their_own_model_only_with_enough_positives(city):
+    _, _, rows, model = city
+    w = model.window_
+    labeled = rows.filter(pl.col("label").is_not_null() & (pl.col("quarter") <= w["train_quarters"][1]))
+    positives = dict(labeled.group_by("tier").agg(pl.col("label").sum()).iter_rows())
+    assert w["tiers_with_own_model"], "no tier had enough positives for its own model"
+    for tier in w["tiers_with_own_model"]:
+        assert positives[tier] >= MIN_TIER_POSITIVES
+        assert tier in model.boosters_
+    for tier, reason in w["tiers_pooled_only"].items():
+        assert tier not in model.boosters_ and str(positives.get(tier, 0)) in reason
+    assert None in model.boosters_  # the pooled model is always there
+
+
+def test_margin_is_the_mean_of_pooled_and_own_tier_model(city):
+    _, _, rows, model = city
+    now = rows.filter(pl.col("quarter") == str(END))
+    x, _ = model.design(now)
+    pooled = model.boosters_[None].predict(x, raw_score=True)
+    margin = model.margin(now)
+    tiers = now.get_column("tier").to_numpy()
+    for tier in model.window_["tiers_with_own_model"]:
+        idx = tiers == tier
+        own = model.boosters_[tier].predict(x[idx], raw_score=True)
+        np.testing.assert_allclose(margin[idx], 0.5 * pooled[idx] + 0.5 * own, rtol=0, atol=1e-12)
+    alone = ~np.isin(tiers, model.window_["tiers_with_own_model"])
+    assert alone.any()
+    np.testing.assert_allclose(margin[alone], pooled[alone], rtol=0, atol=1e-12)
+
+
+def test_contributions_are_exact_and_add_up_to_the_margin(city):
+    _, _, rows, model = city
+    now = rows.filter(pl.col("quarter") == str(END)).sample(3000, seed=1)
+    contrib, x, names = model.contributions(now)
+    assert contrib.shape == (now.height, len(names) + 1)
+    np.testing.assert_allclose(contrib.sum(axis=1), model.margin(now), rtol=0, atol=1e-9)
+    # Against LightGBM's own pred_contrib, blended the same way.
+    reference = model.boosters_[None].predict(x, pred_contrib=True)
+    tiers = now.get_column("tier").to_numpy()
+    for tier in model.window_["tiers_with_own_model"]:
+        idx = tiers == tier
+        assert idx.any()
+        reference[idx] = 0.5 * reference[idx] + 0.5 * model.boosters_[tier].predict(x[idx], pred_contrib=True)
+    np.testing.assert_allclose(contrib, reference, rtol=0, atol=1e-9)
+
+
+def test_more_invention_patents_never_lower_the_score(city):
+    _, _, rows, model = city
+    now = rows.filter(pl.col("quarter") == str(END)).sample(2000, seed=2)
+    assert model.monotone.get("invention_granted_valid") == 1
+    base = model.margin(now)
+    more = model.margin(now.with_columns(pl.col("invention_granted_valid").fill_null(0) + 3))
+    filled = model.margin(now.with_columns(pl.col("invention_granted_valid").fill_null(0)))
+    assert (more >= filled - 1e-12).all()
+    assert (more > filled + 1e-9).any(), "the feature never moved the score"
+    assert base.shape == more.shape
+
+
+def test_saved_model_predicts_identically(city, tmp_path):
+    _, _, rows, model = city
+    model.save(tmp_path / "m")
+    loaded = PromotionModel.load(tmp_path / "m")
+    now = rows.filter(pl.col("quarter") == str(END))
+    np.testing.assert_array_equal(loaded.predict_proba(now), model.predict_proba(now))
+    assert loaded.model_id == model.model_id
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert set(meta["boosters"]) == {"pooled", *model.window_["tiers_with_own_model"]}
+    assert meta["data_hash"] == model.data_hash_ and meta["window"] == model.window_
+    for spec in meta["boosters"].values():
+        booster = lgb.Booster(model_file=str(tmp_path / "m" / spec["file"]))
+        assert booster.current_iteration() == spec["rounds"]
+
+
+def test_run_with_a_saved_model_does_not_retrain(city):
+    base, drop, _, _ = city
+    runner = CliRunner()
+    first, second = base / "run1", base / "run2"
+    result = runner.invoke(app, ["run", str(drop), "--quarter", str(END), "--out", str(first), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["run", str(drop), "--quarter", str(END), "--out", str(second), "--no-pdf",
+                                 "--model", str(first / "model")])
+    assert result.exit_code == 0, result.output
+    m1 = json.loads((first / "manifest.json").read_text())
+    m2 = json.loads((second / "manifest.json").read_text())
+    assert m2["model"]["id"] == m1["model"]["id"]
+    assert not (second / "model").exists() or not any((second / "model").glob("booster*.txt"))
+    c1 = pl.read_parquet(first / "tables" / "candidates.parquet").sort("uscc", "tier_key")
+    c2 = pl.read_parquet(second / "tables" / "candidates.parquet").sort("uscc", "tier_key")
+    assert c1.get_column("probability").to_list() == c2.get_column("probability").to_list()
