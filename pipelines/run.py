@@ -189,15 +189,17 @@ def _source_text(book) -> str:
 
 
 def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
-    """(firm, quarter, tier) rows for tiers not yet held, with the rule verdict as features."""
-    from scoring.model import candidate_rows
+    """(firm, quarter, tier) keys for tiers not yet held by operating firms, with the rule verdict.
+    Keys only: the panel's features are joined to the rows that are used (`with_features`)."""
+    from scoring.model import candidate_keys
 
-    rows = candidate_rows(panel.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null()))
+    active = panel.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null())
+    rows = candidate_keys(active).drop("_qi")
     verdict = rules.select("uscc", "quarter", "tier",
                            pl.col("eligible").cast(pl.Float64).alias("rule_eligible"),
                            pl.col("eligible_if_unknowns_hold").cast(pl.Float64).alias("rule_eligible_if_unknowns_hold"),
                            pl.col("points").alias("rule_points"))
-    return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left")
+    return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
 
 
 def train_or_load(panel, rules, honors, opts: RunOptions):
@@ -206,14 +208,15 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
 
     rows = model_rows(panel, rules)
     labels = make_labels(panel, honors, opts.quarter)
-    rows = rows.join(labels, on=["uscc", "quarter", "tier"], how="left")
+    rows = rows.join(labels, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
     if opts.model is not None:
         model = PromotionModel.load(opts.model)
     else:
         catalog = load_catalog()
         features = model_features()
         monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(rows, opts.quarter)
+        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
+            rows, opts.quarter, panel=panel.select("uscc", "quarter", *features))
         model.save(opts.out / "model")
     baseline = _rule_baseline(model, score_metrics)
     return model, rows, baseline
@@ -235,11 +238,14 @@ def _rule_baseline(model, score_metrics) -> dict:
 
 
 def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter) -> pl.DataFrame:
-    now = rows.filter(pl.col("quarter") == str(quarter))
+    from scoring.model import with_features
+
+    now = with_features(rows.filter(pl.col("quarter") == str(quarter)),
+                        panel.filter(pl.col("quarter") == str(quarter)))
     now = now.with_columns(pl.Series("probability", model.predict_proba(now)))
     verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
         "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", "gaps", "needs_review")
-    return now.join(verdict, on=["uscc", "tier"], how="left")
+    return now.join(verdict, on=["uscc", "tier"], how="left", maintain_order="left")
 
 
 def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:

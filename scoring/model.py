@@ -55,25 +55,37 @@ def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter
     keys = keys.filter(pl.col("tier").is_in(list(TIERS))).with_columns(
         (pl.col("recognized_on").dt.year() * 4 + (pl.col("recognized_on").dt.month() - 1) // 3)
         .alias("rq")).select("uscc", "tier", "rq")
-    rows = candidate_rows(panel).select("uscc", "quarter", "tier", "_qi")
+    rows = candidate_keys(panel)
     hits = (rows.join(keys, on=["uscc", "tier"], how="inner")
             .filter((pl.col("rq") > pl.col("_qi")) & (pl.col("rq") <= pl.col("_qi") + horizon))
             .select("uscc", "quarter", "tier").unique().with_columns(pl.lit(1).alias("hit")))
     complete = pl.col("_qi") + horizon <= last_quarter.index
-    return (rows.join(hits, on=["uscc", "quarter", "tier"], how="left")
+    return (rows.join(hits, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
             .with_columns(pl.when(complete).then(pl.col("hit").fill_null(0)).cast(pl.Int8).alias("label"))
             .select("uscc", "quarter", "tier", "label"))
 
 
-def candidate_rows(panel: pl.DataFrame) -> pl.DataFrame:
-    """Every (firm, quarter, tier) where the firm does not already hold the tier."""
-    base = panel.with_columns(_quarter_index().alias("_qi"))
+def candidate_keys(panel: pl.DataFrame) -> pl.DataFrame:
+    """Every (uscc, quarter, tier, _qi) where the firm does not already hold the tier: keys only,
+    so that a province's firms × quarters × tiers fit in memory; features are joined later, to
+    the rows that are used (`with_features`)."""
+    base = panel.select("uscc", "quarter", *[c for c in (f"holds_{t}" for t in TIERS) if c in panel.columns])
+    base = base.with_columns(_quarter_index().alias("_qi"))
     parts = []
     for tier in TIERS:
         held = f"holds_{tier}"
         cond = ~pl.col(held).fill_null(False) if held in base.columns else pl.lit(True)
-        parts.append(base.filter(cond).with_columns(pl.lit(tier).alias("tier")))
-    return pl.concat(parts, how="vertical_relaxed")
+        parts.append(base.filter(cond).select("uscc", "quarter", pl.lit(tier).alias("tier"), "_qi"))
+    return pl.concat(parts)
+
+
+def with_features(rows: pl.DataFrame, panel: pl.DataFrame | None) -> pl.DataFrame:
+    """rows with the panel's columns they lack, joined on (uscc, quarter)."""
+    if panel is None:
+        return rows
+    missing = [c for c in panel.columns if c not in rows.columns]
+    return rows.join(panel.select("uscc", "quarter", *missing), on=["uscc", "quarter"], how="left",
+                     maintain_order="left")
 
 
 def _quarter_index() -> pl.Expr:
@@ -124,10 +136,15 @@ class PromotionModel:
     monotone: dict[str, int] = field(default_factory=dict)
     params: dict = field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
-    def fit(self, rows: pl.DataFrame, last_quarter: Quarter, refit: bool = True) -> PromotionModel:
+    def fit(self, rows: pl.DataFrame, last_quarter: Quarter, refit: bool = True,
+            panel: pl.DataFrame | None = None) -> PromotionModel:
         """Train on rows with labels; validate and calibrate on the latest complete quarters.
         Then refit on every complete quarter, unless `refit` is False (a backtest or a study of
-        the validation model needs only that)."""
+        the validation model needs only that). `rows` may be keys with labels only, the features
+        then come from `panel`, joined after negatives are subsampled."""
+        absent = [f for f in self.features if f not in rows.columns and (panel is None or f not in panel.columns)]
+        if absent:
+            raise ValueError(f"model features missing from rows and panel: {absent}")
         labeled = rows.filter(pl.col("label").is_not_null()).with_columns(_quarter_index().alias("_qi"))
         have = rows.select(pl.col("quarter").n_unique()).item()
         need_text = (f"评分季度 {last_quarter} 及以前至少需要 {MIN_QUARTERS + 1} 个季度的数据 "
@@ -146,7 +163,7 @@ class PromotionModel:
         if train.get_column("label").sum() == 0:
             raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         seed = self.params.get("seed", 7)
-        train = _subsample(train, seed)
+        train, tune, valid = (with_features(f, panel) for f in (_subsample(train, seed), tune, valid))
         self.categories_ = learn_categories(train, self.features)
         positives = dict(train.group_by("tier").agg(pl.col("label").sum()).iter_rows())
         tuned = set(tune.get_column("tier").unique().to_list())
@@ -159,6 +176,7 @@ class PromotionModel:
             booster = self._train(tr, MAX_ROUNDS, tu)
             self.boosters_[tier] = booster
             self.rounds_[tier] = booster.best_iteration or MAX_ROUNDS
+        del parts, tr, tu
         self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy())
         valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(self.margin(valid))))
         self.metrics_ = _metrics(valid)
@@ -166,14 +184,16 @@ class PromotionModel:
         self.validation_ = valid.select("uscc", "quarter", "tier", "label", "p",
                                         *[c for c in ("rule_points", "rule_eligible") if c in valid.columns])
         # Refit every booster on every complete quarter with its validated number of rounds.
-        full = _subsample(labeled, seed) if refit else train
+        train_span, train_rows = _quarter_span(train), train.height
+        full = with_features(_subsample(labeled, seed), panel) if refit else train
         if refit:
+            del train  # the refit frame is the larger one; keep one wide frame in memory
             self.boosters_ = {tier: self._train(full if tier is None else _of_tier(full, tier), self.rounds_[tier])
                               for tier in self.rounds_}
         self.window_ = {
-            "train_quarters": _quarter_span(train), "tuning_quarters": _quarter_span(tune),
+            "train_quarters": train_span, "tuning_quarters": _quarter_span(tune),
             "validation_quarters": _quarter_span(valid),
-            "refit_quarters": _quarter_span(labeled), "rows_train": train.height,
+            "refit_quarters": _quarter_span(labeled), "rows_train": train_rows,
             "rows_tuning": tune.height, "rows_validation": valid.height, "rows_refit": full.height,
             "positives_by_tier": {t: int(n) for t, n in labeled.group_by("tier").agg(
                 pl.col("label").sum()).sort("tier").iter_rows()},
@@ -328,8 +348,14 @@ def _quarter_span(rows: pl.DataFrame) -> list[str]:
     return [qs.min(), qs.max()] if rows.height else []
 
 
-def _frame_hash(frame: pl.DataFrame) -> str:
-    return hashlib.sha256(frame.sort(frame.columns).write_csv().encode()).hexdigest()[:16]
+def _frame_hash(frame: pl.DataFrame, chunk: int = 1_000_000) -> str:
+    """sha256 of the frame's CSV, sorted by every column; streamed in slices (the same digest as
+    hashing the whole CSV text at once) so that a province's labels need no CSV in memory."""
+    frame = frame.sort(frame.columns)
+    digest = hashlib.sha256()
+    for start in range(0, max(frame.height, 1), chunk):
+        digest.update(frame.slice(start, chunk).write_csv(include_header=start == 0).encode())
+    return digest.hexdigest()[:16]
 
 
 def _metrics(valid: pl.DataFrame) -> dict:

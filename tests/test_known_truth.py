@@ -28,7 +28,7 @@ from features.catalog import load_catalog, model_features
 from pipelines.run import Timer, build_features, check_drop, load_warehouse, model_rows
 from pipelines.synth import synthesize
 from scoring.backtest import rule_score
-from scoring.model import DEFAULT_PARAMS, HORIZON, PromotionModel, _quarter_index, make_labels
+from scoring.model import DEFAULT_PARAMS, HORIZON, PromotionModel, _quarter_index, make_labels, with_features
 from scoring.rules import evaluate, load_rulebooks
 
 FIRMS, SEED, END = 4000, 1, Quarter(2025, 4)
@@ -48,7 +48,7 @@ def city(tmp_path_factory) -> pl.DataFrame:
     rules = evaluate(panel.filter(pl.col("quarter").is_in([str(v) for v in VALIDATION])), load_rulebooks())
     truth = pl.read_parquet(drop / "_synth" / "truth.parquet").select(
         "uscc", "quarter", pl.col("tier").cast(pl.Utf8), pl.col("probability").alias("truth"))
-    return (model_rows(panel, rules)
+    return (with_features(model_rows(panel, rules), panel)
             .join(make_labels(panel, tables["honors"], END), on=["uscc", "quarter", "tier"], how="left")
             .join(truth.with_columns(pl.col("uscc", "quarter").cast(pl.Utf8)),
                   on=["uscc", "quarter", "tier"], how="left"))

@@ -16,7 +16,8 @@ from features.catalog import load_catalog, model_features
 from pipelines.cli import app
 from pipelines.run import Timer, apply_rules, build_features, check_drop, load_warehouse, model_rows
 from pipelines.synth import synthesize
-from scoring.model import DEFAULT_PARAMS, HORIZON, MIN_TIER_POSITIVES, PromotionModel, make_labels
+from scoring.model import (DEFAULT_PARAMS, HORIZON, MIN_TIER_POSITIVES, PromotionModel, make_labels,
+                           with_features)
 
 END = Quarter(2025, 4)
 
@@ -30,12 +31,12 @@ def city(tmp_path_factory):
     tables = load_warehouse(base / "w.duckdb", tables, report)
     panel = build_features(tables, END)
     rules, _ = apply_rules(panel, END)
-    rows = model_rows(panel, rules).join(make_labels(panel, tables["honors"], END),
+    keys = model_rows(panel, rules).join(make_labels(panel, tables["honors"], END),
                                          on=["uscc", "quarter", "tier"], how="left")
     catalog = load_catalog()
     monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-    model = PromotionModel(model_features(), monotone, dict(DEFAULT_PARAMS)).fit(rows, END)
-    return base, drop, rows, model
+    model = PromotionModel(model_features(), monotone, dict(DEFAULT_PARAMS)).fit(keys, END, panel=panel)
+    return base, drop, with_features(keys, panel), model
 
 
 def _qi(q: str) -> int:
@@ -53,6 +54,22 @@ def test_windows_are_out_of_time(city):
     # The validation quarter is the last one whose outcome window is complete.
     assert _qi(valid[0]) == END.index - HORIZON
     assert w["refit_quarters"][1] == valid[0]
+
+
+def test_keys_with_a_panel_train_the_same_model_as_wide_rows(city):
+    """The run hands fit() keys and the panel (features joined after subsampling, so a province's
+    firms × quarters × tiers are never held at full width); that must change nothing."""
+    _, _, rows, model = city
+    wide = PromotionModel(model.features, model.monotone, dict(model.params)).fit(rows, END)
+    assert wide.model_id == model.model_id
+    assert wide.calibrator_.a_ == model.calibrator_.a_ and wide.calibrator_.b_ == model.calibrator_.b_
+
+
+def test_fit_refuses_rows_without_the_features(city):
+    _, _, rows, model = city
+    keys = rows.select("uscc", "quarter", "tier", "label")
+    with pytest.raises(ValueError, match="missing"):
+        PromotionModel(model.features, model.monotone, dict(model.params)).fit(keys, END)
 
 
 def test_tiers_get_their_own_model_only_with_enough_positives(city):
