@@ -39,7 +39,9 @@ EARLY_STOPPING = 40
 MIN_TIER_POSITIVES = 50     # a tier needs this many training positives for a model of its own
 MIN_QUARTERS = 2 * HORIZON + 2  # train ≥ 1 quarter, a 4-quarter gap, tuning, validation, outcome window
 MIN_POSITIVES = 20          # fewer positives in the validation window: metrics are not reported
-MAX_TRAIN_ROWS = 3_000_000  # negatives are subsampled (and re-weighted) above this
+MAX_TRAIN_ROWS = 1_000_000  # negatives are subsampled (and re-weighted) above this
+MAX_TUNE_ROWS = 1_000_000   # the same for the tuning quarter (early stopping and calibration)
+PREDICT_CHUNK = 500_000     # rows per design matrix when predicting
 
 
 class HistoryTooShort(ValueError):
@@ -163,7 +165,8 @@ class PromotionModel:
         if train.get_column("label").sum() == 0:
             raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         seed = self.params.get("seed", 7)
-        train, tune, valid = (with_features(f, panel) for f in (_subsample(train, seed), tune, valid))
+        train, tune, valid = (with_features(f, panel) for f in (
+            _subsample(train, seed), _subsample(tune, seed, MAX_TUNE_ROWS), valid))
         self.categories_ = learn_categories(train, self.features)
         positives = dict(train.group_by("tier").agg(pl.col("label").sum()).iter_rows())
         tuned = set(tune.get_column("tier").unique().to_list())
@@ -177,7 +180,8 @@ class PromotionModel:
             self.boosters_[tier] = booster
             self.rounds_[tier] = booster.best_iteration or MAX_ROUNDS
         del parts, tr, tu
-        self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy())
+        self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy(),
+                                                 tune.get_column("_w").to_numpy())
         valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(self.margin(valid))))
         self.metrics_ = _metrics(valid)
         # Out-of-time predictions of the validation model, kept for the backtest table.
@@ -216,7 +220,8 @@ class PromotionModel:
             return lgb.train(params, data, rounds)
         x_tu, _ = self.design(tune)
         return lgb.train(params, data, rounds,
-                         valid_sets=[lgb.Dataset(x_tu, tune.get_column("label").to_numpy(), reference=data)],
+                         valid_sets=[lgb.Dataset(x_tu, tune.get_column("label").to_numpy(), reference=data,
+                                                 weight=tune.get_column("_w").to_numpy())],
                          callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
 
     def _names(self) -> list[str]:
@@ -227,7 +232,11 @@ class PromotionModel:
         return design_matrix(rows, self.features, self.categories_)
 
     def _blend(self, rows: pl.DataFrame, per_booster) -> np.ndarray:
-        """Mean over the pooled and the row's own tier booster of per_booster(booster, rounds, x)."""
+        """Mean over the pooled and the row's own tier booster of per_booster(booster, rounds, x),
+        in slices of PREDICT_CHUNK rows (one design matrix of a province would not fit)."""
+        if rows.height > PREDICT_CHUNK:
+            return np.concatenate([self._blend(rows.slice(i, PREDICT_CHUNK), per_booster)
+                                   for i in range(0, rows.height, PREDICT_CHUNK)])
         x, _ = self.design(rows)
         out = per_booster(self.boosters_[None], self.rounds_[None], x)
         tiers = rows.get_column("tier").to_numpy()
@@ -320,10 +329,11 @@ class PlattCalibrator:
     def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
         self.a_, self.b_ = float(a), float(b)
 
-    def fit(self, margin: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+    def fit(self, margin: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> PlattCalibrator:
         from sklearn.linear_model import LogisticRegression
 
-        lr = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000).fit(margin.reshape(-1, 1), y)
+        lr = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000).fit(margin.reshape(-1, 1), y,
+                                                                           sample_weight=weight)
         self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         return self
 
@@ -331,10 +341,12 @@ class PlattCalibrator:
         return 1.0 / (1.0 + np.exp(-(self.a_ * margin + self.b_)))
 
 
-def _subsample(rows: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """All positives; negatives thinned to fit MAX_TRAIN_ROWS, weighted back up."""
+def _subsample(rows: pl.DataFrame, seed: int, cap: int | None = None) -> pl.DataFrame:
+    """All positives; negatives thinned to fit `cap` rows (MAX_TRAIN_ROWS), weighted back up by
+    the thinning share. Which rows stay depends only on their keys and the seed."""
+    cap = MAX_TRAIN_ROWS if cap is None else cap
     n_neg = int((rows.get_column("label") == 0).sum())
-    keep = max(MAX_TRAIN_ROWS - (rows.height - n_neg), 1)
+    keep = max(cap - (rows.height - n_neg), 1)
     if n_neg <= keep:
         return rows.with_columns(pl.lit(1.0).alias("_w"))
     share = keep / n_neg

@@ -161,3 +161,31 @@ def test_run_with_a_saved_model_does_not_retrain(city):
     c1 = pl.read_parquet(first / "tables" / "candidates.parquet").sort("uscc", "tier_key")
     c2 = pl.read_parquet(second / "tables" / "candidates.parquet").sort("uscc", "tier_key")
     assert c1.get_column("probability").to_list() == c2.get_column("probability").to_list()
+
+
+def test_predicting_in_slices_changes_nothing(city, monkeypatch):
+    import scoring.model as model_module
+
+    _, _, rows, model = city
+    now = rows.filter(pl.col("quarter") == str(END))
+    whole = model.margin(now)
+    monkeypatch.setattr(model_module, "PREDICT_CHUNK", 997)
+    assert now.height > 3 * 997
+    np.testing.assert_array_equal(model.margin(now), whole)
+
+
+def test_subsampling_keeps_every_positive_and_reweights_negatives(city):
+    from scoring.model import _subsample
+
+    _, _, rows, _ = city
+    labeled = rows.filter(pl.col("label").is_not_null())
+    kept = _subsample(labeled, seed=3, cap=20_000)
+    positives = int(labeled.get_column("label").sum())
+    assert int(kept.get_column("label").sum()) == positives
+    negatives = kept.filter(pl.col("label") == 0)
+    n_neg = labeled.height - positives
+    # Weighted, the negatives stand for all of them (within the hash's sampling noise).
+    assert abs(negatives.get_column("_w").sum() / n_neg - 1) < 0.05
+    assert 0.9 * (20_000 - positives) < negatives.height < 1.1 * (20_000 - positives)
+    assert kept.equals(_subsample(labeled, seed=3, cap=20_000))
+    assert _subsample(labeled, seed=3, cap=labeled.height).get_column("_w").unique().to_list() == [1.0]
