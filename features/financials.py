@@ -5,16 +5,23 @@ the trailing four quarters (`_ttm`); prior calendar years (`_py`, `_py2`, `_py3`
 Q4 year-to-date figures; stocks (assets, staff) come from the latest return.
 
 The returns are laid out on a dense grid, one row per (firm, quarter) from the first quarter any
-panel row needs to the last panel quarter, row = fid × T + (qi − first_qi), null where no return
-exists. "The same firm k quarters earlier" is then simply k rows up: de-cumulation and trailing
-sums are shifts on the grid, and the panel's values are gathers from it at the panel's rows, so
-no join or sort touches the big table. A panel row only ever reads grid rows at or before its
-own quarter. Money in 万元, ratios and growth as fractions, null when unknown (a missing
-quarter, a base ≤ 0).
+panel row needs to the last panel quarter, row = fid × T + (qi − first_qi): `return_row` says
+which return (row of the filings) fills each cell, null where none exists. "The same firm k
+quarters earlier" is then simply k rows up: de-cumulation and trailing sums are arithmetic on
+zero-copy slices of the grid, flow by flow (two at once), and the panel's values are filtered
+(a fixed lag) or gathered (a prior year's end) from it at the panel's cells, so no join or sort
+touches the big table. A panel row only ever reads grid rows at or before its own quarter and
+after its firm's first grid quarter. Money in 万元, ratios and growth as fractions, null when
+unknown (a missing quarter, a base ≤ 0).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
 import polars as pl
 
 FLOWS = ("revenue", "main_revenue", "profit", "net_profit", "rd_expense")
@@ -22,6 +29,7 @@ STOCKS = ("total_assets", "total_liabilities", "employees", "rd_staff")
 ANNUAL = ("revenue", "main_revenue", "rd_expense", "net_profit", "profit")
 PY2 = ("revenue", "main_revenue", "rd_expense", "net_profit")  # net_profit_py2: growth base only
 PY3 = ("revenue", "main_revenue", "rd_expense")
+YEAR_END_STOCKS = ("total_assets", "total_liabilities")  # debt_ratio_py
 
 
 # ── quarters and grid geometry ────────────────────────────────────────────────────────────
@@ -31,7 +39,7 @@ def quarter_index(period: pl.Expr) -> pl.Expr:
     return period.str.slice(0, 4).cast(pl.Int32) * 4 + period.str.slice(5, 1).cast(pl.Int32) - 1
 
 
-def first_grid_quarter(panel_qis: list[int], max_stock_age: int) -> int:
+def first_grid_quarter(panel_qis: Sequence[int], max_stock_age: int) -> int:
     """The earliest quarter any panel row reads: revenue_ttm a year earlier needs the return
     eight quarters back, py3 the Q4 three years before the quarter's prior year."""
     qmin = min(panel_qis)
@@ -41,115 +49,125 @@ def first_grid_quarter(panel_qis: list[int], max_stock_age: int) -> int:
 
 def returns_grid(filings: pl.DataFrame, n_firms: int, first_qi: int, last_qi: int) -> pl.DataFrame:
     """Dense grid of the returns: row fid × T + (qi − first_qi), T = last_qi − first_qi + 1,
-    with the `_ytd` flows and `return_row` (the return's row in `filings`), null where the firm
-    has no return for the quarter; plus qi and qpos (the quarter's position in the firm's block).
+    with `return_row` (the return's row in `filings`, null where the firm has no return for the
+    quarter) and `starts_year` (the quarter is a Q1).
 
-    `filings` has fid (null for an unknown firm), qi and the `_ytd` flows, one row per
-    (fid, qi) — a repeated (fid, qi) would keep only one of its rows; returns outside
-    [first_qi, last_qi] are left out.
+    `filings` has fid (null for an unknown firm) and qi, one row per (fid, qi) — a repeated
+    (fid, qi) would keep only one of its rows; returns outside [first_qi, last_qi] are left out.
     """
-    width, size = last_qi - first_qi + 1, n_firms * (last_qi - first_qi + 1)
-    inside = pl.col("fid").is_not_null() & pl.col("qi").is_between(first_qi, last_qi)
-    # returns left out are written to one spare cell past the end, then cut off
-    cells = filings.select(pl.when(inside).then(
-        pl.col("fid").cast(pl.Int64) * width + pl.col("qi") - first_qi).otherwise(size)).to_series()
-
-    def scattered(values: pl.Series) -> pl.Series:
-        empty = pl.repeat(None, size + 1, dtype=values.dtype, eager=True)
-        return empty.scatter(cells, values).head(size).alias(values.name)
-
-    qpos = pl.int_range(size, dtype=pl.Int64, eager=True) % width
-    return_row = pl.int_range(filings.height, dtype=pl.Int64, eager=True).alias("return_row")
-    return pl.DataFrame([scattered(filings[f"{n}_ytd"]) for n in FLOWS]).with_columns(
-        scattered(return_row),
-        qpos.cast(pl.Int32).alias("qpos"),
-        (qpos + first_qi).cast(pl.Int32).alias("qi"),
+    width = last_qi - first_qi + 1
+    located = (
+        filings.lazy().select("fid", "qi").with_row_index("return_row")
+        .filter(pl.col("fid").is_not_null() & pl.col("qi").is_between(first_qi, last_qi))
+        .select("return_row", (pl.col("fid").cast(pl.Int64) * width + pl.col("qi") - first_qi)
+                .alias("cell"))
+        .collect()
+    )
+    cells = np.full(n_firms * width, -1, dtype=np.int64)
+    cells[located["cell"].to_numpy()] = located["return_row"].to_numpy()  # numpy: a fast scatter
+    grid = pl.DataFrame({"return_row": cells})
+    return grid.select(
+        pl.when(pl.col("return_row") >= 0).then(pl.col("return_row")).alias("return_row"),
+        ((pl.int_range(pl.len(), dtype=pl.Int64) % width + first_qi) % 4 == 0).alias("starts_year"),
     )
 
 
-# ── on the grid (whole-column shifts; rows near a firm's first quarter are masked) ────────
-
-def quarterly_flow(name: str) -> pl.Expr:
-    """`<name>_q`: the quarter's own flow (万元): Q1 = YTD, Qn = YTD_n − YTD_{n−1};
-    null when Q_{n−1} is missing."""
-    ytd = pl.col(f"{name}_ytd")
-    return (
-        pl.when(pl.col("qi") % 4 == 0).then(ytd)
-        .when(pl.col("qpos") >= 1).then(ytd - ytd.shift(1))
-        .alias(f"{name}_q")
-    )
+def panel_cells(fid: pl.Series, qi: pl.Series, first_qi: int, last_qi: int) -> pl.Series:
+    """Grid row of each panel row (fid, qi); ascending, as the panel is sorted by (fid, qi)."""
+    return fid.cast(pl.Int64) * (last_qi - first_qi + 1) + (qi.cast(pl.Int64) - first_qi)
 
 
-def trailing_four_quarters(name: str) -> pl.Expr:
-    """`<name>_ttm`: the quarter's flow plus the three before it (万元); null if any is missing."""
-    flow = pl.col(f"{name}_q")
-    total = flow + flow.shift(1) + flow.shift(2) + flow.shift(3)
-    return pl.when(pl.col("qpos") >= 3).then(total).alias(f"{name}_ttm")
+def marked(cells: pl.Series, size: int) -> pl.Series:
+    """`size` booleans, true at the given positions."""
+    marks = np.zeros(size, dtype=bool)
+    marks[cells.to_numpy()] = True
+    return pl.Series(marks)
 
 
-def latest_return_row(max_age: int) -> pl.Expr:
-    """`return_row` of the firm's latest return at most `max_age` quarters old (internal)."""
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    latest = (pl.when(pl.col("return_row").is_not_null()).then(row)
-              .fill_null(strategy="forward", limit=max_age))
-    same_firm = latest >= row - pl.col("qpos")
-    return pl.col("return_row").gather(pl.when(same_firm).then(latest)).alias("latest_return_row")
+def prior_year_end_cells(cells: pl.Series, qi: pl.Series) -> pl.Series:
+    """For each panel cell, the grid row of the Q4 of its prior year (itself for a Q4 row)."""
+    return cells - (qi.cast(pl.Int64) + 1) % 4
 
 
-# ── at the panel rows (gathers from the grid) ─────────────────────────────────────────────
+# ── on the grid ───────────────────────────────────────────────────────────────────────────
+# "k quarters earlier" is the grid read k rows up, done with zero-copy slices: a column computed
+# from row `start` on is held as a Series whose position i is grid row start + i. Near a firm's
+# first grid quarter a lagged read reaches into the previous firm's rows; no panel cell reads
+# those rows, since the grid starts early enough for every feature (first_grid_quarter), so they
+# are left as they fall rather than masked.
 
-def _at(column: str, rows: pl.Series, quarters_back: int = 0) -> pl.Expr:
-    """`column` of the same firm `quarters_back` quarters before the given grid rows."""
-    return pl.col(column).gather(pl.lit(rows) - quarters_back)
+@dataclass(frozen=True)
+class GridColumn:
+    """A column of the grid from row `start` on (position i holds grid row start + i)."""
+
+    values: pl.Series
+    start: int = 0
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.values)
+
+    def lag(self, quarters: int, start: int) -> pl.Series:
+        """The value `quarters` rows up, for the grid rows from `start` on (zero-copy)."""
+        return self.values.slice(start - quarters - self.start, max(self.stop - start, 0))
+
+    def at(self, cells: pl.Series, quarters_back: int = 0) -> pl.Series:
+        """The values `quarters_back` quarters before the given grid rows."""
+        return self.values.gather(cells - (quarters_back + self.start))
+
+    def at_panel(self, panel: pl.Series, quarters_back: int = 0) -> pl.Series:
+        """The values `quarters_back` quarters before each panel cell, in panel order; `panel`
+        marks the grid rows that are panel cells (a filter, cheaper than a gather)."""
+        marks = panel.slice(quarters_back + self.start)
+        return self.values.head(len(marks)).filter(marks)
 
 
-def revenue_ttm_year_before(rows: pl.Series) -> pl.Expr:
-    """revenue_ttm four quarters earlier (万元), the base of revenue_growth_yoy (internal)."""
-    return _at("revenue_ttm", rows, 4).alias("revenue_ttm_prev")
+def quarterly_flow(ytd: GridColumn, starts_year: pl.Series) -> GridColumn:
+    """The quarter's own flow (万元): Q1 = YTD, Qn = YTD_n − YTD_{n−1}; null when Q_{n−1} is
+    missing (from the grid's second row on)."""
+    now, before = ytd.lag(0, 1), ytd.lag(1, 1)
+    flow = pl.select(pl.when(starts_year.slice(1)).then(now).otherwise(now - before))
+    return GridColumn(flow.to_series(), start=1)
 
 
-def prior_year_end_rows(grid: pl.DataFrame, rows: pl.Series) -> pl.Series:
-    """For each panel row, the grid row of the Q4 of its prior year (itself for a Q4 row)."""
-    return rows - (grid["qi"].gather(rows).cast(pl.Int64) + 1) % 4
+def trailing_four_quarters(flow: GridColumn) -> GridColumn:
+    """The quarter's flow plus the three before it (万元); null if any is missing (from the
+    grid's fifth row on)."""
+    start = flow.start + 3
+    total = flow.lag(0, start) + flow.lag(1, start) + flow.lag(2, start) + flow.lag(3, start)
+    return GridColumn(total, start=start)
 
 
-def _from_return(values: pl.Series, return_rows: pl.Expr) -> pl.Expr:
-    """A column of the returns table at the given return rows (null where there is none)."""
-    return pl.lit(values).gather(return_rows).alias(values.name)
+# ── at the panel cells ────────────────────────────────────────────────────────────────────
+
+def flow_features(grid: pl.DataFrame, filings: pl.DataFrame, name: str, py_cells: pl.Series
+                  ) -> pl.DataFrame:
+    """`<name>_ttm` and the prior years' `<name>_py`, `_py2`, `_py3` (those the panel has) at
+    the panel cells; for revenue also revenue_ttm four quarters earlier (`revenue_ttm_prev`,
+    the base of revenue_growth_yoy)."""
+    ytd = GridColumn(filings[f"{name}_ytd"].gather(grid["return_row"]))
+    ttm = trailing_four_quarters(quarterly_flow(ytd, grid["starts_year"]))
+    features = [ttm.at_panel(grid["panel"]).alias(f"{name}_ttm")]
+    if name == "revenue":
+        features.append(ttm.at_panel(grid["panel"], 4).alias("revenue_ttm_prev"))
+    for back, suffix, names in ((0, "py", ANNUAL), (4, "py2", PY2), (8, "py3", PY3)):
+        if name in names:
+            features.append(ytd.at(py_cells, back).alias(f"{name}_{suffix}"))
+    return pl.DataFrame(features)
 
 
-def prior_year_features(filings: pl.DataFrame, py_rows: pl.Series) -> list[pl.Expr]:
-    """`_py` of every annual flow, `_py2`/`_py3` of revenue, main revenue, R&D (and net profit
-    for py2), from the Q4 year-to-date returns; the prior year-end assets and liabilities (万元)."""
-    exprs = [_at(f"{n}_ytd", py_rows).alias(f"{n}_py") for n in ANNUAL]
-    exprs += [_at(f"{n}_ytd", py_rows, 4).alias(f"{n}_py2") for n in PY2]
-    exprs += [_at(f"{n}_ytd", py_rows, 8).alias(f"{n}_py3") for n in PY3]
-    year_end = _at("return_row", py_rows)
-    exprs += [_from_return(filings[s], year_end).alias(f"{s}_ye")
-              for s in ("total_assets", "total_liabilities")]
-    return exprs
-
-
-def latest_stocks(filings: pl.DataFrame, rows: pl.Series) -> list[pl.Expr]:
+def stock_features(grid: pl.DataFrame, filings: pl.DataFrame, py_cells: pl.Series,
+                   max_stock_age: int) -> pl.DataFrame:
     """Assets, liabilities and staff from the latest return ≤ the quarter (at most
-    max_stock_age quarters old)."""
-    latest = _at("latest_return_row", rows)
-    return [_from_return(filings[s], latest) for s in STOCKS]
-
-
-def grid_features(grid: pl.DataFrame, filings: pl.DataFrame, rows: pl.Series,
-                  max_stock_age: int) -> pl.DataFrame:
-    """Flows, prior years and stocks at the given grid rows (one output row per entry)."""
-    py_rows = prior_year_end_rows(grid, rows)
-    return (
-        grid.with_columns(*[quarterly_flow(n) for n in FLOWS], latest_return_row(max_stock_age))
-        .with_columns(*[trailing_four_quarters(n) for n in FLOWS])
-        .select(
-            *[_at(f"{n}_ttm", rows).alias(f"{n}_ttm") for n in FLOWS],
-            revenue_ttm_year_before(rows),
-            *prior_year_features(filings, py_rows),
-            *latest_stocks(filings, rows),
-        )
+    max_stock_age quarters old), and assets and liabilities at the prior year's end (its Q4
+    return, `_ye`)."""
+    return_row = grid["return_row"]
+    latest = GridColumn(return_row.fill_null(strategy="forward", limit=max_stock_age))
+    rows = pl.DataFrame([latest.at_panel(grid["panel"]).alias("latest"),
+                         GridColumn(return_row).at(py_cells).alias("year_end")])
+    return filings.select(
+        *[pl.col(s).gather(rows["latest"]) for s in STOCKS],
+        *[pl.col(s).gather(rows["year_end"]).alias(f"{s}_ye") for s in YEAR_END_STOCKS],
     )
 
 
@@ -260,10 +278,16 @@ def derived_financials() -> list[pl.Expr]:
 
 
 def financial_features(filings: pl.DataFrame, n_firms: int, fid: pl.Series, qi: pl.Series,
-                       panel_qis: list[int], max_stock_age: int) -> pl.DataFrame:
+                       panel_qis: Sequence[int], max_stock_age: int) -> pl.DataFrame:
     """Flows, prior years and stocks for the panel rows (fid, qi) given, in their order. Reads
     only returns with period ≤ the row's quarter. `filings`: fid, qi, `_ytd` flows, stocks."""
     first, last = first_grid_quarter(panel_qis, max_stock_age), max(panel_qis)
-    grid = returns_grid(filings, n_firms, first, last)
-    rows = fid.cast(pl.Int64) * (last - first + 1) + (qi.cast(pl.Int64) - first)
-    return grid_features(grid, filings, rows, max_stock_age)
+    cells = panel_cells(fid, qi, first, last)
+    grid = returns_grid(filings, n_firms, first, last).with_columns(
+        marked(cells, n_firms * (last - first + 1)).alias("panel"))
+    py_cells = prior_year_end_cells(cells, qi)
+    # two flows at a time (Polars releases the GIL), so that the grid holds only their columns
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = list(pool.map(lambda name: flow_features(grid, filings, name, py_cells), FLOWS))
+    parts.append(stock_features(grid, filings, py_cells, max_stock_age))
+    return pl.concat(parts, how="horizontal")

@@ -44,22 +44,30 @@ def is_quarter_end(date: pl.Expr) -> pl.Expr:
     return (date == date.dt.month_end()) & (date.dt.month() % 3 == 0)
 
 
-def first_quarter_held_two_years(date: pl.Expr) -> pl.Expr:
-    """First quarter q with date < q's end − 2 years (held strictly more than two years)."""
-    return quarter_of(date) + 8 + is_quarter_end(date).cast(pl.Int32)
+def first_quarter_held_two_years(date: pl.Expr, quarter: pl.Expr) -> pl.Expr:
+    """First quarter q with date < q's end − 2 years (held strictly more than two years);
+    `quarter` is quarter_of(date)."""
+    return quarter + 8 + is_quarter_end(date).cast(pl.Int32)
 
 
-def statutory_expiry() -> pl.Expr:
-    """Date the statutory term ends: invention 20 y, utility model 10 y, design 10 y
-    (15 y when filed from 2021-06-01), counted from the filing date."""
-    filed = pl.col("filed_on")
-    return (
-        pl.when(pl.col("patent_type") == INVENTION).then(filed.dt.offset_by("20y"))
-        .when((pl.col("patent_type") == DESIGN) & (filed >= DESIGN_TERM_15Y_FROM))
-        .then(filed.dt.offset_by("15y"))
-        .otherwise(filed.dt.offset_by("10y"))
-        .alias("expires_on")
+def patent_quarters() -> list[pl.Expr]:
+    """Quarter indices of the filing and the grant (null if not granted), computed once per
+    patent for all the spans below (internal)."""
+    return [quarter_of(pl.col("filed_on")).alias("filed_q"),
+            quarter_of(pl.col("granted_on")).alias("granted_q")]
+
+
+def statutory_expiry_quarter() -> pl.Expr:
+    """Quarter in which the statutory term ends: invention 20 y, utility model 10 y, design 10 y
+    (15 y when filed from 2021-06-01), counted from the filing date. The term ends on the same
+    month and day that many years on, so its quarter is the filing quarter + 4 per year."""
+    years = (
+        pl.when(pl.col("patent_type") == INVENTION).then(20)
+        .when((pl.col("patent_type") == DESIGN) & (pl.col("filed_on") >= DESIGN_TERM_15Y_FROM))
+        .then(15)
+        .otherwise(10)
     )
+    return (pl.col("filed_q") + 4 * years).alias("expiry_q")
 
 
 # ── each feature as a span of quarters [from, until) ──────────────────────────────────────
@@ -77,26 +85,25 @@ def _valid_span(kinds: tuple[str, ...], lapsed: LapsedRule) -> pl.Expr:
     counts = pl.col("patent_type").is_in(kinds) & pl.col("granted_on").is_not_null()
     if lapsed == "never_valid":
         counts = counts & (pl.col("legal_status") != LAPSED).fill_null(True)
-    granted = pl.max_horizontal(quarter_of(pl.col("granted_on")), quarter_of(pl.col("filed_on")))
-    return _span(counts, granted, quarter_of(pl.col("expires_on")))
+    granted = pl.max_horizontal(pl.col("granted_q"), pl.col("filed_q"))
+    return _span(counts, granted, pl.col("expiry_q"))
 
 
 def patents_total() -> pl.Expr:
     """All applications filed by the quarter's end, any kind or status (件)."""
-    return _span(pl.lit(True), quarter_of(pl.col("filed_on")), pl.lit(NEVER)).alias(
-        "patents_total")
+    return _span(pl.lit(True), pl.col("filed_q"), pl.lit(NEVER)).alias("patents_total")
 
 
 def patents_filed_2y() -> pl.Expr:
     """Applications of any kind filed in the two years up to the quarter's end,
     filed_on in (quarter_end − 2 years, quarter_end] (件)."""
-    filed = quarter_of(pl.col("filed_on"))
+    filed = pl.col("filed_q")
     return _span(pl.lit(True), filed, filed + 8).alias("patents_filed_2y")
 
 
 def invention_filed_2y() -> pl.Expr:
     """Invention applications filed in the two years up to the quarter's end (件)."""
-    filed = quarter_of(pl.col("filed_on"))
+    filed = pl.col("filed_q")
     return _span(pl.col("patent_type") == INVENTION, filed, filed + 8).alias("invention_filed_2y")
 
 
@@ -127,7 +134,8 @@ def ip_class_2(lapsed: LapsedRule) -> pl.Expr:
     the drop (件)."""
     valid = _valid_span((UTILITY, DESIGN), lapsed)
     start = pl.max_horizontal(valid.struct.field("from"),
-                              first_quarter_held_two_years(pl.col("granted_on")))
+                              first_quarter_held_two_years(pl.col("granted_on"),
+                                                           pl.col("granted_q")))
     return pl.struct(start.fill_null(NEVER).alias("from"),
                      valid.struct.field("until")).alias("ip_class_2")
 
@@ -178,7 +186,8 @@ def patent_features(patents: pl.LazyFrame, owners: pl.LazyFrame, firm_ids: pl.La
         .join(patents.select("application_no", "patent_type", "filed_on", "granted_on",
                              "legal_status"), on="application_no", how="inner")
         .filter(pl.col("filed_on").is_not_null())
-        .with_columns(statutory_expiry())
+        .with_columns(patent_quarters())
+        .with_columns(statutory_expiry_quarter())
         .select("fid", *patent_spans(lapsed))
         .collect()
     )

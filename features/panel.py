@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +46,7 @@ PANEL_FEATURES: tuple[str, ...] = (
     + honors.HONOR_FEATURES + PROJECT_FEATURES + CHAIN_FEATURES
 )
 DAYS_PER_YEAR = 365.25
+Table = pl.DataFrame | pl.LazyFrame  # an input table, in memory or lazy (e.g. a parquet scan)
 
 
 class PanelConfig(BaseModel):
@@ -87,7 +90,7 @@ INPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 _REQUIRED = {"enterprises": ("uscc", "founded_on")}
 
 
-def typed_input(tables: Mapping[str, pl.DataFrame], name: str) -> pl.LazyFrame:
+def typed_input(tables: Mapping[str, Table], name: str) -> pl.LazyFrame:
     """The columns the panel reads from one table, cast to their contract dtypes."""
     schema = INPUT_SCHEMAS[name]
     frame = tables.get(name)
@@ -95,16 +98,19 @@ def typed_input(tables: Mapping[str, pl.DataFrame], name: str) -> pl.LazyFrame:
         if name in _REQUIRED:
             raise KeyError(f"build_panel: table {name!r} is required")
         return pl.LazyFrame(schema=schema)
-    missing = [c for c in _REQUIRED.get(name, ()) if c not in frame.columns]
+    columns = frame.collect_schema().names()
+    missing = [c for c in _REQUIRED.get(name, ()) if c not in columns]
     if missing:
         raise KeyError(f"build_panel: table {name!r} lacks column(s) {missing}")
     return frame.lazy().select(
-        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+        (pl.col(c) if c in columns else pl.lit(None)).cast(t).alias(c)
         for c, t in schema.items())
 
 
 def quarter_calendar(quarters: Sequence[Quarter]) -> pl.DataFrame:
     """One row per panel quarter: qi, quarter text, its end, window starts, years it reads."""
+    if not quarters:
+        raise ValueError("build_panel: no quarters asked for")
     rows = sorted(set(quarters))
 
     def years_before(q: Quarter, n: int) -> dt.date:
@@ -159,7 +165,7 @@ def founded_by_quarter_end() -> pl.Expr:
 # order (= sorted by uscc, quarter); every part is computed straight onto those rows, so the
 # assembly needs no join on the big tables and no final sort.
 
-def firm_table(tables: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+def firm_table(tables: Mapping[str, Table]) -> pl.DataFrame:
     """Enterprises sorted by uscc with fid = their row number (a repeated uscc keeps its first row)."""
     return (typed_input(tables, "enterprises").sort("uscc", maintain_order=True)
             .filter(pl.col("uscc").is_first_distinct())
@@ -167,95 +173,148 @@ def firm_table(tables: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def panel_rows(firms: pl.DataFrame, calendar: pl.DataFrame) -> pl.DataFrame:
-    """fid, slot and the quarter's columns of every (firm, panel quarter) with the firm founded
-    by the quarter's end, in slot order."""
+    """fid, slot, qpos (the quarter's position in the calendar) and the quarter's columns of
+    every (firm, panel quarter) with the firm founded by the quarter's end, in slot order."""
     width = calendar.height
     slot = pl.int_range(firms.height * width, dtype=pl.Int64, eager=True)
-    fid = (slot // width).cast(pl.UInt32)
-    return (
-        pl.DataFrame({"fid": fid, "slot": slot, "founded_on": firms["founded_on"].gather(fid)})
-        .hstack(calendar.select(pl.all().gather(slot % width)))
-        .filter(founded_by_quarter_end())
-        .drop("founded_on")
-    )
+    fid, qpos = (slot // width).cast(pl.UInt32), (slot % width).cast(pl.Int32)
+    rows = pl.DataFrame({
+        "fid": fid, "slot": slot, "qpos": qpos, "founded_on": firms["founded_on"].gather(fid),
+        "quarter_end": calendar["quarter_end"].gather(qpos),
+    }).filter(founded_by_quarter_end()).drop("founded_on")
+    return rows.hstack(calendar.select("qi", "quarter", "py_year").gather(rows["qpos"]))
+
+
+def numbered_at(positions: pl.Series, size: int, elsewhere: int | None = None) -> pl.Series:
+    """A Series of `size` holding i at positions[i] and `elsewhere` (null if None) at every
+    other position (numpy scatters far faster than Polars)."""
+    numbers = np.full(size, -1 if elsewhere is None else elsewhere, dtype=np.int64)
+    numbers[positions.to_numpy()] = np.arange(len(positions))
+    numbered = pl.Series(numbers)
+    return numbered if elsewhere is not None else pl.select(
+        pl.when(numbered >= 0).then(numbered)).to_series()
 
 
 def row_of_slot(rows: pl.DataFrame, n_firms: int, width: int) -> pl.Series:
     """Panel row number of every slot fid × width + p (null where the firm was not yet founded)."""
-    return pl.repeat(None, n_firms * width, dtype=pl.Int64, eager=True).scatter(
-        rows["slot"], pl.int_range(rows.height, dtype=pl.Int64, eager=True))
+    return numbered_at(rows["slot"], n_firms * width)
 
 
 def place(features: pl.DataFrame, rows_of_slots: pl.Series, n_rows: int, calendar: pl.DataFrame,
           defaults: Mapping[str, object] | None = None) -> pl.DataFrame:
     """Lay per-(fid, qi) feature rows onto the panel rows; a panel row without one gets the
     column's default (null unless given)."""
-    defaults = defaults or {}
     position = calendar.select("qi", pl.int_range(calendar.height, dtype=pl.Int64).alias("qpos"))
-    located = features.join(position, on="qi", how="inner").with_columns(
+    located = features.join(position, on="qi", how="inner").select(
         pl.lit(rows_of_slots).gather(pl.col("fid").cast(pl.Int64) * calendar.height
-                                     + pl.col("qpos")).alias("row")
+                                     + pl.col("qpos")).alias("row"),
+        pl.exclude("fid", "qi", "qpos"),
     ).filter(pl.col("row").is_not_null())  # e.g. an event dated before the firm's founding
-    return pl.DataFrame([
-        pl.repeat(defaults.get(c), n_rows, dtype=located.schema[c], eager=True)
-        .scatter(located["row"], located[c]).alias(c)
-        for c in features.columns if c not in ("fid", "qi")
-    ])
+    values = located.drop("row")
+    # panel rows without a feature row read one extra row holding the defaults
+    fallback = pl.DataFrame({c: [(defaults or {}).get(c)] for c in values.columns},
+                            schema=values.schema)
+    source = numbered_at(located["row"], n_rows, elsewhere=located.height)
+    return pl.concat([values, fallback]).select(pl.all().gather(source))
 
 
-def filings_with_ids(tables: Mapping[str, pl.DataFrame], firm_ids: pl.DataFrame) -> pl.DataFrame:
+def firm_index(uscc: pl.Series, firm_ids: pl.DataFrame) -> pl.Series:
+    """fid of each uscc (null for an unknown firm). Returns come grouped by firm, so each run
+    of equal uscc is looked up once rather than every row."""
+    run = uscc.rle_id()
+    heads = pl.DataFrame({"uscc": uscc.filter(run.is_first_distinct())})
+    return heads.join(firm_ids, on="uscc", how="left", maintain_order="left")["fid"].gather(run)
+
+
+def period_index(period: pl.Series) -> pl.Series:
+    """qi of each `YYYYQn` period, parsed once per distinct period."""
+    distinct = period.unique().alias("period").to_frame().with_columns(
+        financials.quarter_index(pl.col("period")).alias("qi"))
+    return period.alias("period").to_frame().join(distinct, on="period", how="left",
+                                                   maintain_order="left")["qi"]
+
+
+def filings_with_ids(tables: Mapping[str, Table], firm_ids: pl.DataFrame) -> pl.DataFrame:
     """The returns' columns plus fid (null for an unknown firm) and qi; the value columns are
     the input's own buffers, not copies."""
     filings = typed_input(tables, "filings").collect()
-    ids = filings.select("uscc").join(firm_ids, on="uscc", how="left", maintain_order="left")
-    return filings.drop("uscc").with_columns(
-        ids["fid"], financials.quarter_index(pl.col("period")).alias("qi")).drop("period")
+    return filings.drop("uscc", "period").with_columns(
+        firm_index(filings["uscc"], firm_ids), period_index(filings["period"]))
 
 
-def build_panel(tables: Mapping[str, pl.DataFrame], quarters: Sequence[Quarter],
+def financial_columns(tables: Mapping[str, Table], firms: pl.DataFrame,
+                      rows: pl.DataFrame, calendar: pl.DataFrame,
+                      config: PanelConfig) -> pl.DataFrame:
+    """FINANCIAL_FEATURES at the panel rows (flows, prior years, stocks, growth and ratios)."""
+    money = financials.financial_features(
+        filings_with_ids(tables, firms.select("uscc", "fid")), firms.height, rows["fid"],
+        rows["qi"], calendar["qi"].to_list(), config.max_stock_age_quarters)
+    founded_year = firms["founded_on"].dt.year().cast(pl.Int32).gather(rows["fid"])
+    return (
+        money.with_columns(founded_year.alias("founded_year"), rows["py_year"]).lazy()
+        .with_columns(*financials.derived_financials())
+        .select(FINANCIAL_FEATURES)
+        .collect()
+    )
+
+
+def build_panel(tables: Mapping[str, Table], quarters: Sequence[Quarter],
                 config: PanelConfig | None = None) -> pl.DataFrame:
     """The point-in-time feature panel: one row per (uscc, quarter) for every enterprise founded
     by the quarter's end (any status), sorted by uscc then quarter; columns KEYS +
     PANEL_FEATURES (units and definitions in features/catalog.yaml).
 
     `tables` are the typed frames of docs/architecture.md (only `enterprises` is required;
-    filings one row per (uscc, period)). A feature of quarter q reads only rows dated by q's end.
+    filings one row per (uscc, period)), eager or lazy: a LazyFrame (e.g. `pl.scan_parquet`)
+    is read for the columns the panel needs only. A feature of quarter q reads only rows dated
+    by q's end.
     """
     config = config or PanelConfig()
-    if not quarters:
-        raise ValueError("build_panel: no quarters asked for")
     calendar = quarter_calendar(quarters)
     firms = firm_table(tables)
     n, firm_ids = firms.height, firms.select("uscc", "fid")
     rows = panel_rows(firms, calendar)
 
-    money = financials.financial_features(filings_with_ids(tables, firm_ids), n, rows["fid"],
-                                          rows["qi"], calendar["qi"].to_list(),
-                                          config.max_stock_age_quarters)
-    patents = ip.patent_features(
-        typed_input(tables, "patents"), typed_input(tables, "patent_owners"), firm_ids.lazy(),
-        n, calendar, config.lapsed_patents).select(pl.all().gather(rows["slot"]))
-    events, recognitions, investments = pl.collect_all([
-        financing.financing_features(typed_input(tables, "financing"), firm_ids.lazy(),
-                                     calendar, config.usd_cny),
-        honors.honor_features(typed_input(tables, "honors"), firm_ids.lazy(), calendar,
-                              config.honor_default_validity_years),
-        projects.project_features(typed_input(tables, "projects"), firm_ids.lazy(), calendar,
-                                  config.prorate_completed_investment),
-    ])
-    firm_columns = firms.drop("fid").select(pl.all().gather(rows["fid"]))
-    slots = row_of_slot(rows, n, calendar.height)
-    parts = [
-        rows.select("quarter", "quarter_end", "py_year"), firm_columns, money, patents,
-        place(events, slots, rows.height, calendar, financing.DEFAULTS),
-        place(recognitions, slots, rows.height, calendar, honors.DEFAULTS),
-        place(investments, slots, rows.height, calendar, projects.DEFAULTS),
-    ]
+    # the returns' columns are built beside the other parts (Polars releases the GIL)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        money = background.submit(financial_columns, tables, firms, rows, calendar, config)
+        patents = ip.patent_features(
+            typed_input(tables, "patents"), typed_input(tables, "patent_owners"), firm_ids.lazy(),
+            n, calendar, config.lapsed_patents).select(pl.all().gather(rows["slot"]))
+        events, recognitions, investments = pl.collect_all([
+            financing.financing_features(typed_input(tables, "financing"), firm_ids.lazy(),
+                                         calendar, config.usd_cny),
+            honors.honor_features(typed_input(tables, "honors"), firm_ids.lazy(), calendar,
+                                  config.honor_default_validity_years),
+            projects.project_features(typed_input(tables, "projects"), firm_ids.lazy(), calendar,
+                                      config.prorate_completed_investment),
+        ])
+        firm_columns = firms.drop("fid").select(pl.all().gather(rows["fid"]))
+        slots = row_of_slot(rows, n, calendar.height)
+        parts = [
+            rows.select("quarter", "quarter_end"), firm_columns, money.result(), patents,
+            place(events, slots, rows.height, calendar, financing.DEFAULTS),
+            place(recognitions, slots, rows.height, calendar, honors.DEFAULTS),
+            place(investments, slots, rows.height, calendar, projects.DEFAULTS),
+        ]
     return (
         pl.concat(parts, how="horizontal").lazy()
-        .with_columns(pl.col("founded_on").dt.year().cast(pl.Int32).alias("founded_year"))
-        .with_columns(*financials.derived_financials(), projects.project_intensity(),
-                      age_years(), chain_leader_tie())
+        .with_columns(projects.project_intensity(), age_years(), chain_leader_tie())
         .select(*KEYS, *PANEL_FEATURES)
         .collect()
     )
+
+
+def financial_panel(tables: Mapping[str, Table], quarters: Sequence[Quarter],
+                    config: PanelConfig | None = None) -> pl.DataFrame:
+    """uscc, quarter and FINANCIAL_FEATURES: the panel's rows and its financial columns only,
+    read from the enterprises and the returns (what bench/pandas_panel.py computes), by the
+    same code as build_panel."""
+    config = config or PanelConfig()
+    calendar = quarter_calendar(quarters)
+    firms = firm_table(tables)
+    rows = panel_rows(firms, calendar)
+    return pl.concat([
+        firms.select(pl.col("uscc").gather(rows["fid"])), rows.select("quarter"),
+        financial_columns(tables, firms, rows, calendar, config),
+    ], how="horizontal")

@@ -2,12 +2,25 @@
 
 Text that starts with `=`, `+`, `-`, `@` (or a tab / carriage return) would run as a formula
 when a clerk opens the file in a spreadsheet; every such cell gets a leading apostrophe.
+
+candidates.xlsx holds up to a million rows per tier, too many to write cell by cell (xlsxwriter
+spends about 5 µs on a cell). xlsxwriter still lays the workbook out — sheets, headers, formats,
+widths, frozen header row, filter — with the header rows only; the data rows are rendered a
+column at a time with Polars into exactly the XML xlsxwriter's constant-memory mode writes for
+them (inline strings), and streamed into each sheet of the package.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from xml.etree import ElementTree
 
+import numpy as np
 import polars as pl
 
 FORMULA_START = r"^[=+\-@\t\r]"
@@ -17,6 +30,8 @@ CANDIDATE_HEADERS = {
     "tier": "层级", "eligible": "是否符合条件", "points": "评分", "probability": "认定概率",
     "gaps": "差距", "needs_review": "需人工核实", "reasons": "主要因素",
 }
+SHEET_ROWS = 1_048_576  # Excel's limit, header row included
+ROWS_PER_CHUNK = 50_000  # data rows rendered at a time
 
 
 def neutralize(frame: pl.DataFrame) -> pl.DataFrame:
@@ -35,46 +50,238 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str, str]) -> Path:
-    """One sheet per tier, Chinese headers, frozen header row, widths and number formats."""
-    import xlsxwriter
-
+def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str, str],
+                          rows_per_sheet: int = SHEET_ROWS - 1) -> Path:
+    """One sheet per tier in rank order, Chinese headers, frozen header row, widths and number
+    formats. A tier with more rows than a sheet holds goes on in sheets `<tier> (2)`, `(3)`, …,
+    so that the workbook keeps every row of candidates.csv."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
-    with xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False}) as wb:
+    sheets = [page for key, zh in tiers.items()
+              for page in _pages(zh, frame.filter(pl.col("tier_key") == key).sort("rank")
+                                 .select(list(CANDIDATE_HEADERS)), rows_per_sheet)]
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        layout = Path(tmp) / "layout.xlsx"
+        _write_layout(layout, sheets)
+        _fill_sheets(layout, path, [part for _, part in sheets], Path(tmp))
+    return path
+
+
+def _pages(title: str, part: pl.DataFrame, rows_per_sheet: int) -> list[tuple[str, pl.DataFrame]]:
+    """(sheet name, rows) of one tier; an empty tier still gets its sheet."""
+    starts = range(0, max(part.height, 1), rows_per_sheet)
+    return [((title if k == 0 else f"{title} ({k + 1})")[:31], part.slice(start, rows_per_sheet))
+            for k, start in enumerate(starts)]
+
+
+# ── the layout, by xlsxwriter ─────────────────────────────────────────────────────────────
+
+_WIDTHS = {"rank": 6, "uscc": 21, "name": 30, "district": 10, "tier": 16, "eligible": 10, "points": 7,
+           "probability": 9, "gaps": 48, "needs_review": 36, "reasons": 48}
+_COLUMN_FORMATS = {"probability": "pct", "points": "pts", "gaps": "wrap", "needs_review": "wrap",
+                   "reasons": "wrap"}
+
+
+def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]]) -> None:
+    """The workbook with its header rows only; the filter covers the rows to come."""
+    import xlsxwriter
+
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    with xlsxwriter.Workbook(str(path), options) as wb:
         wb.set_properties({"created": None})
         fmt = {"head": wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True,
                                       "valign": "vcenter"}),
                "pct": wb.add_format({"num_format": "0.0%"}),
                "pts": wb.add_format({"num_format": "0.0"}),
                "wrap": wb.add_format({"text_wrap": True, "valign": "top"})}
-        for key, zh in tiers.items():
-            part = frame.filter(pl.col("tier_key") == key).sort("rank")
-            _sheet(wb, zh, part, fmt)
-    return path
+        for title, part in sheets:
+            ws = wb.add_worksheet(title)
+            for j, col in enumerate(CANDIDATE_HEADERS):
+                ws.write_string(0, j, CANDIDATE_HEADERS[col], fmt["head"])
+                ws.set_column(j, j, _WIDTHS[col], fmt.get(_COLUMN_FORMATS.get(col, "")))
+            ws.freeze_panes(1, 0)
+            ws.autofilter(0, 0, max(part.height, 1), len(CANDIDATE_HEADERS) - 1)
 
 
-_WIDTHS = {"rank": 6, "uscc": 21, "name": 30, "district": 10, "tier": 16, "eligible": 10, "points": 7,
-           "probability": 9, "gaps": 48, "needs_review": 36, "reasons": 48}
+def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path) -> None:
+    """Copy the layout's package to `path`, each sheet with its data rows after the header. A
+    worker thread renders the next sheet's rows while this one is compressed (Polars and zlib
+    both release the GIL, so the two share the cores)."""
+    with zipfile.ZipFile(layout) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    sheets = {int(found.group(1)) - 1: data for info, data in members
+              if (found := _SHEET.fullmatch(info.filename))}
 
+    def render(k: int) -> tuple[Path, int]:
+        rows = tmp / f"rows{k}.xml"
+        return rows, _render_rows(parts[k], _column_styles(sheets[k]), rows)
 
-def _sheet(wb, title: str, part: pl.DataFrame, fmt: dict) -> None:
-    ws = wb.add_worksheet(title[:31])
-    cols = list(CANDIDATE_HEADERS)
-    for j, col in enumerate(cols):
-        ws.write_string(0, j, CANDIDATE_HEADERS[col], fmt["head"])
-        style = fmt["pct"] if col == "probability" else fmt["pts"] if col == "points" else (
-            fmt["wrap"] if col in ("gaps", "needs_review", "reasons") else None)
-        ws.set_column(j, j, _WIDTHS[col], style)
-    for i, row in enumerate(part.select(cols).iter_rows(), start=1):
-        for j, (col, value) in enumerate(zip(cols, row)):
-            if value is None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst, \
+            ThreadPoolExecutor(max_workers=1) as worker:
+        rendering = {0: worker.submit(render, 0)} if sheets else {}
+        for info, data in members:
+            found = _SHEET.fullmatch(info.filename)
+            if found is None:
+                dst.writestr(_entry(info), data)
                 continue
-            if col == "eligible":
-                ws.write_string(i, j, "是" if value else "否")
-            elif isinstance(value, (int, float)):
-                ws.write_number(i, j, value)
-            else:
-                ws.write_string(i, j, str(value))
-    ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(part.height, 1), len(cols) - 1)
+            k = int(found.group(1)) - 1
+            rows, last_row = (rendering.pop(k, None) or worker.submit(render, k)).result()
+            if k + 1 in sheets:
+                rendering[k + 1] = worker.submit(render, k + 1)
+            head, tail = data.split(b"</sheetData>")
+            head, tail = _with_dimension(head, last_row), b"</sheetData>" + tail
+            size = len(head) + rows.stat().st_size + len(tail)
+            with dst.open(_entry(info), "w", force_zip64=size > zipfile.ZIP64_LIMIT) as out, \
+                    rows.open("rb") as body:
+                out.write(head)
+                shutil.copyfileobj(body, out, 1 << 20)
+                out.write(tail)
+            rows.unlink()
+
+
+_SHEET = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
+
+
+def _entry(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """A fresh entry with the layout entry's name, time stamp, mode and compression."""
+    entry = zipfile.ZipInfo(info.filename, info.date_time)
+    entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+    entry.create_system = info.create_system
+    return entry
+
+
+def _column_styles(sheet_xml: bytes) -> dict[int, str]:
+    """The style (xf index) of each formatted column, 0-based: a data cell written without a
+    format of its own takes its column's, as xlsxwriter does."""
+    namespace = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    styles = {}
+    for col in ElementTree.fromstring(sheet_xml).iterfind("m:cols/m:col", namespace):
+        if "style" in col.attrib:
+            for j in range(int(col.get("min")) - 1, int(col.get("max"))):
+                styles[j] = col.get("style")
+    return styles
+
+
+def _with_dimension(head: bytes, last_row: int) -> bytes:
+    """The sheet's `<dimension>` extended from the header row to the last row written."""
+    return re.sub(rb'<dimension ref="([A-Z]+)1:([A-Z]+)1"/>',
+                  lambda m: b'<dimension ref="%s1:%s%d"/>' % (m.group(1), m.group(2), last_row),
+                  head, count=1) if last_row > 1 else head
+
+
+# ── the data rows, rendered column-wise ───────────────────────────────────────────────────
+
+def _render_rows(part: pl.DataFrame, styles: dict[int, str], path: Path) -> int:
+    """Write the `<row>` elements of the data rows (sheet rows 2, 3, …) to `path`; returns the
+    number of the last sheet row with a cell (1 when there is none)."""
+    last_row = 1
+    with path.open("wb") as out:
+        for start in range(0, part.height, ROWS_PER_CHUNK):
+            chunk = part.slice(start, ROWS_PER_CHUNK).with_columns(
+                (pl.int_range(pl.len(), dtype=pl.Int64) + start + 2).alias("_row"))
+            rows = chunk.select(_row_xml(chunk, styles)).to_series()
+            out.write(rows.str.join("").cast(pl.Binary).item())
+            written = chunk["_row"].filter(rows.is_not_null())
+            last_row = written[-1] if len(written) else last_row
+    return last_row
+
+
+def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
+    """Each data row's `<row>` element (null for a row without a cell). A column without nulls
+    has its cells' pieces laid straight into the row; one with nulls makes each cell whole
+    first, so that a null leaves no trace."""
+    number = pl.col("_row").cast(pl.Utf8)
+    pieces, present = [], []
+    for j, col in enumerate(CANDIDATE_HEADERS):
+        cell = _cell_pieces(chunk[col], chr(ord("A") + j), number, styles.get(j))
+        if chunk[col].null_count():
+            pieces.append(pl.when(pl.col(col).is_not_null()).then(pl.concat_str(cell)))
+        else:
+            pieces.extend(cell)
+        present.append(pl.col(col).is_not_null())
+    return pl.when(pl.any_horizontal(present)).then(pl.concat_str(
+        [pl.lit('<row r="'), number, pl.lit('">'), *pieces, pl.lit("</row>")], ignore_nulls=True))
+
+
+def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | None
+                 ) -> list[pl.Expr]:
+    """The pieces of one column's `<c>` elements: a number, or an inline string (eligible as
+    是/否)."""
+    start = [pl.lit(f'<c r="{letter}'), number, pl.lit('"' + (f' s="{style}"' if style else ""))]
+    if values.name == "eligible":  # 是 and 否 need no escaping
+        return [*start, pl.lit(' t="inlineStr"><is><t>'),
+                pl.when(pl.col("eligible")).then(pl.lit("是")).otherwise(pl.lit("否")),
+                pl.lit("</t></is></c>")]
+    if values.dtype.is_numeric() or values.dtype == pl.Boolean:
+        return [*start, pl.lit("><v>"), pl.lit(_number_text(values)), pl.lit("</v></c>")]
+    return [*start, pl.lit(' t="inlineStr">'), _inline_string(values.cast(pl.Utf8)),
+            pl.lit("</c>")]
+
+
+def _number_text(values: pl.Series) -> pl.Series:
+    """Each number as xlsxwriter writes it (`%.16G`), each distinct value formatted once."""
+    key = values
+    if values.dtype.is_float():
+        if not values.is_finite().fill_null(True).all():
+            raise ValueError(f"candidates.xlsx: {values.name} holds NaN or an infinity, "
+                             "which no spreadsheet cell can hold")
+        # keyed by their bits: −0.0 is written "-0", not "0"
+        bits = pl.Series(values.cast(pl.Float64).fill_null(0.0).to_numpy().view(np.int64))
+        key = pl.select(pl.when(values.is_not_null()).then(bits)).to_series()
+    distinct = key.drop_nulls().unique()
+    numbers = (distinct.to_numpy().view(np.float64).tolist() if values.dtype.is_float()
+               else distinct.to_list())
+    return key.replace_strict(distinct, [f"{v:.16G}" for v in numbers], default=None,
+                              return_dtype=pl.Utf8)
+
+
+# What xlsxwriter does to a string it writes in constant-memory mode (worksheet._write_string,
+# _write_cell and XMLwriter's escapes): cut to 32,767 UTF-16 units, control characters and
+# literal `_xHHHH_` escaped, `<r>…</r>` (rich text) passed through, `xml:space="preserve"` for
+# leading or trailing whitespace, `& < >` escaped. Text that needs none of it but the last —
+# almost all — is handled column-wise; the rest (`_ODD` is a superset: Rust's \s lacks only
+# \x1c–\x1f, caught as control characters) goes through `_inline_body`, once per distinct value.
+_ODD = r"[\x00-\x08\x0B-\x1F\x{FFFE}\x{FFFF}]|_x[0-9a-fA-F]{4}_|^\s|\s$|^<r>"
+_MAX_UTF16 = 32_767
+_ESCAPED_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
+_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
+_EDGE_SPACE = re.compile(r"^\s|\s$")
+
+
+def _inline_string(text: pl.Series) -> pl.Expr:
+    """The `<is>` element of each string."""
+    odd = text.str.contains(_ODD) | (text.str.len_chars() > _MAX_UTF16 // 2)
+    plain = pl.concat_str([pl.lit("<is><t>"), _escape(text), pl.lit("</t></is>")])
+    unusual = text.filter(odd).unique()
+    if unusual.is_empty():
+        return plain
+    bodies = [_inline_body(s) for s in unusual.to_list()]
+    return pl.when(pl.lit(odd)).then(pl.lit(text).replace_strict(unusual, bodies, default=None)
+                                     ).otherwise(plain)
+
+
+def _escape(text: pl.Series) -> pl.Expr:
+    """`& < >` as XML entities (skipped for a column that has none)."""
+    if not text.str.contains("[&<>]").any():
+        return pl.lit(text)
+    return (pl.lit(text).str.replace_all("&", "&amp;", literal=True)
+            .str.replace_all("<", "&lt;", literal=True).str.replace_all(">", "&gt;", literal=True))
+
+
+def _inline_body(text: str) -> str:
+    """The `<is>` element xlsxwriter writes for one string, step by step."""
+    if len(text.encode("utf-16-le", "surrogatepass")) // 2 > _MAX_UTF16:
+        units = 0
+        for i, char in enumerate(text):  # cut without splitting a character above U+FFFF
+            units += 2 if ord(char) > 0xFFFF else 1
+            if units > _MAX_UTF16:
+                text = text[:i]
+                break
+    text = _ESCAPED_ESCAPE.sub(r"_x005F\1", text)
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", text)
+    text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+    if text.startswith("<r>") and text.endswith("</r>"):
+        return f"<is>{text}</is>"
+    space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<is><t{space}>{text}</t></is>"

@@ -47,20 +47,59 @@ def contributions(booster, x: np.ndarray) -> np.ndarray:
 
 
 def reasons(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REASONS) -> list[str]:
-    """Per row: the n features with the largest |contribution| (tier indicators left out)."""
-    usable = np.array([not nm.startswith("tier_") for nm in names] + [False])
-    magnitude = np.where(usable[None, : contrib.shape[1]], np.abs(contrib), -1.0)
-    top = np.argsort(-magnitude, axis=1, kind="stable")[:, :n]
-    out = []
-    for i, idx in enumerate(top):
-        parts = []
-        for j in idx:
-            if magnitude[i, j] <= 0:
-                continue
-            arrow = "↑" if contrib[i, j] > 0 else "↓"
-            parts.append(f"{label(names[j])} {value_text(names[j], x[i, j])} {arrow}")
-        out.append("；".join(parts))
-    return out
+    """Per row: the n features with the largest |contribution| (tier indicators left out), as
+    `label value arrow` joined by `；`. Vectorised: each distinct (feature, value) among the
+    chosen cells is put into words once, by `label` and `value_text`."""
+    usable = np.array([not nm.startswith("tier_") for nm in names] + [False])[: contrib.shape[1]]
+    top = _largest(contrib, usable, n)
+    rows = np.arange(len(top))[:, None]
+    chosen = contrib[rows, top]
+    magnitude = np.where(usable[top], np.abs(chosen), -1.0)
+    # the chosen cells, row by row; the base-value column (last) never passes `shown`
+    value = x[rows, np.minimum(top, x.shape[1] - 1)].ravel()
+    cells = pl.DataFrame({
+        "feature": top.ravel(),
+        "bits": value.view(f"i{value.itemsize}"),  # exact key: tells −0.0 from 0.0
+        "shown": ~(magnitude <= 0).ravel(),  # a NaN contribution is shown (↓)
+        "up": (chosen > 0).ravel(),
+    })
+    words = _feature_values_in_words(cells.filter("shown"), value.dtype, names)
+    arrow = pl.when("up").then(pl.lit("↑")).otherwise(pl.lit("↓"))
+    parts = cells.join(words, on=["feature", "bits"], how="left", maintain_order="left").select(
+        pl.when("shown").then(pl.concat_str("words", arrow, separator=" ")).alias("part"))
+    width = top.shape[1]
+    by_rank = [parts["part"].gather_every(width, offset=k) for k in range(width)]
+    return pl.select(pl.concat_str(by_rank, separator="；", ignore_nulls=True)).to_series().to_list()
+
+
+def _largest(contrib: np.ndarray, usable: np.ndarray, n: int, block: int = 1 << 14) -> np.ndarray:
+    """Column indices of each row's n largest |contribution| among the usable columns (the
+    others rank as −1), largest first: the first n of a stable descending argsort (ties to the
+    lower index, NaN after everything), found with n argmax passes instead of sorting every
+    row. Rows go `block` at a time through one reused working array."""
+    chosen = np.empty((len(contrib), min(n, contrib.shape[1])), dtype=np.int64)
+    work = np.empty((min(block, len(contrib)), contrib.shape[1]))
+    for start in range(0, len(contrib), block):
+        part = contrib[start:start + block]
+        key = np.abs(part, out=work[: len(part)])
+        key[:, ~usable] = -1.0
+        key[np.isnan(key)] = -2.0  # below every magnitude and the −1 of unusable columns
+        rows = np.arange(len(key))
+        for k in range(chosen.shape[1]):
+            chosen[start:start + len(key), k] = best = np.argmax(key, axis=1)
+            key[rows, best] = -np.inf
+    return chosen
+
+
+def _feature_values_in_words(cells: pl.DataFrame, dtype: np.dtype, names: list[str]
+                             ) -> pl.DataFrame:
+    """`label value` of each distinct (feature, bits) among the cells."""
+    distinct = cells.select("feature", "bits").unique()
+    values = distinct["bits"].to_numpy().view(dtype)
+    labels = {j: label(names[j]) for j in set(distinct["feature"].to_list())}
+    words = [f"{labels[j]} {value_text(names[j], v)}"
+             for j, v in zip(distinct["feature"].to_list(), values, strict=True)]
+    return distinct.with_columns(pl.Series("words", words, dtype=pl.Utf8))
 
 
 def global_importance(contrib: np.ndarray, names: list[str]) -> pl.DataFrame:

@@ -172,3 +172,29 @@ def test_spans_agree_with_a_literal_per_quarter_count():
         want = expected[(r["uscc"], r["quarter"])]
         assert {n: r[n] for n in names} == {n: want.get(n, 0) for n in names}, (
             r["uscc"], r["quarter"])
+
+
+def test_expiry_quarter_is_the_quarter_of_the_statutory_end_date():
+    """The term ends on the same month and day 10, 15 or 20 years on, so its quarter is the
+    filing quarter + 4 per year — for every filing date, 29 February included."""
+    from features.ip import (
+        DESIGN,
+        INVENTION,
+        UTILITY,
+        patent_quarters,
+        quarter_of,
+        statutory_expiry_quarter,
+    )
+
+    days = pl.date_range(D(2000, 1, 1), D(2024, 12, 31), eager=True)
+    patents = pl.DataFrame({"filed_on": pl.concat([days] * 3),
+                            "patent_type": [INVENTION] * len(days) + [UTILITY] * len(days)
+                            + [DESIGN] * len(days), "granted_on": None}).with_columns(
+        pl.col("granted_on").cast(pl.Date))
+    years = (pl.when(pl.col("patent_type") == INVENTION).then(pl.lit("20y"))
+             .when((pl.col("patent_type") == DESIGN) & (pl.col("filed_on") >= D(2021, 6, 1)))
+             .then(pl.lit("15y")).otherwise(pl.lit("10y")))
+    check = patents.with_columns(patent_quarters()).with_columns(
+        statutory_expiry_quarter(),
+        quarter_of(pl.col("filed_on").dt.offset_by(years)).alias("expected"))
+    assert (check["expiry_q"] == check["expected"]).all()

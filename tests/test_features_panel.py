@@ -7,10 +7,19 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
 from data_contracts.periods import Quarter
-from features.panel import INPUT_SCHEMAS, KEYS, PANEL_FEATURES, PanelConfig, build_panel
+from features.panel import (
+    FINANCIAL_FEATURES,
+    INPUT_SCHEMAS,
+    KEYS,
+    PANEL_FEATURES,
+    PanelConfig,
+    build_panel,
+    financial_panel,
+)
 
 D = dt.date
 FIRMS = [  # uscc, founded_on, district, chain_layer, chain_leader
@@ -100,3 +109,52 @@ def test_no_enterprises_gives_an_empty_panel_with_every_column():
     empty = {"enterprises": pl.DataFrame(schema=INPUT_SCHEMAS["enterprises"])}
     panel = build_panel(empty, [Quarter(2024, 1)])
     assert panel.height == 0 and panel.columns == [*KEYS, *PANEL_FEATURES]
+
+
+# ── the same panel however the inputs come ────────────────────────────────────────────────
+
+@pytest.fixture(scope="module")
+def rich():
+    """Random tables with every kind of input, and their panel over 16 quarters."""
+    from test_features_lookahead import QUARTERS, random_tables
+
+    tables = random_tables(seed=3, n=60)
+    return tables, QUARTERS, build_panel(tables, QUARTERS)
+
+
+def test_lazy_tables_give_the_same_panel(rich):
+    tables, quarters, panel = rich
+    lazy = {name: frame.lazy() for name, frame in tables.items()}
+    assert_frame_equal(build_panel(lazy, quarters), panel, check_exact=True)
+
+
+def test_the_order_of_the_input_rows_does_not_matter(rich):
+    tables, quarters, panel = rich
+    shuffled = {name: frame.sample(fraction=1.0, shuffle=True, seed=9)
+                for name, frame in tables.items()}
+    assert_frame_equal(build_panel(shuffled, quarters), panel, check_exact=True)
+
+
+VALUATIONS = ("post_money_last_yi", "post_money_last_usd_yi")
+
+
+def test_a_firms_features_read_only_its_own_rows(rich):
+    """Built for one firm alone, its rows are the same as in the whole panel (chain_leader_tie
+    aside, which looks at other firms by definition) — also for neighbours in the firm order,
+    whose returns sit next to each other in the financial grid. The valuations agree to the
+    last bit or one ulp: Polars rounds post_money × rate ÷ 1e4 differently when every event
+    in the frame has the same currency."""
+    tables, quarters, panel = rich
+    for uscc in tables["enterprises"]["uscc"].sort()[20:26]:
+        alone = {name: frame.filter(pl.col("uscc") == uscc) if "uscc" in frame.columns else frame
+                 for name, frame in tables.items()}
+        own = build_panel(alone, quarters).drop("chain_leader_tie")
+        mine = panel.filter(pl.col("uscc") == uscc).drop("chain_leader_tie")
+        assert_frame_equal(own.drop(VALUATIONS), mine.drop(VALUATIONS), check_exact=True)
+        assert_frame_equal(own.select(VALUATIONS), mine.select(VALUATIONS), rel_tol=1e-15)
+
+
+def test_financial_panel_is_the_panels_financial_columns(rich):
+    tables, quarters, panel = rich
+    assert_frame_equal(financial_panel(tables, quarters),
+                       panel.select("uscc", "quarter", *FINANCIAL_FEATURES), check_exact=True)

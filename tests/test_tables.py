@@ -37,3 +37,84 @@ def test_xlsx_one_sheet_per_tier_with_chinese_headers(tmp_path):
     assert sheet.columns[:3] == ["排名", "统一社会信用代码", "企业名称"]
     assert sheet.get_column("企业名称").to_list() == ["'" + EVIL]
     assert sheet.get_column("是否符合条件").to_list() == ["是"]
+
+
+# candidates.xlsx is rendered column-wise; it must be exactly what xlsxwriter writes cell by cell
+# (in its constant-memory mode, whose inline strings the fast writer produces).
+
+ODD_TEXT = [EVIL, "+86 电话", "\t制表", "a&b<c>d\"e'f", "  前导空格", "尾随空格  ", "\u3000全角", "换\n行",
+            "控制\x01\x1f字符", "_x0041_ 字面", "\ufffe\uffff", "<r>富文本</r>", "😀 表情", "", None,
+            "长" * 16_000 + "😀" * 500, "x" * 32_766 + "😀"]
+
+
+def _cell_by_cell(candidates: pl.DataFrame, path, tiers: dict[str, str]) -> None:
+    """The reference: every cell through xlsxwriter's own API, as the writer did before."""
+    import xlsxwriter
+
+    from reports.tables import _COLUMN_FORMATS, _WIDTHS, CANDIDATE_HEADERS
+
+    frame = neutralize(candidates)
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    with xlsxwriter.Workbook(str(path), options) as wb:
+        wb.set_properties({"created": None})
+        fmt = {"head": wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1,
+                                      "text_wrap": True, "valign": "vcenter"}),
+               "pct": wb.add_format({"num_format": "0.0%"}),
+               "pts": wb.add_format({"num_format": "0.0"}),
+               "wrap": wb.add_format({"text_wrap": True, "valign": "top"})}
+        for key, zh in tiers.items():
+            part = frame.filter(pl.col("tier_key") == key).sort("rank")
+            ws = wb.add_worksheet(zh)
+            cols = list(CANDIDATE_HEADERS)
+            for j, col in enumerate(cols):
+                ws.write_string(0, j, CANDIDATE_HEADERS[col], fmt["head"])
+                ws.set_column(j, j, _WIDTHS[col], fmt.get(_COLUMN_FORMATS.get(col, "")))
+            for i, row in enumerate(part.select(cols).iter_rows(), start=1):
+                for j, (col, value) in enumerate(zip(cols, row)):
+                    if value is None:
+                        continue
+                    if col == "eligible":
+                        ws.write_string(i, j, "是" if value else "否")
+                    elif isinstance(value, (int, float)):
+                        ws.write_number(i, j, value)
+                    else:
+                        ws.write_string(i, j, str(value))
+            ws.freeze_panes(1, 0)
+            ws.autofilter(0, 0, max(part.height, 1), len(cols) - 1)
+
+
+def _members(path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        # core.xml carries the time of writing
+        return {i.filename: z.read(i) for i in z.infolist() if i.filename != "docProps/core.xml"}
+
+
+def test_xlsx_is_what_xlsxwriter_writes_cell_by_cell(tmp_path):
+    n = len(ODD_TEXT)
+    cands = pl.DataFrame({
+        "uscc": [f"U{i:02d}" for i in range(n)], "name": ODD_TEXT, "district": ODD_TEXT[::-1],
+        "tier": ["雏鹰企业"] * n, "eligible": [True, False, None] + [True] * (n - 3),
+        "points": [72.0, None, -0.0, 1e-5, 1e16, 0.1 + 0.2] + [85.0] * (n - 6),
+        "gaps": ODD_TEXT, "probability": [0.30000000000000004, 1 / 3, 0.0] + [0.5] * (n - 3),
+        "rank": list(range(n, 0, -1)), "reasons": ODD_TEXT[3:] + ODD_TEXT[:3],
+        "tier_key": ["eaglet"] * n, "needs_review": [None] * n})
+    tiers = {"eaglet": "雏鹰企业", "gazelle": "瞪羚企业"}  # 瞪羚企业: no candidates, header only
+    fast = write_candidates_xlsx(cands, tmp_path / "fast.xlsx", tiers)
+    _cell_by_cell(cands, tmp_path / "reference.xlsx", tiers)
+    assert _members(fast) == _members(tmp_path / "reference.xlsx")
+
+
+def test_xlsx_tier_longer_than_a_sheet_goes_on_in_numbered_sheets(tmp_path):
+    cands = pl.DataFrame({
+        "uscc": [f"U{i}" for i in range(7)], "name": [f"企业{i}" for i in range(7)],
+        "district": ["环科园"] * 7,
+        "tier": ["雏鹰企业"] * 7, "eligible": [True] * 7, "points": [60.0] * 7, "gaps": [""] * 7,
+        "probability": [0.1] * 7, "rank": [7, 6, 5, 4, 3, 2, 1], "reasons": ["x"] * 7,
+        "tier_key": ["eaglet"] * 7, "needs_review": [""] * 7})
+    path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", {"eaglet": "雏鹰企业"}, rows_per_sheet=3)
+    reader = fastexcel.read_excel(str(path))
+    assert reader.sheet_names == ["雏鹰企业", "雏鹰企业 (2)", "雏鹰企业 (3)"]
+    ranks = [reader.load_sheet(k).to_polars().get_column("排名").to_list() for k in range(3)]
+    assert ranks == [[1, 2, 3], [4, 5, 6], [7]]
