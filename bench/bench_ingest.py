@@ -85,19 +85,20 @@ class _Spans:
         @functools.wraps(original)
         def timed(*args, **kw):
             name = label(args, kw) if label else attr
-            row = spans.rows.setdefault(name, {"calls": 0, "seconds": 0.0, "peak_rss_mb": 0.0,
-                                               "rss_before_mb": None})
+            row = spans.rows.setdefault(name, {"calls": 0, "seconds": 0.0, "cpu_seconds": 0.0,
+                                               "peak_rss_mb": 0.0, "rss_before_mb": None})
             rss = spans.rss_mb()
             row["rss_before_mb"] = row["rss_before_mb"] or round(rss, 0)
             with spans._lock:
                 spans.open.append(name)
             spans._note(rss)
             spans.log(start=name)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kw)
             finally:
                 row["seconds"] += time.perf_counter() - start
+                row["cpu_seconds"] += time.process_time() - cpu
                 row["calls"] += 1
                 spans._note(spans.rss_mb())
                 with spans._lock:
@@ -156,7 +157,8 @@ def child_check(drop: Path, out: Path, result_file: Path, profile: Path | None) 
         "stages": timer.seconds, "import_tidu": round(tidu_import, 2), "import_gx": round(gx_import, 2),
         "child_wall": round(time.perf_counter() - started, 2), "counts": result.counts,
         "error_rows": result.error_rows, "peak_sampled_mb": round(spans.peak, 0),
-        "spans": {k: {**v, "seconds": round(v["seconds"], 2), "peak_rss_mb": round(v["peak_rss_mb"], 0)}
+        "spans": {k: {**v, "seconds": round(v["seconds"], 2), "cpu_seconds": round(v["cpu_seconds"], 2),
+                      "peak_rss_mb": round(v["peak_rss_mb"], 0)}
                   for k, v in spans.rows.items()},
     }
     result_file.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -329,10 +331,11 @@ def _breakdown(r: dict) -> str:
              f"imports before check_drop: tidu {c['import_tidu']} s, great_expectations {c['import_gx']} s; "
              f"Timer stages {c['stages']}):")
     lines = [intro, "",
-             "| step | calls | seconds | RSS before MB | peak RSS during MB |", "|---|---:|---:|---:|---:|"]
+             "| step | calls | seconds | CPU s (all threads) | RSS before MB | peak RSS during MB |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, v in sorted(c["spans"].items(), key=lambda kv: -kv[1]["seconds"]):
-        lines.append(f"| {name} | {v['calls']} | {v['seconds']:.2f} | {v['rss_before_mb'] or 0:,.0f} "
-                     f"| {v['peak_rss_mb']:,.0f} |")
+        lines.append(f"| {name} | {v['calls']} | {v['seconds']:.2f} | {v['cpu_seconds']:.2f} "
+                     f"| {v['rss_before_mb'] or 0:,.0f} | {v['peak_rss_mb']:,.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Type a table read as text: each column by its kind, each unreadable cell a finding.
+"""Type a table read as text (parquet numbers and dates arrive typed): each column by its kind,
+each unreadable cell a finding.
 
 A finding is one (row, column, check) a clerk must look at; FINDING_SCHEMA is the shape of
 quarantine.csv. Cells that cannot be read make their row an `error` (quarantined); the typed
@@ -10,7 +11,17 @@ from __future__ import annotations
 import polars as pl
 
 from data_contracts import parsing
-from data_contracts.schema import BOOL, DATE, INTEGER, NUMBER, NUMBER_OR_TEXT, PERIOD, USCC, Table
+from data_contracts.schema import (
+    BOOL,
+    DATE,
+    INTEGER,
+    NUMBER,
+    NUMBER_OR_TEXT,
+    PERIOD,
+    TEXT,
+    USCC,
+    Table,
+)
 
 FINDING_SCHEMA = {
     "table": pl.Utf8, "file": pl.Utf8, "row": pl.Int64, "column": pl.Utf8, "value": pl.Utf8,
@@ -19,6 +30,15 @@ FINDING_SCHEMA = {
 
 _KIND_WORDS = {NUMBER: "数字", INTEGER: "整数", DATE: "日期", PERIOD: "报告期 (如 2024Q3、2024年三季度)",
                BOOL: "是/否"}
+
+# Cell dtypes a reader may hand over instead of text (parquet numbers and dates). A number is typed
+# as its text would be (the text of a float is its shortest round-trip form), a date as its ISO
+# text; every other pairing of kind and dtype is typed through the text.
+NATIVE_DTYPES = (pl.Float64, pl.Int64, pl.Date)
+_NATIVE_KINDS = {pl.Float64: (NUMBER, INTEGER, NUMBER_OR_TEXT), pl.Int64: (NUMBER, INTEGER, NUMBER_OR_TEXT),
+                 pl.Date: (DATE,)}
+_DATE_YEARS = (1800, 2200)     # parsing.parse_date's range
+_EXACT_INT = 2**53             # integers a Float64 holds exactly
 
 
 def empty_findings() -> pl.DataFrame:
@@ -36,27 +56,67 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
             columns.append(pl.Series(col.name, [None] * raw.height, dtype=column_dtype(col.kind)))
             continue
         source = raw.get_column(col.name)
-        value, ok = _parse_distinct(col.kind, source, col.name)
+        if _is_native(col.kind, col.name, source.dtype):
+            value, ok = _parse_native(col.kind, source)
+        else:
+            source = source.cast(pl.Utf8)
+            value, ok = _parse_distinct(col.kind, source, col.name)
         if col.name in unit_factors:
             value = value * unit_factors[col.name]
         columns.append(value.alias(col.name))
         if col.kind == NUMBER_OR_TEXT:  # 融资金额: `数千万`, `未披露` are undisclosed amounts, not errors
-            text = parsing.clean_text(source)
+            text = parsing.clean_text(source)  # casts a native number to its text
             columns.append(pl.select(pl.when(value.is_null()).then(text)).to_series().alias(f"{col.name}_text"))
         if ok is not None and not ok.all():
             findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file))
     return pl.DataFrame(columns), pl.concat(findings)
 
 
+def _is_native(kind: str, name: str, dtype: pl.DataType) -> bool:
+    """Is a cell of this dtype typed directly (else through its text)? 注册资本 is read with its unit
+    words, from text."""
+    return kind in _NATIVE_KINDS.get(dtype, ()) and name != "registered_capital"
+
+
+def _parse_native(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
+    """`_parse` of the text of these numbers or dates, without the text: the value when the parser
+    would read it (finite numbers; whole ones for integers; dates of 1800–2200), else null and not ok.
+
+    A column the parser would leave as it is comes back as the same Series, without a copy.
+    """
+    if kind == DATE:
+        readable = raw.dt.year().is_between(*_DATE_YEARS)
+    else:
+        number = raw.cast(pl.Float64)
+        readable = number.is_finite()
+        if kind == INTEGER:
+            readable = readable & (number == number.round(0))
+    readable = readable.fill_null(True)
+    ok = None if kind == NUMBER_OR_TEXT else readable
+    if not readable.all():
+        raw = pl.select(pl.when(readable).then(raw)).to_series()
+    if kind == INTEGER and raw.dtype == pl.Int64:
+        exact = raw.is_between(-_EXACT_INT, _EXACT_INT).fill_null(True).all()
+        return (raw if exact else raw.cast(pl.Float64).cast(pl.Int64, strict=False)), ok
+    if kind == INTEGER:
+        return raw.cast(pl.Int64, strict=False), ok
+    return raw.cast(column_dtype(kind)), ok
+
+
 def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl.Series | None]:
     """`_parse`, once per distinct text: a drop repeats its periods, dates and codes millions of
-    times. Plain numbers (most of a return) are cast directly and skip the parser."""
+    times. Cells the parser would take as they are skip it: plain numbers are cast directly, and
+    clean text (`_as_written`) is kept, a column of it without a copy."""
     direct = None
+    base = raw
     if kind in (NUMBER, INTEGER) and name != "registered_capital":
-        fast = raw.cast(pl.Float64, strict=False)
-        direct = fast.is_finite().fill_null(False)
+        base = raw.cast(pl.Float64, strict=False)
+        direct = base.is_finite().fill_null(False)
         if kind == INTEGER:
-            direct = direct & (fast == fast.round(0)).fill_null(False)
+            direct = direct & (base == base.round(0)).fill_null(False)
+            base = base.cast(pl.Int64, strict=False)
+    elif kind in _WRITTEN_AS_PARSED:
+        direct = _as_written(kind, raw)
     rest = raw if direct is None else raw.filter(~direct)
     distinct = rest.unique()
     value, ok = _parse(kind, distinct, name)
@@ -65,9 +125,23 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
     if direct is None:
         return parsed["v"].alias(name), None if ok is None else parsed["ok"]
     where = (~direct).arg_true()
-    fast = fast if kind == NUMBER else fast.cast(pl.Int64, strict=False)
-    return (fast.scatter(where, parsed["v"]).alias(name),
-            pl.repeat(True, raw.len(), eager=True).scatter(where, parsed["ok"]))
+    if where.len() == 0:
+        return base.alias(name), None
+    # `alias` first: scatter writes into the Series object, and base may be the caller's raw column
+    return (base.alias(name).scatter(where, parsed["v"]),
+            None if ok is None else pl.repeat(True, raw.len(), eager=True).scatter(where, parsed["ok"]))
+
+
+# Cells that their kind's parser returns as they are (unless they are a missing marker): text
+# without space or BOM at either end; a credit code of digits and capitals; a period as 2024Q3.
+_WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff](?:.*[^\s\ufeff])?$", USCC: r"^[0-9A-Z]+$",
+                      PERIOD: r"^[0-9]{4}Q[1-4]$"}
+
+
+def _as_written(kind: str, raw: pl.Series) -> pl.Series:
+    """True where `_parse` would return the cell as it is (null cells included)."""
+    kept = raw.str.contains(_WRITTEN_AS_PARSED[kind]) & ~raw.is_in(parsing.MISSING)
+    return kept.fill_null(True)
 
 
 def _parse(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl.Series | None]:

@@ -15,6 +15,7 @@ from data_contracts.entity import NameIndex, split_applicants_series
 from data_contracts.schema import KNOWN_HONORS, Table
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
+QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
 MONEY_COLUMNS = ("revenue_ytd", "main_revenue_ytd", "profit_ytd", "net_profit_ytd", "rd_expense_ytd",
                  "total_assets", "total_liabilities", "export_ytd")
 
@@ -24,34 +25,67 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
 
     Filings are the exception: a period reported twice with different values is a revision, and
     the row further down the sheet wins (`_p_revision`); the earlier one is set aside
-    (`_p_superseded`), both visible to the clerk.
+    (`_p_superseded`), both visible to the clerk. `_first_row` is the row a copy repeats (a row's
+    own number when it is no copy); rows come in sheet order.
     """
     canon = [c.name for c in table.columns if c.name in frame.columns]
-    frame = frame.with_columns(pl.col("_row").min().over(canon).alias("_first_row"))
-    frame = frame.with_columns((pl.col("_row") != pl.col("_first_row")).alias("_f_duplicate_row"))
     key = [k for k in table.key if k in frame.columns]
-    distinct = pl.col("_row").filter(~pl.col("_f_duplicate_row"))
-    rows_text = distinct.sort().head(5).cast(pl.Utf8).str.join("、").over(key)
-    n_distinct = (~pl.col("_f_duplicate_row")).sum().over(key)
-    if table.name == "financing":  # one of uscc / company_name identifies the firm
+    # Only rows whose key another row shares can be copies or conflicts: those few are examined.
+    # They are found by the key's hash (a repeated hash takes along the rare rows whose hash alone
+    # repeats, which the exact steps below leave alone), the repeated hashes by sorting them.
+    hashes = frame.select(pl.struct(key).hash()).to_series()
+    ordered = hashes.sort()
+    repeated = ordered.filter((ordered == ordered.shift(1)) | (ordered == ordered.shift(-1)))
+    at = hashes.is_in(repeated.implode()).arg_true()
+    shared = frame[at].select(pl.Series("_i", at), "_row", *canon).with_columns(
+        (~pl.struct(canon).is_first_distinct()).alias("_copy"))
+    distinct = shared.filter(~pl.col("_copy"))
+    copies = shared.filter("_copy").join(distinct.select(*canon, pl.col("_row").alias("_first")),
+                                          on=canon, how="left", nulls_equal=True, maintain_order="left")
+    clashes = _key_clashes(distinct, key, table.name)
+    n = frame.height
+    first_row = frame.get_column("_row")
+    if copies.height:
+        first_row = first_row.scatter(copies["_i"], copies["_first"])
+    frame = frame.with_columns(
+        first_row.alias("_first_row"),
+        _at(n, copies["_i"], pl.repeat(True, copies.height, eager=True), False).alias("_f_duplicate_row"))
+    if table.name != "filings":
+        text = pl.lit("第 ") + pl.col("_rows_text") + pl.lit(" 行")
+        return frame.with_columns(
+            _at(n, clashes["_i"], clashes.select(text).to_series()).alias("_p_duplicate_key"),
+            pl.lit(None, pl.Utf8).alias("_p_revision"), pl.lit(None, pl.Utf8).alias("_p_superseded"))
+    latest = clashes.filter(pl.col("_row") == pl.col("_last"))
+    earlier = clashes.filter(pl.col("_row") != pl.col("_last"))
+    revision = (pl.lit("同一企业同一报告期出现多行 (第 ") + pl.col("_rows_text")
+                + pl.lit(" 行), 采用表中最靠后的本行作为修订值"))
+    superseded = (pl.lit("已被表中靠后的第 ") + pl.col("_last").cast(pl.Utf8)
+                  + pl.lit(" 行的修订值替代, 本行不参与评分"))
+    return frame.with_columns(
+        pl.lit(None, pl.Utf8).alias("_p_duplicate_key"),
+        _at(n, latest["_i"], latest.select(revision).to_series()).alias("_p_revision"),
+        _at(n, earlier["_i"], earlier.select(superseded).to_series()).alias("_p_superseded"))
+
+
+def _key_clashes(distinct: pl.DataFrame, key: list[str], table: str) -> pl.DataFrame:
+    """Distinct rows that share a (present) key: `_i`, `_row`, the first five such rows as text
+    (`_rows_text`) and the last of them (`_last`)."""
+    if table == "financing":  # one of uscc / company_name identifies the firm
         key_present = (pl.all_horizontal([pl.col(k).is_not_null() for k in ("financed_on", "round")])
                        & (pl.col("uscc").is_not_null() | pl.col("company_name").is_not_null()))
     else:
         key_present = pl.all_horizontal([pl.col(k).is_not_null() for k in key])
-    conflict = key_present & (n_distinct > 1) & ~pl.col("_f_duplicate_row")
-    if table.name != "filings":
-        return frame.with_columns(
-            pl.when(conflict).then(pl.lit("第 ") + rows_text + pl.lit(" 行")).alias("_p_duplicate_key"),
-            pl.lit(None, pl.Utf8).alias("_p_revision"), pl.lit(None, pl.Utf8).alias("_p_superseded"))
-    last = distinct.max().over(key)
-    return frame.with_columns(
-        pl.lit(None, pl.Utf8).alias("_p_duplicate_key"),
-        pl.when(conflict & (pl.col("_row") == last)).then(
-            pl.lit("同一企业同一报告期出现多行 (第 ") + rows_text
-            + pl.lit(" 行), 采用表中最靠后的本行作为修订值")).alias("_p_revision"),
-        pl.when(conflict & (pl.col("_row") != last)).then(
-            pl.lit("已被表中靠后的第 ") + last.cast(pl.Utf8) + pl.lit(" 行的修订值替代, 本行不参与评分"))
-        .alias("_p_superseded"))
+    groups = distinct.group_by(key).agg(
+        pl.len().alias("_n"), pl.col("_row").sort().head(5).cast(pl.Utf8).str.join("、").alias("_rows_text"),
+        pl.col("_row").max().alias("_last"))
+    return (distinct.join(groups, on=key, how="left", nulls_equal=True, maintain_order="left")
+            .filter(key_present & (pl.col("_n") > 1)).select("_i", "_row", "_rows_text", "_last"))
+
+
+def _at(n: int, where: pl.Series, values: pl.Series, default=None) -> pl.Series:
+    """A column of n rows holding `values` at positions `where` and `default` elsewhere."""
+    column = pl.repeat(default, n, dtype=values.dtype, eager=True)
+    return column.scatter(where, values) if where.len() else column
 
 
 def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
@@ -64,61 +98,114 @@ def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     )
 
 
-def registration(frame: pl.DataFrame, accepted: set[str], quarantined: set[str]) -> pl.DataFrame:
-    """`_p_unregistered`: the credit code names no accepted enterprise (and why)."""
-    code = pl.col("uscc")
-    problem = (pl.when(code.is_null() | code.is_in(list(accepted))).then(None)
-               .when(code.is_in(list(quarantined)))
-               .then(pl.lit("该企业在企业登记表中的行已被隔离, 本行随之隔离"))
-               .otherwise(pl.lit("统一社会信用代码 ") + code + pl.lit(" 不在企业登记表中")))
-    out = frame.with_columns(problem.alias("_p_unregistered"))
-    if "_p_uscc" not in out.columns:
-        out = out.with_columns(identifiers.uscc_problems(frame.get_column("uscc")).alias("_p_uscc"))
-    return out
+def registration(frame: pl.DataFrame, accepted: pl.Series, quarantined: pl.Series,
+                 codes: pl.Series | None = None) -> pl.DataFrame:
+    """`_p_unregistered`: the credit code names no accepted enterprise (and why); `_p_uscc`, what is
+    wrong with the code, unless the table checks its codes itself.
+
+    Both are worked out once per distinct code (a firm files every quarter; `codes`, when the
+    caller has them already) and written only into the rows with a finding.
+    """
+    column = frame.get_column("uscc")
+    distinct = (column.unique() if codes is None else codes).to_frame("uscc")
+    problems = distinct.with_columns(
+        pl.when(pl.col("uscc").is_null() | pl.col("uscc").is_in(accepted.implode())).then(None)
+        .when(pl.col("uscc").is_in(quarantined.implode())).then(pl.lit(QUARANTINED_FIRM))
+        .otherwise(pl.lit("统一社会信用代码 ") + pl.col("uscc") + pl.lit(" 不在企业登记表中"))
+        .alias("_p_unregistered"),
+        identifiers.uscc_problems(distinct.get_column("uscc")).alias("_p_uscc"))
+    wanted = ["_p_unregistered"] + ([] if "_p_uscc" in frame.columns else ["_p_uscc"])
+    problems = problems.filter(pl.any_horizontal(pl.col(wanted).is_not_null()))
+    bad = problems.get_column("uscc")
+    where = ((column.is_in(bad.drop_nulls().implode()) | (column.is_null() & bad.has_nulls())).arg_true()
+             if bad.len() else pl.Series(dtype=pl.UInt32))
+    found = frame[where].select("uscc").join(problems, on="uscc", how="left", nulls_equal=True,
+                                             maintain_order="left")
+    return frame.with_columns([_at(frame.height, where, found.get_column(c)).alias(c) for c in wanted])
 
 
-def filing_checks(frame: pl.DataFrame) -> pl.DataFrame:
-    """元-for-万元 rows corrected and flagged; year-to-date values that fall, flagged."""
-    frame = _correct_yuan(frame)
-    return _ytd_decrease(frame)
+def filing_checks(frame: pl.DataFrame, accepted: pl.Series, quarantined: pl.Series) -> pl.DataFrame:
+    """Registration (as `registration`), 元-for-万元 rows corrected and flagged, year-to-date values
+    that fall flagged.
+
+    All compare a row with the same firm's other rows or look at its firm once. They work on a
+    narrow copy of the filings in firm, period and row order (`_by_firm`), and write texts only
+    for the rows they flag.
+    """
+    order, codes = _by_firm(frame)
+    frame = registration(frame, accepted, quarantined, codes=codes)
+    frame = _correct_yuan(frame, order)
+    return _ytd_decrease(frame, order)
 
 
-def _correct_yuan(frame: pl.DataFrame) -> pl.DataFrame:
-    ratio_exprs = []
-    for col in ("revenue_ytd", "total_assets"):
-        median = pl.col(col).median().over("uscc")
-        ratio_exprs.append(pl.when(median > 0).then(pl.col(col) / median).otherwise(None))
-    suspect = (pl.max_horizontal(ratio_exprs) >= YUAN_RATIO).fill_null(False)
-    frame = frame.with_columns(suspect.alias("_yuan"))
+def _by_firm(frame: pl.DataFrame, hash_bits: int = 48) -> tuple[pl.DataFrame, pl.Series]:
+    """(`_i` (position in frame), `_firm` and `_pc` (period as a count of quarters), sorted by firm,
+    period and row; the distinct credit codes).
+
+    `_firm` is the top `hash_bits` (≤ 48) bits of the credit code's hash: with the period in the
+    low 16 bits it makes one integer sort key, many times faster to sort than the text. Rows of
+    two codes that share those bits would end up side by side; should that ever happen, the codes
+    themselves are used instead.
+    """
+    periods = frame.get_column("period").unique()  # typed: 2024Q3 or null
+    quarters = pl.select(pl.lit(periods).str.slice(0, 4).cast(pl.Int32) * 4
+                         + pl.lit(periods).str.slice(5, 1).cast(pl.Int32) - 1).to_series()
+    narrow = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), pl.col("uscc").alias("_firm"),
+                          pl.col("period").replace_strict(periods, quarters, default=None).alias("_pc"), "_row")
+    firm = pl.col("_firm").hash() // 2 ** (64 - hash_bits)
+    key = pl.col("_firm") * 2**16 + pl.col("_pc").fill_null(2**16 - 1).cast(pl.UInt64)
+    order = narrow.with_columns(firm).sort(key, "_row").select("_i", pl.col("_firm").set_sorted(), "_pc")
+    codes = frame.get_column("uscc").gather(order.get_column("_i"))
+    firms = order.get_column("_firm")
+    if ((firms == firms.shift(1)) & codes.ne_missing(codes.shift(1))).any():
+        order = narrow.sort("_firm", "_pc", "_row").drop("_row")
+        firms = codes = order.get_column("_firm")
+    first = pl.col("_firm").ne_missing(pl.col("_firm").shift(1)) | (pl.int_range(pl.len()) == 0)
+    return order, pl.DataFrame([firms, codes.alias("uscc")]).filter(first).get_column("uscc")
+
+
+def _correct_yuan(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
+    """A row about YUAN_RATIO times its firm's median revenue or assets was entered in 元: its
+    money columns are divided by 10,000, the values as entered kept in `original_values`."""
+    values = order.select("_i", "_firm").with_columns(
+        frame.select(pl.col("revenue_ytd", "total_assets").gather(order.get_column("_i"))))
+    values = values.with_columns(pl.col("revenue_ytd", "total_assets").median().over("_firm").name.prefix("_m_"))
+    ratios = [pl.when(pl.col(f"_m_{c}") > 0).then(pl.col(c) / pl.col(f"_m_{c}"))
+              for c in ("revenue_ytd", "total_assets")]
+    suspects = (values.select("_i", pl.max_horizontal(ratios).alias("_ratio"))
+                .filter(pl.col("_ratio") >= YUAN_RATIO).sort("_i"))
+    where = suspects.get_column("_i")
     present = [c for c in MONEY_COLUMNS if c in frame.columns]
+    rows = frame[where]
     original = pl.concat_str([pl.lit(f"{c}=") + pl.col(c).cast(pl.Utf8).fill_null("") for c in present],
                              separator="; ")
-    frame = frame.with_columns(
-        pl.when(pl.col("_yuan")).then(pl.lit("原值(元): ") + original).alias("original_values"),
-        pl.when(pl.col("_yuan")).then(
-            pl.lit("该行金额约为同一企业其他报告期的 ")
-            + (pl.max_horizontal(ratio_exprs)).round(0).cast(pl.Int64).cast(pl.Utf8)
-            + pl.lit(" 倍, 疑似以元填报; 已除以 10000 换算为万元, 原值保留在 original_values")
-        ).alias("_p_unit_yuan"),
-        *[pl.when(pl.col("_yuan")).then(pl.col(c) / 10_000).otherwise(pl.col(c)).alias(c) for c in present],
-    )
-    return frame.drop("_yuan")
+    message = (pl.lit("该行金额约为同一企业其他报告期的 ") + pl.col("_ratio").round(0).cast(pl.Int64).cast(pl.Utf8)
+               + pl.lit(" 倍, 疑似以元填报; 已除以 10000 换算为万元, 原值保留在 original_values"))
+    n = frame.height
+    return frame.with_columns(
+        _at(n, where, rows.select(pl.lit("原值(元): ") + original).to_series()).alias("original_values"),
+        _at(n, where, suspects.select(message).to_series()).alias("_p_unit_yuan"),
+        *[frame.get_column(c).scatter(where, rows.get_column(c) / 10_000) if where.len() else pl.col(c)
+          for c in present])
 
 
-def _ytd_decrease(frame: pl.DataFrame) -> pl.DataFrame:
-    year = pl.col("period").str.slice(0, 4)
-    ordered = frame.with_columns(year.alias("_year")).sort("uscc", "period", "_row")
-    prev = pl.col("revenue_ytd").shift(1).over("uscc", "_year")
-    prev_period = pl.col("period").shift(1).over("uscc", "_year")
-    problem = pl.when((pl.col("revenue_ytd") < prev * (1 - 1e-9)) & (prev_period != pl.col("period"))).then(
-        pl.lit("本年累计营业收入 ") + pl.col("revenue_ytd").round(1).cast(pl.Utf8)
-        + pl.lit(" 万元低于上一报告期 ") + prev_period + pl.lit(" 的 ") + prev.round(1).cast(pl.Utf8)
-        + pl.lit(" 万元 (本年累计值不应下降)"))
-    out = ordered.with_columns(problem.alias("_p_ytd_decrease")).drop("_year")
-    return out.sort("_row")
-
-
-QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
+def _ytd_decrease(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
+    """`_p_ytd_decrease`: revenue below the same firm's previous row of the year (in period, then
+    row order) when that row is of an earlier period."""
+    year = pl.col("_pc") // 4
+    same_year = pl.col("_firm").eq_missing(pl.col("_firm").shift(1)) & (year == year.shift(1))
+    rows = order.with_columns(frame.get_column("revenue_ytd").gather(order.get_column("_i")).alias("_rev"))
+    falls = rows.select(
+        "_i", "_rev", pl.when(same_year).then(pl.col("_rev").shift(1)).alias("_prev"),
+        pl.when(same_year).then(pl.col("_pc").shift(1)).alias("_prev_pc"), "_pc",
+        pl.col("_i").shift(1).alias("_prev_i"),
+    ).filter((pl.col("_rev") < pl.col("_prev") * (1 - 1e-9)) & (pl.col("_prev_pc") != pl.col("_pc"))).sort("_i")
+    period = frame.get_column("period").gather(falls.get_column("_prev_i"))
+    text = falls.select(
+        pl.lit("本年累计营业收入 ") + pl.col("_rev").round(1).cast(pl.Utf8) + pl.lit(" 万元低于上一报告期 ")
+        + period + pl.lit(" 的 ") + pl.col("_prev").round(1).cast(pl.Utf8)
+        + pl.lit(" 万元 (本年累计值不应下降)")).to_series()
+    return frame.with_columns(_at(frame.height, falls.get_column("_i"), text).alias("_p_ytd_decrease"))
 
 
 def _reason(result: pl.DataFrame, names: pl.Series, set_aside: NameIndex | None) -> pl.Series:
@@ -132,27 +219,46 @@ def _reason(result: pl.DataFrame, names: pl.Series, set_aside: NameIndex | None)
 
 def patent_checks(frame: pl.DataFrame, index: NameIndex,
                   set_aside: NameIndex | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(patents with `_p_application_no`, `_p_unmatched`; owners: one row per patent and firm)."""
+    """(patents with `_p_application_no`, `_p_unmatched`; owners: `_row`, `uscc` of each patent and
+    registered firm among its applicants, a pair possibly more than once)."""
     normalized = identifiers.normalize_application_no_series(frame.get_column("application_no"))
     frame = frame.with_columns(  # the normaliser turns null into "": keep missing as missing
         pl.when(pl.col("application_no").is_null()).then(None).otherwise(normalized).alias("application_no"))
     frame = frame.with_columns(identifiers.application_no_problems(
         frame.get_column("application_no"), frame.get_column("patent_type")).alias("_p_application_no"))
-    names = (frame.select("_row", split_applicants_series(frame.get_column("applicants")).alias("applicant"))
-             .explode("applicant").filter(pl.col("applicant").is_not_null()))
-    matched = index.match(names.get_column("applicant"))
-    names = names.with_columns(matched.get_column("uscc").alias("uscc"),
-                               _reason(matched, names.get_column("applicant"), set_aside).alias("_why"))
-    why = (names.filter(pl.col("uscc").is_null()).group_by("_row")
-           .agg(pl.col("_why").first().alias("_why")))
-    owners = names.filter(pl.col("uscc").is_not_null()).unique(["_row", "uscc"]).sort("_row", "uscc")
-    hit = owners.select("_row").unique().with_columns(pl.lit(True).alias("_hit"))
-    frame = frame.join(hit, on="_row", how="left").join(why, on="_row", how="left").with_columns(
-        pl.when(pl.col("_hit").is_null() & pl.col("applicants").is_not_null())
-        .then(pl.lit("申请人「") + pl.col("applicants") + pl.lit("」均未匹配到已登记企业 (") + pl.col("_why")
-              .fill_null("未在企业登记中找到") + pl.lit(")"))
-        .alias("_p_unmatched")).drop("_hit", "_why")
-    return frame, owners.select("_row", "uscc")
+    owners_of, unmatched = _applicant_verdicts(frame.get_column("applicants"), index, set_aside)
+    # Joined on the texts' hashes (long texts are slow join keys), keeping the pairs whose texts agree.
+    text_hash = pl.col("applicants").hash().alias("_h")
+    owners = (frame.select("_row", "applicants", text_hash).join(owners_of.with_columns(text_hash), on="_h")
+              .filter(pl.col("applicants") == pl.col("applicants_right")).select("_row", "uscc"))
+    where = frame.get_column("applicants").is_in(unmatched.get_column("applicants").implode()).arg_true()
+    found = frame[where].select("applicants").join(unmatched, on="applicants", how="left", maintain_order="left")
+    message = found.select(pl.lit("申请人「") + pl.col("applicants") + pl.lit("」均未匹配到已登记企业 (")
+                           + pl.col("_why").fill_null("未在企业登记中找到") + pl.lit(")")).to_series()
+    return frame.with_columns(_at(frame.height, where, message).alias("_p_unmatched")), owners
+
+
+def _applicant_verdicts(applicants: pl.Series, index: NameIndex,
+                        set_aside: NameIndex | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(applicants text → the registered firms its names match, a firm as often as its names do;
+    the texts none of whose names match → `_why`, the reason for the first one).
+
+    A firm's patents repeat the same applicants, so each distinct text is split, and each
+    distinct name matched, once.
+    """
+    texts = applicants.drop_nulls().unique()
+    names = (pl.DataFrame({"applicants": texts, "applicant": split_applicants_series(texts)})
+             .explode("applicant").drop_nulls("applicant"))
+    distinct = names.get_column("applicant").unique()
+    matched = index.match(distinct)
+    verdict = pl.DataFrame({"applicant": distinct, "uscc": matched.get_column("uscc"),
+                            "_why": _reason(matched, distinct, set_aside)})
+    names = names.join(verdict, on="applicant", how="left", maintain_order="left")
+    owners_of = names.filter(pl.col("uscc").is_not_null()).select("applicants", "uscc")
+    why = (names.filter(pl.col("uscc").is_null()).group_by("applicants", maintain_order=True)
+           .agg(pl.col("_why").first()))
+    unmatched = texts.filter(~texts.is_in(owners_of.get_column("applicants").implode())).to_frame()
+    return owners_of, unmatched.join(why, on="applicants", how="left")
 
 
 def project_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex | None = None) -> pl.DataFrame:

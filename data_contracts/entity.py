@@ -87,8 +87,20 @@ def _nfkc_unstable() -> str:
 
 def normalize_names(names: pl.Series) -> pl.Series:
     """Vectorised `normalize_name` (nulls become ''): polars for the usual case, Python for rows
-    holding characters that NFKC changes beyond full-width ASCII (①, compatibility ideographs …)."""
+    holding characters that NFKC changes beyond full-width ASCII (①, compatibility ideographs …).
+
+    A name of common ideographs, digits, capitals and round brackets only (most registered
+    names) is its own key: only the other names are worked on.
+    """
     s = names.cast(pl.Utf8).fill_null("")
+    rows = (~s.str.contains(r"^[\x{4E00}-\x{9FFF}0-9A-Z()]*$")).arg_true()
+    if rows.len():
+        s = s.scatter(rows, _normalize_names(s.gather(rows)))
+    return s.alias(names.name)
+
+
+def _normalize_names(s: pl.Series) -> pl.Series:
+    raw = s
     s = s.str.replace_many(list(_FULLWIDTH), list(_FULLWIDTH.values()))
     odd = s.str.contains(_nfkc_unstable())
     s = (
@@ -102,9 +114,9 @@ def normalize_names(names: pl.Series) -> pl.Series:
         s = s.scatter(rows, s.gather(rows).str.to_uppercase())
     if odd.any():
         rows = odd.arg_true()
-        slow = [normalize_name(n) for n in names.cast(pl.Utf8).gather(rows).to_list()]
+        slow = [normalize_name(n) for n in raw.gather(rows).to_list()]
         s = s.scatter(rows, pl.Series(slow, dtype=pl.Utf8))
-    return s.alias(names.name)
+    return s
 
 
 def _fold_series(keys: pl.Series) -> pl.Series:
@@ -201,7 +213,6 @@ class NameIndex:
         self.by_key_: pl.DataFrame | None = None  # key → n_key, key_uscc, key_current
         self.by_loose_: pl.DataFrame | None = None  # loose → n_loose, loose_uscc
         self.names_: pl.DataFrame | None = None  # uscc → registered (current name)
-        self.own_keys_: pl.DataFrame | None = None  # (uscc, key or loose key) pairs
 
     @classmethod
     def build(cls, enterprises: pl.DataFrame, strict_legal_form: bool = False) -> NameIndex:
@@ -234,37 +245,26 @@ class NameIndex:
         return self
 
     def _tabulate(self) -> None:
-        e = self.entries_
-        cur = e.filter("current")
-        self.names_ = cur.group_by("uscc", maintain_order=True).agg(
-            registered=pl.col("raw").first()
-        )
-        self.by_key_ = (
-            e.group_by("key")
-            .agg(
-                n_key=pl.col("uscc").n_unique(),
-                key_uscc=pl.col("uscc").first(),
-                key_current=pl.col("current").any(),
-                key_former=(~pl.col("current")).any(),
-            )
-            .join(self.names_.rename({"uscc": "key_uscc", "registered": "key_registered"}),
-                  on="key_uscc", how="left")
-        )
-        self.by_loose_ = (
-            e.group_by("loose")
-            .agg(n_loose=pl.col("uscc").n_unique(), loose_uscc=pl.col("uscc").first())
-            .join(self.names_.rename({"uscc": "loose_uscc", "registered": "loose_registered"}),
-                  on="loose_uscc", how="left")
-        )
+        cur = self.entries_.filter("current")
+        self.names_ = _first_per(cur.select("uscc", registered="raw"), "uscc")
+        # each entry with its firm's registered (current) name: a key's is that of its first firm
+        e = self.entries_.join(self.names_, on="uscc", how="left", maintain_order="left")
+        firms, current, registered = pl.col("uscc"), pl.col("current"), pl.col("registered")
+        self.by_key_ = _per_key(
+            e, "key",
+            n_key=(pl.lit(1, pl.UInt32), firms.n_unique()), key_uscc=(firms, firms.first()),
+            key_current=(current, current.any()), key_former=(~current, (~current).any()),
+            key_registered=(registered, registered.first()))
+        self.by_loose_ = _per_key(
+            e, "loose", n_loose=(pl.lit(1, pl.UInt32), firms.n_unique()),
+            loose_uscc=(firms, firms.first()), loose_registered=(registered, registered.first()))
 
-    def _own_keys(self) -> pl.DataFrame:
-        """(uscc, key) pairs, for both keys of every name: built on first use by match_with_code."""
-        if self.own_keys_ is None:
-            e = self.entries_
-            self.own_keys_ = pl.concat([
-                e.select(norm="uscc", key="key"), e.select(norm="uscc", key="loose")
-            ]).unique().with_columns(code_has_name=pl.lit(True))
-        return self.own_keys_
+    def _own_keys(self, codes: pl.Series) -> pl.DataFrame:
+        """(uscc, key) pairs, for both keys of every name of the firms with these codes."""
+        e = self.entries_.filter(pl.col("uscc").is_in(codes.drop_nulls().implode()))
+        return pl.concat([
+            e.select(norm="uscc", key="key"), e.select(norm="uscc", key="loose")
+        ]).unique().with_columns(code_has_name=pl.lit(True))
 
     @property
     def usccs(self) -> pl.Series:
@@ -353,14 +353,14 @@ class NameIndex:
         frame = frame.with_columns(
             code=codes, norm=normalize_uscc_series(codes), problem=uscc_problems(codes)
         )
-        out = self._decide_code(frame.lazy())
+        out = self._decide_code(frame.lazy(), self._own_keys(frame.get_column("norm")))
         return out.select("name", "code", "uscc", "method", "reason", "note").collect(
             engine="in-memory"
         )
 
-    def _decide_code(self, f: pl.LazyFrame) -> pl.LazyFrame:
+    def _decide_code(self, f: pl.LazyFrame, own_keys: pl.DataFrame) -> pl.LazyFrame:
         registered = self.names_.lazy().rename({"uscc": "norm", "registered": "code_name"})
-        own_keys = self._own_keys().lazy()
+        own_keys = own_keys.lazy()
         f = (
             f.join(registered, on="norm", how="left", maintain_order="left")
             .join(own_keys, on=["norm", "key"], how="left", maintain_order="left")
@@ -403,6 +403,23 @@ class NameIndex:
             ))
             .otherwise("note"),
         )
+
+
+def _per_key(entries: pl.DataFrame, key: str, **columns: tuple[pl.Expr, pl.Expr]) -> pl.DataFrame:
+    """One row per key with `columns`, each given as (its value for a key of one entry, its
+    aggregate over a key's entries). Only keys that repeat are grouped: most names belong to one
+    firm and no other."""
+    repeated = entries.get_column(key).is_duplicated()
+    once = entries.filter(~repeated).select(key, *[one.alias(c) for c, (one, _) in columns.items()])
+    many = entries.filter(repeated).group_by(key).agg(*[agg.alias(c) for c, (_, agg) in columns.items()])
+    return pl.concat([once, many])
+
+
+def _first_per(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The first row of each key, in order."""
+    if not frame.get_column(key).is_duplicated().any():
+        return frame
+    return frame.group_by(key, maintain_order=True).agg(pl.all().first())
 
 
 def match_rate(result: pl.DataFrame) -> float:

@@ -15,8 +15,11 @@ import polars as pl
 from data_contracts.suites import SUITES, Check
 
 os.environ["GX_ANALYTICS_ENABLED"] = "False"  # forced: an inherited "True" must not survive
+# The failing rows by `_row`; not the pandas query for them (nobody reads it, and building it
+# copies the whole frame once more per expectation).
 _RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"],
-                  "include_unexpected_rows": False, "partial_unexpected_count": 0}
+                  "include_unexpected_rows": False, "partial_unexpected_count": 0,
+                  "return_unexpected_index_query": False}
 
 
 class ContractRun:
@@ -49,9 +52,19 @@ class ContractRun:
             suite = self.ctx.suites.add(gx.ExpectationSuite(
                 name=f"{name}_contract", expectations=[c.expectation() for c in checks]))
             vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-            result = vd.run(batch_parameters={"dataframe": _to_pandas(frame)}, result_format=_RESULT_FORMAT)
+            data = _to_pandas(frame, checks)
+            result = vd.run(batch_parameters={"dataframe": data}, result_format=_RESULT_FORMAT)
             outcome[name] = [(c, _failing_rows(r), True) for c, r in zip(checks, result.results)]
+            self._release_batches()
         return outcome
+
+    def _release_batches(self) -> None:
+        """Let a judged table's pandas frame go: GX keeps every batch in its execution engine's
+        caches, and its global project manager keeps the context (and so every table's frame)
+        alive until the process ends."""
+        manager = self.source.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()
 
     def build_docs(self) -> None:
         if self.docs_dir is not None:
@@ -68,13 +81,22 @@ def run_suites(frames: dict[str, pl.DataFrame], docs_dir: Path | None = None
 
 
 def _columns_present(check: Check, frame: pl.DataFrame) -> bool:
-    needed = {check.gx_column, *(v for k, v in check.args.items() if k in ("a", "b"))}
-    return all(c in frame.columns for c in needed)
+    return all(c in frame.columns for c in check.columns)
 
 
-def _to_pandas(frame: pl.DataFrame):
-    keep = [c for c in frame.columns if not c.startswith("_") or c.startswith(("_p_", "_f_", "_row"))]
-    return frame.select(keep).to_pandas()
+def _to_pandas(frame: pl.DataFrame, checks: list[Check]):
+    """The columns the expectations read, and `_row` (by which GX reports failing rows).
+
+    Columns checked against a list of values go over as categoricals: the same values, but GX
+    copies the frame for most expectations and hashes it (as the batch's fingerprint), and a
+    categorical column is a small array of codes. Numbers are not gathered into one 2-D block
+    (pandas' default): each column stays the array polars made, uncopied.
+    """
+    needed = set().union(*(c.columns for c in checks)) | {"_row"}
+    coded = {c for check in checks if check.kind == "in_set" for c in check.columns}
+    columns = [pl.col(c).cast(pl.Categorical) if c in coded and t == pl.Utf8 else pl.col(c)
+               for c, t in frame.schema.items() if c in needed]
+    return frame.select(columns).to_pandas(split_blocks=True)
 
 
 def _failing_rows(result) -> list[int]:

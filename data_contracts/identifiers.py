@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import numpy as np
 import polars as pl
 
 # --- shared normalisation -------------------------------------------------------------------
@@ -31,13 +32,22 @@ def _halfwidth(text: str) -> str:
 
 
 def _normalize_series(s: pl.Series) -> pl.Series:
-    """Full-width → half-width, all whitespace removed, upper case (the vectorised `_squash`)."""
-    return (
-        s.cast(pl.Utf8)
+    """Full-width → half-width, all whitespace removed, upper case (the vectorised `_squash`).
+
+    Only values with a character outside printable ASCII, or a lower-case letter, can change:
+    the others (nearly every code a registry writes) are left as they are, without the work.
+    """
+    s = s.cast(pl.Utf8)
+    rows = s.str.contains(r"[^\x21-\x60\x7B-\x7E]").fill_null(False).arg_true()
+    if rows.len() == 0:
+        return s
+    fixed = (
+        s.gather(rows)
         .str.replace_many(list(_FULLWIDTH), list(_FULLWIDTH.values()))
         .str.replace_all(_WHITESPACE, "")
         .str.to_uppercase()
     )
+    return s.scatter(rows, fixed)
 
 
 def _map_distinct(s: pl.Series, fn) -> pl.Series:
@@ -127,18 +137,22 @@ def uscc_problem(code: str | None) -> str | None:
     return None
 
 
+# Each character's value indexed by its byte, and the alphabet as bytes: the check characters of
+# all well-formed codes are computed at once, with numpy, from the codes' bytes.
+_USCC_BYTE_VALUE = np.zeros(256, dtype=np.int64)
+_USCC_BYTE_VALUE[[ord(ch) for ch in _USCC_VALUE]] = list(_USCC_VALUE.values())
+_USCC_ALPHABET_BYTES = np.frombuffer(USCC_ALPHABET.encode("ascii"), dtype=np.uint8)
+
+
 def _uscc_check_ok(norm: pl.Series) -> pl.Series:
     """Boolean Series: well-formed and the check character agrees (False where not well-formed)."""
-    total = pl.lit(0, dtype=pl.Int64)
-    for i, w in enumerate(_USCC_WEIGHTS):
-        char = pl.col("c").str.slice(i, 1)
-        value = char.replace_strict(_USCC_VALUE, default=0, return_dtype=pl.Int64)
-        total = total + value * w
-    expected = ((31 - total % 31) % 31).replace_strict(
-        dict(enumerate(USCC_ALPHABET)), return_dtype=pl.Utf8
-    )
-    ok = pl.col("c").str.contains(_USCC_SHAPE) & (pl.col("c").str.slice(17, 1) == expected)
-    return pl.DataFrame({"c": norm}).select(ok.fill_null(False))["c"]
+    shaped = norm.str.contains(_USCC_SHAPE).fill_null(False)
+    text = "".join(norm.filter(shaped).to_list())  # 18 ASCII characters each: the shape says so
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+    total = _USCC_BYTE_VALUE[chars[:, :17]] @ np.array(_USCC_WEIGHTS, dtype=np.int64)
+    ok = np.zeros(len(norm), dtype=bool)
+    ok[shaped.arg_true().to_numpy()] = chars[:, 17] == _USCC_ALPHABET_BYTES[(31 - total % 31) % 31]
+    return pl.Series(norm.name, ok)
 
 
 def _problems_where(keys: pl.DataFrame, ok: pl.Series, problem) -> pl.Series:
@@ -248,39 +262,49 @@ def application_no_problem(no: str | None, patent_type: str | None = None) -> st
 
 
 def normalize_application_no_series(s: pl.Series) -> pl.Series:
-    """Vectorised `normalize_application_no` (nulls become '')."""
-    s = _normalize_series(s).fill_null("").str.replace_all("。", ".", literal=True)
-    s = s.str.replace(r"^(CN|ZL)", "")
-    return s.str.replace(r"^(\d{12}|\d{8})([0-9X])$", "${1}.${2}").alias(s.name)
+    """Vectorised `normalize_application_no` (nulls become ''); numbers already in the normal
+    form are left as they are."""
+    s = _normalize_series(s).fill_null("")
+    rows = (~s.str.contains(r"^(\d{12}|\d{8})\.[0-9X]$")).arg_true()
+    if rows.len() == 0:
+        return s
+    fixed = s.gather(rows).str.replace_all("。", ".", literal=True).str.replace(r"^(CN|ZL)", "")
+    return s.scatter(rows, fixed.str.replace(r"^(\d{12}|\d{8})([0-9X])$", "${1}.${2}"))
+
+
+# The kind digit's family (invention, utility model, design) as a number, for the fast path.
+_TYPE_FAMILY = {"发明": 1, "实用新型": 2, "外观设计": 3}
+_KIND_FAMILY = {int(k): _TYPE_FAMILY[t] for k, t in _KIND_TYPE.items()}
 
 
 def application_no_problems(nos: pl.Series, types: pl.Series | None = None) -> pl.Series:
     """Vectorised `application_no_problem` over application numbers and their 专利类型."""
     if types is None:
         types = pl.repeat(None, len(nos), dtype=pl.Utf8, eager=True)
-    norm = normalize_application_no_series(nos)
-    frame = pl.DataFrame(
-        {"raw": nos.cast(pl.Utf8), "n": norm, "t": _map_distinct(types, _type_key)}
-    )
-    # Fast path for the common, good case: digits as one integer, weights by arithmetic.
+    types = types.cast(pl.Utf8)
+    distinct = types.unique()
+    family = [_TYPE_FAMILY.get(_type_key(t)) for t in distinct.to_list()]
+    frame = pl.DataFrame({
+        "n": normalize_application_no_series(nos),
+        "t": types.replace_strict(distinct, pl.Series(family, dtype=pl.Int64), default=None),
+    })
+    # Fast path for the common, good case: digits as one integer, weights and check by arithmetic.
     frame = frame.with_columns(v=pl.col("n").str.slice(0, 12).str.to_integer(strict=False))
     value = pl.col("v")
     total = pl.lit(0, dtype=pl.Int64)
     for i, w in enumerate(_APP_WEIGHTS_2003):
         total = total + (value // 10 ** (11 - i) % 10) * w
-    r = total % 11
-    expected = pl.when(r == 10).then(pl.lit("X")).otherwise(r.cast(pl.Utf8))
-    kind_type = pl.col("n").str.slice(4, 1).replace_strict(
-        _KIND_TYPE, default=None, return_dtype=pl.Utf8
-    )
+    check = pl.col("n").str.slice(13, 1)
+    check = pl.when(check == "X").then(10).otherwise(check.cast(pl.Int64, strict=False))
+    kind = (value // 10**7 % 10).replace_strict(_KIND_FAMILY, default=None, return_dtype=pl.Int64)
     ok = (
         pl.col("n").str.contains(r"^20\d{2}[12389]\d{7}\.[0-9X]$")
-        & (pl.col("n").str.slice(0, 4).cast(pl.Int64, strict=False) >= 2003)
-        & (pl.col("n").str.slice(13, 1) == expected)
-        & (pl.col("t").is_null() | (pl.col("t") == kind_type))
+        & (value // 10**8 >= 2003)
+        & (check == total % 11)
+        & (pl.col("t").is_null() | (pl.col("t") == kind))
     ).fill_null(False)
     ok_s = frame.select(ok.alias("ok"))["ok"]
-    keys = frame.select("raw", pl.Series("t", types.cast(pl.Utf8)))
+    keys = pl.DataFrame({"raw": nos.cast(pl.Utf8), "t": types})
     return _problems_where(keys, ok_s, application_no_problem).alias(nos.name)
 
 

@@ -58,6 +58,16 @@ class Check:
         raise ValueError(self.kind)
 
     @property
+    def columns(self) -> set[str]:
+        """The columns the expectation reads."""
+        a = self.args
+        if self.kind in ("null", "false"):
+            return {a["derived"]}
+        if self.kind == "a_ge_b":
+            return {a["a"], a["b"]}
+        return {a.get("on", self.column)}
+
+    @property
     def gx_column(self) -> str:
         """The column whose value GX reports for a failing row."""
         return self.args.get("derived") or self.args.get("a") or self.args.get("on") or self.column

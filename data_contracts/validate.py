@@ -26,7 +26,7 @@ ORDER = ("enterprises", "filings", "patents", "projects", "financing", "honors")
 @dataclass
 class TableInput:
     table: Table
-    frame: pl.DataFrame            # canonical columns as text, plus `_row`
+    frame: pl.DataFrame            # canonical columns as text (or coerce.NATIVE_DTYPES), plus `_row`
     file: str
     unit_factors: dict[str, float] = field(default_factory=dict)
 
@@ -66,37 +66,50 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
     bad_enterprise_rows = _error_rows("enterprises", outcome, findings)
     ents = typed.get("enterprises", pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8,
                                                           "name": pl.Utf8, "former_names": pl.Utf8}))
-    good_ents = ents.filter(~pl.col("_row").is_in(list(bad_enterprise_rows)))
-    accepted_codes = set(good_ents.get_column("uscc").drop_nulls().to_list())
-    quarantined_codes = set(ents.get_column("uscc").drop_nulls().to_list()) - accepted_codes
-    index = NameIndex.build(good_ents.select("uscc", "name", "former_names"))
-    bad_ents = ents.filter(pl.col("_row").is_in(list(bad_enterprise_rows)) & pl.col("name").is_not_null())
-    set_aside = NameIndex.build(bad_ents.select("uscc", "name", "former_names")) if bad_ents.height else None
-    owners = pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8})
-    for name in ORDER[1:]:
-        if name not in typed:
-            continue
-        frame = typed[name]
-        if name in ("filings", "honors"):
-            frame = derive.registration(frame, accepted_codes, quarantined_codes)
-        if name == "filings":
-            frame = derive.filing_checks(frame)
-        elif name == "patents":
-            frame, owners = derive.patent_checks(frame, index, set_aside)
-        elif name == "projects":
-            frame = derive.project_checks(frame, index, set_aside)
-        elif name == "financing":
-            frame = derive.financing_checks(frame, index, set_aside)
-        elif name == "honors":
-            frame = derive.honor_checks(frame)
-        typed[name] = frame
-    others = {n: typed[n] for n in ORDER[1:] if n in typed}
-    if others:
-        outcome.update(session.run(others))
+    registry = ents.select("_row", "uscc", "name", "former_names")
+    bad = pl.col("_row").is_in(list(bad_enterprise_rows))
+    good_ents = registry.filter(~bad) if bad_enterprise_rows else registry
+    bad_ents = registry.filter(bad & pl.col("name").is_not_null())
+    accepted_codes = good_ents.get_column("uscc").drop_nulls().unique()
+    codes = ents.get_column("uscc").drop_nulls()
+    quarantined_codes = codes.filter(~codes.is_in(accepted_codes.implode())).unique()
+    # Each table is judged as soon as its checks are derived, so that GX's copy of one table
+    # does not coincide with the next table's work (nor with the name indexes, built for the
+    # tables matched by name and let go before they are judged).
+    if "filings" in typed:
+        typed["filings"] = derive.filing_checks(typed["filings"], accepted_codes, quarantined_codes)
+        outcome.update(session.run({"filings": typed["filings"]}))
+    owners = _match_by_name(typed, good_ents, bad_ents)
+    outcome.update(session.run({n: typed[n] for n in _MATCHED_BY_NAME if n in typed}))
+    if "honors" in typed:
+        typed["honors"] = derive.honor_checks(derive.registration(typed["honors"], accepted_codes,
+                                                                  quarantined_codes))
+        outcome.update(session.run({"honors": typed["honors"]}))
     session.build_docs()
     for name, results in outcome.items():
         findings.append(_findings(name, inputs[name].file, typed[name], results))
     return _split(typed, owners, pl.concat(findings, how="vertical_relaxed"), inputs, outcome)
+
+
+_MATCHED_BY_NAME = ("patents", "projects", "financing")
+
+
+def _match_by_name(typed: dict[str, pl.DataFrame], good_ents: pl.DataFrame,
+                   bad_ents: pl.DataFrame) -> pl.DataFrame:
+    """Patents, projects and financing (in `typed`) matched to the registry by name; returns the
+    patent owners. The name indexes live only while these tables are matched."""
+    owners = pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8})
+    if not any(n in typed for n in _MATCHED_BY_NAME):
+        return owners
+    index = NameIndex.build(good_ents.select("uscc", "name", "former_names"))
+    set_aside = NameIndex.build(bad_ents.select("uscc", "name", "former_names")) if bad_ents.height else None
+    if "patents" in typed:
+        typed["patents"], owners = derive.patent_checks(typed["patents"], index, set_aside)
+    if "projects" in typed:
+        typed["projects"] = derive.project_checks(typed["projects"], index, set_aside)
+    if "financing" in typed:
+        typed["financing"] = derive.financing_checks(typed["financing"], index, set_aside)
+    return owners
 
 
 def _error_rows(name: str, outcome: dict, findings: list[pl.DataFrame]) -> set[int]:
@@ -170,15 +183,16 @@ def _split(typed, owners, findings, inputs, outcome) -> ValidationResult:
     flags = findings.join(stopped, on=["table", "row"], how="anti")
     accepted, counts = {}, {}
     for name, frame in typed.items():
-        bad = set(stopped.filter(pl.col("table") == name).get_column("row").to_list())
-        keep = frame.filter(~pl.col("_row").is_in(list(bad)))
+        bad = stopped.filter(pl.col("table") == name).get_column("row")
+        keep = frame.filter(~pl.col("_row").is_in(bad.implode())) if bad.len() else frame
         accepted[name] = keep.drop([c for c in keep.columns if c.startswith(("_p_", "_f_", "_first"))])
         counts[name] = {"rows_read": inputs[name].frame.height, "rows_accepted": keep.height,
                         "rows_quarantined": frame.height - keep.height}
-    if "patents" in accepted:
+    if "patents" in accepted:  # sorted, then each (patent, firm) pair once
         kept = accepted["patents"].select("_row", "application_no")
-        owners = owners.join(kept, on="_row").select("application_no", "uscc").unique().sort(
-            "application_no", "uscc")
+        owners = owners.join(kept, on="_row").select("application_no", "uscc").sort("application_no", "uscc")
+        repeat = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in owners.columns)
+        owners = owners.filter(~repeat)
     rates = {n: _rate(typed[n]) for n in ("patents", "projects", "financing") if n in typed}
     checks = pl.DataFrame(
         [{"table": n, "check": c.id, "severity": c.severity, "rows_failing": len(rows), "ran": ran}

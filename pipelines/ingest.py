@@ -1,7 +1,9 @@
 """Read a drop folder: find each table's file, decode it, find its header row, name its columns.
 
 The result is text: every cell as the clerk typed it, under the canonical column name, with the
-row number a person sees in the spreadsheet (`_row`). Typing and judging the values is
+row number a person sees in the spreadsheet (`_row`). Parquet numbers and dates are the exception:
+they stay numbers and dates (`NATIVE_DTYPES`), which data_contracts types exactly as it would
+their text, without writing millions of them out as text first. Typing and judging the values is
 data_contracts' job. Anything that makes a file unreadable raises `DropError` with a Chinese
 message naming the file (the CLI turns it into exit status 2, without a traceback).
 """
@@ -12,11 +14,13 @@ import codecs
 import hashlib
 import io
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from data_contracts.coerce import NATIVE_DTYPES
 from data_contracts.schema import (
     TABLES,
     Column,
@@ -42,7 +46,7 @@ class DropError(Exception):
 class RawTable:
     table: Table
     path: Path
-    frame: pl.DataFrame                   # canonical columns as Utf8, plus `_row`
+    frame: pl.DataFrame                   # canonical columns as Utf8 (or NATIVE_DTYPES), plus `_row`
     sha256: str
     encoding: str | None
     title_rows: int
@@ -88,19 +92,34 @@ def read_drop(folder: Path) -> Drop:
 
 
 def read_table(table: Table, path: Path) -> RawTable:
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()
-    if not data.strip():
+    if suffix == ".csv":
+        data = path.read_bytes()
+        sha, blank = hashlib.sha256(data).hexdigest(), not data or data.isspace()
+    else:  # the other readers take the path: the file is hashed without being held in memory
+        data = None
+        sha, blank = _digest(path)
+    if blank:
         raise DropError(f"{path.name}: 文件为空 (0 行), 无法读取「{table.stem_zh}」表")
     encoding = None
+    if suffix == ".parquet":
+        top, rows = _read_parquet_grid(path)
+        return _name_columns(table, path, top, rows, sha, encoding)
     if suffix == ".csv":
         grid, encoding = _read_csv_grid(path, data)
-    elif suffix == ".xlsx":
-        grid = _read_xlsx_grid(path)
     else:
-        grid = _read_parquet_grid(path)
-    return _name_columns(table, path, grid, sha, encoding)
+        grid = _read_xlsx_grid(path)
+    return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
+
+
+def _digest(path: Path) -> tuple[str, bool]:
+    """(sha256 of the file, whether it holds nothing but whitespace), read a megabyte at a time."""
+    digest, blank = hashlib.sha256(), True
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            blank = blank and chunk.isspace()
+    return digest.hexdigest(), blank
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
@@ -161,42 +180,60 @@ def _read_xlsx_grid(path: Path) -> pl.DataFrame:
         raise DropError(f"{path.name}: Excel 文件损坏或不完整, 无法打开 ({str(err).splitlines()[0][:120]})") from None
 
 
-def _read_parquet_grid(path: Path) -> pl.DataFrame:
+def _read_parquet_grid(path: Path) -> tuple[pl.DataFrame, Callable[[int], pl.DataFrame]]:
+    """(the top rows as text, with the column names as row 0; the rows from a grid row on).
+
+    Below a header on row 0 (the usual case) the cells keep their parquet dtypes where they are
+    NATIVE_DTYPES; under a header found further down, every cell is text, as in a spreadsheet.
+    """
     try:
         frame = pl.read_parquet(path)
     except Exception as err:
         raise DropError(f"{path.name}: Parquet 文件损坏, 无法读取 ({str(err).splitlines()[0][:120]})") from None
-    header = pl.DataFrame([pl.Series(f"column_{i + 1}", [name], pl.Utf8)
-                           for i, name in enumerate(frame.columns)])
-    body = frame.select([pl.col(c).cast(pl.Utf8).alias(f"column_{i + 1}")
-                         for i, c in enumerate(frame.columns)])
-    return pl.concat([header, body])
+    frame = _rechunked(frame)
+    names = frame.columns
+    frame = frame.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})
+    header = pl.DataFrame([pl.Series(c, [name], pl.Utf8) for c, name in zip(frame.columns, names)])
+    top = pl.concat([header, frame.head(_HEADER_SCAN_ROWS - 1).select(pl.all().cast(pl.Utf8))])
+
+    def rows(start: int) -> pl.DataFrame:
+        body = frame.slice(start - 1)
+        return body if start == 1 else body.select(pl.all().cast(pl.Utf8))
+
+    return top, rows
 
 
-def _find_header(table: Table, grid: pl.DataFrame) -> int:
+def _rechunked(frame: pl.DataFrame) -> pl.DataFrame:
+    """One chunk per column (a file's row groups come as chunks, and gathers across chunks are
+    many times slower), joined a column at a time: a column's chunks go before the next is copied."""
+    return pl.DataFrame([frame.drop_in_place(name).rechunk() for name in frame.columns])
+
+
+def _find_header(table: Table, top: pl.DataFrame) -> int:
     """The first row among the top rows that names the most of the table's columns."""
     index = header_index(table)
     best_row, best_hits = -1, 0
-    for i, row in enumerate(grid.head(_HEADER_SCAN_ROWS).iter_rows()):
+    for i, row in enumerate(top.iter_rows()):
         hits = sum(1 for cell in row if cell and normalize_header(cell)[0].lower() in index)
         if hits > best_hits:
             best_row, best_hits = i, hits
     return best_row if best_hits >= min(2, len(table.required)) else -1
 
 
-def _name_columns(table: Table, path: Path, grid: pl.DataFrame, sha: str,
-                  encoding: str | None) -> RawTable:
+def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[int], pl.DataFrame],
+                  sha: str, encoding: str | None) -> RawTable:
+    """`top`: the sheet's first rows as text, to find the header in; `rows(i)`: its rows from row i."""
     expected = "、".join(c.label for c in table.required)
-    if grid.height == 0:
+    if top.height == 0:
         raise DropError(f"{path.name}: 文件没有任何行; 「{table.stem_zh}」表应有表头: {expected}")
-    header_row = _find_header(table, grid)
+    header_row = _find_header(table, top)
     if header_row < 0:
         raise DropError(f"{path.name}: 前 {_HEADER_SCAN_ROWS} 行中找不到表头; 「{table.stem_zh}」表应有列: {expected}")
     index = header_index(table)
-    headers = list(grid.row(header_row))
+    headers = list(top.row(header_row))
     chosen: dict[str, tuple[str, Column, str | None]] = {}
     extras: list[str] = []
-    for source_col, header in zip(grid.columns, headers):
+    for source_col, header in zip(top.columns, headers):
         if header is None or not str(header).strip():
             continue
         base, unit = normalize_header(header)
@@ -208,7 +245,7 @@ def _name_columns(table: Table, path: Path, grid: pl.DataFrame, sha: str,
     missing = [c.label for c in table.required if c.name not in chosen]
     if missing:
         raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: {expected}")
-    body = grid.slice(header_row + 1)
+    body = rows(header_row + 1)
     # A person sees the header on spreadsheet row header_row + 1; data rows follow it.
     columns = [pl.int_range(header_row + 2, header_row + 2 + body.height, dtype=pl.Int64).alias("_row")]
     factors: dict[str, float] = {}
@@ -217,20 +254,38 @@ def _name_columns(table: Table, path: Path, grid: pl.DataFrame, sha: str,
         if name in ("legal_rep_id",):
             personal.append(col.label)
             continue
-        columns.append(pl.col(source_col).cast(pl.Utf8).alias(name))
+        native = body.schema[source_col] in NATIVE_DTYPES
+        columns.append((pl.col(source_col) if native else pl.col(source_col).cast(pl.Utf8)).alias(name))
         if unit and col.unit and unit not in (col.unit, f"{col.unit}人民币"):
             factor = _UNIT_FACTORS.get((unit, col.unit))
             if factor is None:
-                raise DropError(f"{path.name}: 列「{header_text(headers, source_col, grid)}」的单位「{unit}」"
+                raise DropError(f"{path.name}: 列「{header_text(headers, source_col, top)}」的单位「{unit}」"
                                 f"无法换算为{col.unit}")
             factors[name] = factor
     selected = body.select(columns)
-    # Rows with every cell empty are spacing in a spreadsheet, not data: skipped, and counted.
-    frame = selected.filter(~pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")
-                                                for c in selected.columns if c != "_row"]))
+    frame = _without_blank_rows(selected)
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
                     blank_rows_skipped=selected.height - frame.height)
 
 
-def header_text(headers: list, source_col: str, grid: pl.DataFrame) -> str:
-    return str(headers[grid.columns.index(source_col)])
+def _without_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with every cell empty are spacing in a spreadsheet, not data: skipped (and counted).
+
+    Column by column, only the rows still blank so far are looked at: the first column settles
+    nearly every row, and a sheet without blank rows is returned as it is, without a copy.
+    """
+    blank = frame
+    for name, dtype in frame.schema.items():
+        if name == "_row" or blank.height == 0:
+            continue
+        empty = pl.col(name).is_null()
+        if dtype == pl.Utf8:
+            empty = empty | (pl.col(name).str.strip_chars() == "")
+        blank = blank.filter(empty)
+    if blank.height == 0:
+        return frame
+    return frame.filter(~pl.col("_row").is_in(blank.get_column("_row").implode()))
+
+
+def header_text(headers: list, source_col: str, top: pl.DataFrame) -> str:
+    return str(headers[top.columns.index(source_col)])

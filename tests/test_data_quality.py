@@ -42,3 +42,60 @@ def test_dirty_fixture_breaches_and_fails(tmp_path):
     caught = quarantine.filter(pl.col("severity") == "error").select("file", "row").unique()
     missed = meant.join(caught, on=["file", "row"], how="anti")
     assert missed.height == 0, missed  # every fault the generator meant to be quarantined is
+
+
+def _filings(rows: list[tuple]) -> pl.DataFrame:
+    """Typed filings from (credit code, period, revenue, total assets) rows."""
+    from data_contracts.coerce import coerce
+    from data_contracts.schema import FILINGS
+
+    raw = pl.DataFrame([(i + 2, *(None if v is None else str(v) for v in r)) for i, r in enumerate(rows)],
+                       schema=["_row", "uscc", "period", "revenue_ytd", "total_assets"], orient="row")
+    return coerce(FILINGS, raw, "财务快报.csv")[0]
+
+
+def test_filing_checks_do_not_rely_on_credit_codes_hashing_apart():
+    """With one hash bit every firm collides: the codes themselves order the rows, same verdicts."""
+    from data_contracts import derive
+
+    a, b = "914403001922038216", "91320282MA2UFF1N5L"
+    frame = _filings([
+        (a, "2024Q1", 100, 50), (a, "2024Q2", 250, 50), (a, "2024Q3", 200, 50), (a, "2024Q3", 260, 50),
+        (a, None, 5, 50), (b, "2024Q1", 10, 5), (b, "2024Q2", 10_000_000, 5), (b, "2024Q3", 30, 5),
+        (None, "2024Q1", 50, 1), (None, "2024Q2", 40, 1), (b, "2025Q1", 3, 5), (a, "2025Q2", 1, 50),
+    ])
+    order, codes = derive._by_firm(frame)
+    by_codes, same_codes = derive._by_firm(frame, hash_bits=1)
+    assert by_codes.get_column("_firm").dtype == pl.Utf8  # the collision was noticed
+    distinct = sorted([a, b, None], key=str)
+    assert sorted(codes.to_list(), key=str) == sorted(same_codes.to_list(), key=str) == distinct
+    yuan, fall = derive._correct_yuan(frame, order), derive._ytd_decrease(frame, order)
+    assert yuan.equals(derive._correct_yuan(frame, by_codes))
+    assert fall.equals(derive._ytd_decrease(frame, by_codes))
+    assert yuan.get_column("_p_unit_yuan").is_not_null().arg_true().to_list() == [6]
+    assert fall.get_column("_p_ytd_decrease").is_not_null().arg_true().to_list() == [2, 7, 9]  # not 3: a revision
+
+
+def test_gx_reads_only_the_columns_of_its_expectations_and_lets_them_go():
+    import gc
+
+    import pandas as pd
+
+    from data_contracts import gx_runner
+    from data_contracts.suites import SUITES
+
+    n = 4321
+    frame = pl.DataFrame({"_row": range(2, n + 2), "application_no": ["202310123456.X"] * n,
+                          "title": ["甲"] * n, "patent_type": ["发明"] * n, "filed_on": [None] * n,
+                          "_p_unmatched": [None] * n},
+                         schema_overrides={"filed_on": pl.Date, "_p_unmatched": pl.Utf8})
+    checks = [c for c in SUITES["patents"] if gx_runner._columns_present(c, frame)]
+    data = gx_runner._to_pandas(frame, checks)
+    assert set(data.columns) == {"_row", "application_no", "patent_type", "filed_on", "_p_unmatched"}
+    assert isinstance(data["patent_type"].dtype, pd.CategoricalDtype)
+    del data
+    outcome = gx_runner.ContractRun(None).run({"patents": frame})
+    failing = {c.id: rows for c, rows, _ in outcome["patents"]}
+    assert failing["filed_present"] == list(range(2, n + 2)) and failing["patent_type_known"] == []
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == n]

@@ -64,6 +64,9 @@ def test_vectorised_normalize_agrees_with_scalar():
         "Cafe\u0301 有限公司", "無錫甲公司", "甲 ﹙集团﹚ 公司", "\u3000", "卡尔・蔡司有限公司",
         "ｓａｍｓｕｎｇ　Ｃｏ．，Ｌｔｄ．", "甲\u200b有限公司", "𠀀甲有限公司", "abb(中国)有限公司",
         "Straße 有限公司", "ǅ甲", "αβ有限公司",
+        # names that are already keys (the fast path) and near misses
+        "宜兴市甲科技有限公司", "ABB(中国)有限公司", "甲(有限合伙)", "甲公司-", "甲公司(", "-甲公司",
+        "甲 公司", "ABC", "abc", "123", "(甲)", "甲·乙有限公司",
     ]
     assert normalize_names(pl.Series(names)).to_list() == [normalize_name(n) for n in names]
 

@@ -141,6 +141,9 @@ def test_vectorised_uscc_agrees_with_scalar():
         "91440300I92203821", " ９１４４０３００１９２２０３８２１６", KNOWN_USCC,
         "92320981MA1U0B487Q",
         "320321NA000117X", "91A403001922038216",
+        # the fast paths: lower case, inner spaces and invisible characters, missing markers
+        KNOWN_USCC.lower(), f"{KNOWN_USCC[:9]} {KNOWN_USCC[9:]}", f"{KNOWN_USCC}\u200b", "NA", "无",
+        "\t" + KNOWN_USCC + "\n", KNOWN_USCC[:17] + "X", KNOWN_USCC[:17] + "I",
     ]
     got = uscc_problems(pl.Series("uscc", values))
     assert got.name == "uscc" and got.dtype == pl.Utf8
@@ -219,14 +222,18 @@ def test_malformed_application_numbers_fail(bad):
 
 
 def test_vectorised_application_numbers_agree_with_scalar():
-    odd = ["201080063196.8", "CN2010800631969", None, "abc", "200520100748.5"]
+    odd = ["201080063196.8", "CN2010800631969", None, "abc", "200520100748.5",
+           # the fast paths: full-width, lower case, spaces, 。 for the dot, ZL, type spellings
+           "２０１０８００６３１９６．９", "zl 201080063196.9", "201080063196。9", "200410024861.x",
+           "200520100748.5", "200630161199.2", "200630161199.2", "198510000001.1"]
     nos = POST_2003 + PRE_2003 + odd
     types = ["发明", "实用新型", "发明", "实用新型", None, "实用新型", "外观设计"] + [None] * 7 + [
-        "发明", "实用新型", "发明", None, "发明"
+        "发明", "实用新型", "发明", None, "发明",
+        "发明专利", "发明授权", None, " 发明 ", "新型", "外观", "未知类型", "发明"
     ]
     got = application_no_problems(pl.Series("no", nos), pl.Series("t", types))
     assert got.to_list() == [application_no_problem(n, t) for n, t in zip(nos, types, strict=True)]
-    assert got.null_count() == len(POST_2003) + len(PRE_2003)
+    assert got.head(len(POST_2003) + len(PRE_2003)).null_count() == len(POST_2003) + len(PRE_2003)
 
 
 # --- GB/T 4754-2017 -------------------------------------------------------------------------

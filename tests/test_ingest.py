@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 import xlsxwriter
 
-from data_contracts.schema import ENTERPRISES, FILINGS
+from data_contracts import coerce as coerce_module
+from data_contracts.coerce import coerce
+from data_contracts.schema import ENTERPRISES, FILINGS, PATENTS, PERIOD, TEXT, USCC, Column, Table
+from data_contracts.validate import TableInput, validate
 from pipelines.ingest import DropError, read_drop, read_table
+from pipelines.synth import synthesize
 
 HEADER = "统一社会信用代码,企业名称,成立日期,注册资本(万元),行业代码,所属板块,登记状态"
 ROW = "914403001922038216,宜兴市示例科技有限公司,2015-03-05,500,C3963,环科园,存续"
@@ -50,13 +56,94 @@ def test_xlsx_title_rows_are_counted_in_row_numbers(tmp_path):
     assert raw.frame.get_column("_row").to_list() == [3, 4]  # title row 1, header row 2
 
 
-def test_parquet_is_read_as_text(tmp_path):
+def test_parquet_numbers_and_dates_stay_typed_the_rest_is_read_as_text(tmp_path):
     path = tmp_path / "enterprises.parquet"
-    pl.DataFrame({"uscc": ["914403001922038216"], "name": ["甲"], "founded_on": [None],
+    pl.DataFrame({"uscc": ["914403001922038216"], "name": ["甲"], "founded_on": [dt.date(2015, 3, 5)],
                   "registered_capital": [12.5], "industry_code": ["C3963"], "district": ["经开区"],
-                  "status": ["存续"]}).write_parquet(path)
+                  "status": ["存续"], "chain_leader": [True],
+                  "former_names": pl.Series([1.5], dtype=pl.Float32)}).write_parquet(path)
     raw = read_table(ENTERPRISES, path)
-    assert raw.frame.get_column("registered_capital").to_list() == ["12.5"]
+    assert raw.frame.get_column("registered_capital").to_list() == [12.5]
+    assert raw.frame.get_column("founded_on").to_list() == [dt.date(2015, 3, 5)]
+    assert raw.frame.get_column("name").to_list() == ["甲"]
+    assert raw.frame.get_column("chain_leader").to_list() == ["true"]
+    assert raw.frame.get_column("former_names").to_list() == ["1.5"]
+
+
+def test_parquet_cells_are_typed_exactly_as_their_text(tmp_path):
+    """Numbers and dates kept as they are give the values and findings their text would."""
+    filings = pl.DataFrame({
+        "统一社会信用代码": ["914403001922038216"] * 7,
+        "报告期": ["2024Q1", "2024Q2", "2024Q3", "2024Q4", None, "2023Q1", "2023Q2"],
+        "营业收入(万元)": [1.5, float("nan"), float("inf"), -0.0, None, 1e-7, 123456789.123456789],
+        "从业人员期末人数": [12.0, 12.5, None, 2.0**60, float("nan"), -3.0, float("-inf")],
+        "研发人员数": pl.Series([1, 2**62, None, -5, 2**53 + 1, 0, -(2**63)], dtype=pl.Int64),
+        "出口额(万元)": pl.Series([1, 2**53 + 1, None, -7, 0, 3, 4], dtype=pl.Int64),
+        **{f"{c.header_zh}(万元)": [0.5, 1.0, 2.0, None, 3.0, 4.0, 5.0] for c in FILINGS.columns
+           if c.unit and c.required and c.name != "revenue_ytd"},
+    })
+    patents = pl.DataFrame({
+        "申请号": ["202310123456.X"] * 4, "专利名称": ["甲"] * 4, "专利类型": ["发明"] * 4,
+        "法律状态": ["有效"] * 4, "申请人": ["甲"] * 4,
+        "申请日": [dt.date(2023, 1, 5), dt.date(1700, 1, 1), dt.date(2300, 1, 1), None],
+    })
+    for table, frame in ((FILINGS, filings), (PATENTS, patents)):
+        frame.write_parquet(tmp_path / f"{table.stem_zh}.parquet")
+        frame.select(pl.all().cast(pl.Utf8)).write_csv(tmp_path / f"{table.stem_zh}.csv")
+        typed = [coerce(table, read_table(table, tmp_path / f"{table.stem_zh}.{suffix}").frame, "f")
+                 for suffix in ("parquet", "csv")]
+        assert read_table(table, tmp_path / f"{table.stem_zh}.parquet").frame.dtypes != \
+            read_table(table, tmp_path / f"{table.stem_zh}.csv").frame.dtypes
+        assert typed[0][0].equals(typed[1][0]) and typed[0][1].equals(typed[1][1])
+        assert typed[0][1].height > 0  # NaN, infinities, 12.5 people, years out of range
+
+
+CHECKED_KINDS = Table("cells", "cells", ("text",), (
+    Column("text", "文本", TEXT, nullable=True), Column("code", "代码", USCC, nullable=True),
+    Column("period", "报告期", PERIOD, nullable=True)))
+
+
+def test_cells_kept_as_written_are_what_the_parser_returns():
+    """Clean cells skip the parser: what is kept must be what the parser would have returned."""
+    cells = ["甲", " 甲", "甲 ", "\ufeff甲", "甲\u3000", "a\nb", "NA", "NULL", "null", "", "—", "无",
+             "91440300192203821X", "91440300192203821x", " 91440300192203821X", "９１４４", "NA1",
+             "2024Q3", "2024q3", "2024Q5", "2024年三季度", "２０２４Q3", "2024-09", "12024Q3", None]
+    raw = pl.DataFrame({"_row": list(range(2, len(cells) + 2)), **{c: cells for c in ("text", "code", "period")}},
+                       schema_overrides={c: pl.Utf8 for c in ("text", "code", "period")})
+    typed, findings = coerce(CHECKED_KINDS, raw, "cells.csv")
+    for col in CHECKED_KINDS.columns:
+        value, ok = coerce_module._parse(col.kind, raw.get_column(col.name), col.name)
+        assert typed.get_column(col.name).to_list() == value.to_list(), col.kind
+        bad = raw.select("_row", col.name).filter(True if ok is None else ~ok)
+        found = findings.filter(pl.col("column") == col.label)
+        assert found.select("row", "value").rows() == (bad.rows() if ok is not None else [])
+
+
+def test_a_drop_checks_the_same_as_parquet_and_as_csv(tmp_path):
+    results = {}
+    for fmt in ("csv", "parquet"):
+        synthesize(tmp_path / fmt, enterprises=300, quarters=12, seed=5, fmt=fmt)
+        drop = read_drop(tmp_path / fmt)
+        inputs = {n: TableInput(r.table, r.frame, r.path.name, r.unit_factors)
+                  for n, r in drop.tables.items()}
+        results[fmt] = validate(inputs, as_of=dt.date(2026, 1, 1))
+    csv, parquet = results["csv"], results["parquet"]
+    assert csv.accepted.keys() == parquet.accepted.keys()
+    for name, frame in csv.accepted.items():
+        assert frame.equals(parquet.accepted[name]), name
+    assert csv.patent_owners.equals(parquet.patent_owners) and csv.patent_owners.height > 0
+    assert csv.counts == parquet.counts
+
+
+def test_blank_rows_of_a_parquet_file_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "enterprises.parquet"
+    pl.DataFrame({"uscc": ["914403001922038216", None, " "], "name": ["甲", None, None],
+                  "founded_on": [dt.date(2015, 3, 5), None, None], "registered_capital": [12.5, None, None],
+                  "industry_code": ["C3963", None, ""], "district": ["经开区", None, None],
+                  "status": ["存续", None, None]}).write_parquet(path)
+    raw = read_table(ENTERPRISES, path)
+    assert raw.frame.get_column("_row").to_list() == [2]
+    assert raw.blank_rows_skipped == 2
 
 
 def test_personal_column_is_dropped(tmp_path):
