@@ -26,9 +26,13 @@ ORDER = ("enterprises", "filings", "patents", "projects", "financing", "honors")
 @dataclass
 class TableInput:
     table: Table
-    frame: pl.DataFrame            # canonical columns as text (or coerce.NATIVE_DTYPES), plus `_row`
-    file: str
+    frame: pl.DataFrame | None     # canonical columns as text (or coerce.NATIVE_DTYPES), plus `_row`;
+    file: str                      # `validate` lets it go (None) once the table is typed
     unit_factors: dict[str, float] = field(default_factory=dict)
+    rows_read: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows_read = self.frame.height
 
 
 @dataclass
@@ -56,6 +60,7 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
         if name in inputs:
             inp = inputs[name]
             frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
+            inp.frame = None  # the text is no longer needed: typed values and findings hold it all
             typed[name] = derive.duplicates(frame, inp.table)
             findings.append(parse_findings)
     outcome: dict = {}
@@ -186,7 +191,7 @@ def _split(typed, owners, findings, inputs, outcome) -> ValidationResult:
         bad = stopped.filter(pl.col("table") == name).get_column("row")
         keep = frame.filter(~pl.col("_row").is_in(bad.implode())) if bad.len() else frame
         accepted[name] = keep.drop([c for c in keep.columns if c.startswith(("_p_", "_f_", "_first"))])
-        counts[name] = {"rows_read": inputs[name].frame.height, "rows_accepted": keep.height,
+        counts[name] = {"rows_read": inputs[name].rows_read, "rows_accepted": keep.height,
                         "rows_quarantined": frame.height - keep.height}
     if "patents" in accepted:  # sorted, then each (patent, firm) pair once
         kept = accepted["patents"].select("_row", "application_no")

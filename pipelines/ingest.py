@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,18 +45,24 @@ class DropError(Exception):
 class RawTable:
     table: Table
     path: Path
-    frame: pl.DataFrame                   # canonical columns as Utf8 (or NATIVE_DTYPES), plus `_row`
-    sha256: str
+    frame: pl.DataFrame | None            # canonical columns as Utf8 (or NATIVE_DTYPES), plus `_row`;
+    sha256: str                           # None once handed over for checking (`take_frame`)
     encoding: str | None
     title_rows: int
     unit_factors: dict[str, float] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
     personal_columns_dropped: list[str] = field(default_factory=list)
     blank_rows_skipped: int = 0
+    rows_read: int = field(init=False)
 
-    @property
-    def rows_read(self) -> int:
-        return self.frame.height
+    def __post_init__(self) -> None:
+        self.rows_read = self.frame.height
+
+    def take_frame(self) -> pl.DataFrame:
+        """The text frame, handed over: the table no longer holds it, so that checking can let
+        each table's text go once it is typed (at a million firms it is gigabytes)."""
+        frame, self.frame = self.frame, None
+        return frame
 
 
 @dataclass
@@ -93,12 +98,7 @@ def read_drop(folder: Path) -> Drop:
 
 def read_table(table: Table, path: Path) -> RawTable:
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        data = path.read_bytes()
-        sha, blank = hashlib.sha256(data).hexdigest(), not data or data.isspace()
-    else:  # the other readers take the path: the file is hashed without being held in memory
-        data = None
-        sha, blank = _digest(path)
+    sha, blank = _digest(path)  # a megabyte at a time: the file is never held whole for its hash
     if blank:
         raise DropError(f"{path.name}: 文件为空 (0 行), 无法读取「{table.stem_zh}」表")
     encoding = None
@@ -106,7 +106,7 @@ def read_table(table: Table, path: Path) -> RawTable:
         top, rows = _read_parquet_grid(path)
         return _name_columns(table, path, top, rows, sha, encoding)
     if suffix == ".csv":
-        grid, encoding = _read_csv_grid(path, data)
+        grid, encoding = _read_csv_grid(path)
     else:
         grid = _read_xlsx_grid(path)
     return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
@@ -122,31 +122,53 @@ def _digest(path: Path) -> tuple[str, bool]:
     return digest.hexdigest(), blank
 
 
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[3:].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as err:
-            raise DropError(f"{path.name}: 文件标明为 UTF-8 但第 {err.start} 字节处无法解码; "
-                            "请用 Excel 重新另存为 CSV UTF-8") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+def _encoding(path: Path) -> str:
+    """utf-8-sig, utf-8 or gb18030, or DropError. UTF-8 is checked a chunk at a time, without
+    decoding the file into memory; GB18030 must also look like Chinese text once decoded."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DropError(f"{path.name}: 文件编码为 UTF-16, tidu 只读 UTF-8 或 GB18030/GBK 的 CSV; "
                         "请在 Excel 中另存为「CSV UTF-8(逗号分隔)」")
-    if b"\x00" in data[:65536]:
+    bom = head.startswith(codecs.BOM_UTF8)
+    if b"\x00" in head and not bom:
         raise DropError(f"{path.name}: 含二进制内容, 不是文本 CSV 文件 (可能是改了扩展名的其他文件)")
+    bad_at = _utf8_error_at(path)
+    if bom:
+        if bad_at is not None:
+            raise DropError(f"{path.name}: 文件标明为 UTF-8 但第 {bad_at - 3} 字节处无法解码; "
+                            "请用 Excel 重新另存为 CSV UTF-8")
+        return "utf-8-sig"
+    if bad_at is None:
+        return "utf-8"
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("gb18030")
+        text = path.read_bytes().decode("gb18030")
     except UnicodeDecodeError:
         raise DropError(f"{path.name}: 既不是 UTF-8 也不是 GB18030/GBK 编码, 无法判断编码; "
                         "请另存为 CSV UTF-8") from None
     if not _looks_like_chinese(text):
         raise DropError(f"{path.name}: 无法确定文件编码 (按 GB18030 解码后不像中文文本); "
                         "请另存为 CSV UTF-8 后重新提交")
-    return text, "gb18030"
+    return "gb18030"
+
+
+def _utf8_error_at(path: Path) -> int | None:
+    """The byte offset of the first invalid UTF-8 sequence, or None. A valid file is decoded a
+    megabyte at a time and the text let go; only an invalid one is read whole, for the offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        return None
+    except UnicodeDecodeError:
+        pass
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start
+    return None
 
 
 def _looks_like_chinese(text: str) -> bool:
@@ -158,11 +180,12 @@ def _looks_like_chinese(text: str) -> bool:
     return common / len(sample) > 0.9 and not any(unicodedata.category(ch) == "Co" for ch in sample)
 
 
-def _read_csv_grid(path: Path, data: bytes) -> tuple[pl.DataFrame, str]:
-    text, encoding = _decode(path, data)
-    source = data[3:] if encoding == "utf-8-sig" else (data if encoding == "utf-8" else text.encode())
+def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
+    encoding = _encoding(path)
+    # UTF-8 files are read by polars from the file itself (a BOM is skipped); GB18030 as UTF-8 bytes.
+    source = path if encoding != "gb18030" else path.read_bytes().decode("gb18030").encode()
     try:
-        grid = pl.read_csv(io.BytesIO(source), has_header=False, infer_schema=False,
+        grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
     except pl.exceptions.PolarsError as err:  # polars' own parse errors carry no file name
         raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({str(err).splitlines()[0][:120]})") from None

@@ -32,6 +32,30 @@ def test_csv_encodings_are_detected(tmp_path, encoding):
     assert raw.encoding == {"utf-8-sig": "utf-8-sig", "utf-8": "utf-8", "gb18030": "gb18030"}[encoding]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8"])
+def test_utf8_checked_in_chunks_keeps_characters_split_across_chunks(tmp_path, encoding):
+    """UTF-8 is checked a megabyte at a time: a character cut by a chunk's end is not an error."""
+    rows = [ROW.replace("示例", f"示例{i:06d}") for i in range(30_000)]  # ≈ 2.5 MB, 3-byte characters
+    for pad in range(3):  # shift the text until the first megabyte ends inside a character
+        rows[0] = ROW.replace("示例", "示例" + "0" * pad)
+        path = _write(tmp_path / "企业登记.csv", "\n".join([HEADER, *rows]) + "\n", encoding)
+        if 0x80 <= path.read_bytes()[1 << 20] < 0xC0:
+            break
+    assert 0x80 <= path.read_bytes()[1 << 20] < 0xC0
+    raw = read_table(ENTERPRISES, path)
+    assert raw.encoding == encoding
+    assert raw.frame.height == 30_000
+    assert raw.frame.get_column("name").to_list()[-1] == "宜兴市示例029999科技有限公司"
+
+
+def test_bom_file_with_a_bad_byte_names_its_offset(tmp_path):
+    body = f"{HEADER}\n{ROW}\n".encode()
+    path = tmp_path / "企业登记.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + body + b"\xff" + ROW.encode() + b"\n")
+    with pytest.raises(DropError, match=f"企业登记.csv: 文件标明为 UTF-8 但第 {len(body)} 字节处无法解码"):
+        read_table(ENTERPRISES, path)
+
+
 def test_header_variants_units_and_extra_columns(tmp_path):
     text = ("统一社会信用代码 , 报告期,营业收入（元）,主营业务收入(万元),利润总额,净利润,研发费用（万元）,"
             "资产总计,负债合计,从业人员期末人数,研发人员数,备注\n"
