@@ -66,7 +66,8 @@ def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
         if "enterprises" not in drop.tables:
             raise DropError(f"{drop_folder}: 没有找到「企业登记」表 (enterprises / 企业登记 .csv/.xlsx/.parquet); "
                             "没有企业登记就无法核对其他表")
-    inputs = {n: TableInput(r.table, r.frame, r.path.name, r.unit_factors) for n, r in drop.tables.items()}
+    inputs = {n: TableInput(r.table, r.take_frame(), r.path.name, r.unit_factors)
+              for n, r in drop.tables.items()}
     with timer.stage("contracts"):
         result = validate(inputs, as_of=as_of, docs_dir=out / "data_docs")
     write_csv(result.quarantine, out / "quarantine.csv")
