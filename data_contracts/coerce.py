@@ -18,6 +18,7 @@ from data_contracts.schema import (
     NUMBER,
     NUMBER_OR_TEXT,
     PERIOD,
+    PERSONAL_COLUMNS,
     TEXT,
     USCC,
     Table,
@@ -52,10 +53,15 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
     columns: list[pl.Series] = [raw.get_column("_row")]
     findings = [empty_findings()]
     for col in table.columns:
+        if col.name in PERSONAL_COLUMNS:  # dropped at read time; not even an empty column is kept
+            continue
         if col.name not in raw.columns:
             columns.append(pl.Series(col.name, [None] * raw.height, dtype=column_dtype(col.kind)))
             continue
         source = raw.get_column(col.name)
+        if col.name == "registered_capital":  # registry text: unit and currency words, flagged not quarantined
+            columns.extend(_registered_capital(source.cast(pl.Utf8), col, unit_factors.get(col.name, 1.0)))
+            continue
         if _is_native(col.kind, col.name, source.dtype):
             value, ok = _parse_native(col.kind, source)
         else:
@@ -70,6 +76,30 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
         if ok is not None and not ok.all():
             findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file))
     return pl.DataFrame(columns), pl.concat(findings)
+
+
+def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:
+    """注册资本 as registries write it (`105(万元人民币)`, `100万美元`, `3.2亿`): the amount in 万 of
+    its currency, `registered_capital_currency` (人民币 unless the text names another) and two
+    flags: an amount in another currency is kept as written, not converted (no exchange rate in the
+    drop); a text that is no amount becomes empty. Scoring does not use the capital, so neither
+    takes the firm out of the list (a firm quarantined here would lose all its other rows)."""
+    distinct = text.unique()
+    value, ok, currency = parsing.parse_money_with_unit(distinct)
+    lookup = pl.DataFrame({"t": distinct, "v": value * factor, "ok": ok, "c": currency})
+    rows = pl.DataFrame({"t": text}).join(lookup, on="t", how="left", nulls_equal=True, maintain_order="left")
+    shown = pl.col("t").str.slice(0, 60)
+    out = rows.select(
+        pl.col("v").alias(col.name),
+        pl.when(pl.col("v").is_not_null()).then(pl.col("c")).alias("registered_capital_currency"),
+        pl.when(pl.col("v").is_not_null() & (pl.col("c") != "人民币")).then(
+            pl.lit(f"{col.header_zh}「") + shown + pl.lit("」以") + pl.col("c")
+            + pl.lit("登记, 金额按原币种保留 (未换算为人民币), 币种见 registered_capital_currency"))
+        .alias("_p_capital_currency"),
+        pl.when(~pl.col("ok")).then(pl.lit(f"{col.header_zh}「") + shown
+                                    + pl.lit("」不是可识别的金额, 记为空值 (不影响评分)"))
+        .alias("_p_capital_unreadable"))
+    return out.get_columns()
 
 
 def _is_native(kind: str, name: str, dtype: pl.DataType) -> bool:

@@ -73,6 +73,12 @@ def _append(con, name: str, frame: pl.DataFrame, did: str, seq: int) -> None:
     history = f"{name}_history"
     con.execute(f"CREATE TABLE IF NOT EXISTS {history} AS "
                 f"SELECT *, ''::VARCHAR AS drop_id, 0::INTEGER AS drop_seq FROM _f LIMIT 0")
+    # A column that a later tidu adds (e.g. registered_capital_currency) is added to an older
+    # warehouse, empty for the drops loaded before it.
+    have = {r[0] for r in con.execute(f"DESCRIBE {history}").fetchall()}
+    for column, dtype, *_ in con.execute("DESCRIBE SELECT * FROM _f").fetchall():
+        if column not in have:
+            con.execute(f'ALTER TABLE {history} ADD COLUMN "{column}" {dtype}')
     con.execute(f"INSERT INTO {history} BY NAME SELECT *, ?::VARCHAR AS drop_id, ?::INTEGER AS drop_seq FROM _f",
                 [did, seq])
     con.unregister("_f")

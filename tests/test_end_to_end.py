@@ -124,6 +124,12 @@ def test_no_personal_data_in_any_output(city):
         if path.is_file() and path.suffix in (".csv", ".json", ".md"):
             text = path.read_text(encoding="utf-8-sig", errors="ignore")
             assert not any(s in text for s in sample), path.name
+    import duckdb
+
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    assert con.sql("SELECT count(*) FROM information_schema.columns "
+                   "WHERE column_name = 'legal_rep_id'").fetchall() == [(0,)]
+    con.close()
 
 
 def test_formula_text_is_neutralised(city):

@@ -230,3 +230,24 @@ def test_blank_spreadsheet_rows_are_skipped_and_counted(tmp_path):
     raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
     assert raw.frame.get_column("_row").to_list() == [2, 4]
     assert raw.blank_rows_skipped == 1
+
+
+def test_registered_capital_in_another_currency_or_unreadable_is_flagged_not_quarantined(tmp_path):
+    """The firm stays (its filings and honours with it); the clerk sees a warn row in flags.csv."""
+    codes = ["914403001922038216", "91320282MA2UFF1N5L", "91320200723623492B"]
+    capitals = ["105(万元人民币)", "100万美元", "很多"]
+    text = HEADER + "\n" + "\n".join(
+        ROW.replace("914403001922038216", c).replace(",500,", f",{cap},").replace("示例", f"示例{i}")
+        for i, (c, cap) in enumerate(zip(codes, capitals))) + "\n"
+    raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
+    result = validate({"enterprises": TableInput(ENTERPRISES, raw.frame, "企业登记.csv")}, as_of=dt.date(2026, 1, 1))
+    accepted = result.accepted["enterprises"].sort("_row")
+    assert accepted.get_column("uscc").to_list() == codes
+    assert accepted.get_column("registered_capital").to_list() == [105.0, 100.0, None]
+    assert accepted.get_column("registered_capital_currency").to_list() == ["人民币", "美元", None]
+    flags = result.flags.filter(pl.col("column").str.starts_with("注册资本")).sort("row")
+    assert flags.select("row", "check", "severity").rows() == [
+        (3, "capital_in_yuan", "warn"), (4, "capital_readable", "warn")]
+    assert "「100万美元」以美元登记" in flags.get_column("message")[0]
+    assert "「很多」不是可识别的金额" in flags.get_column("message")[1]
+    assert result.quarantine.height == 0

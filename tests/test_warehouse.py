@@ -52,3 +52,12 @@ def test_failed_load_leaves_the_file_as_it_was(tmp_path):
 def test_drop_id_is_content_addressed():
     assert warehouse.drop_id({"a.csv": "1", "b.csv": "2"}) == warehouse.drop_id({"b.csv": "2", "a.csv": "1"})
     assert warehouse.drop_id({"a.csv": "1"}) != warehouse.drop_id({"a.csv": "2"})
+
+
+def test_a_column_added_by_a_later_version_is_added_to_an_older_warehouse(tmp_path):
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    _load(con, {"财务快报.csv": "old"}, _filings(100.0))
+    newer = _filings(120.0, "2024Q4").with_columns(pl.lit("美元").alias("currency_note"))
+    _load(con, {"财务快报.csv": "new"}, newer)
+    rows = con.sql("SELECT period, currency_note FROM filings_history ORDER BY drop_seq").fetchall()
+    assert rows == [("2024Q3", None), ("2024Q4", "美元")]
