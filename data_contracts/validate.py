@@ -51,18 +51,30 @@ class ValidationResult:
                    .select(pl.struct("table", "row").n_unique()).item()) if self.quarantine.height else 0
 
 
+def type_table(inp: TableInput) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the table typed, with its copies and key clashes marked; the cells that are no values of
+    their kind). The text frame is let go (`inp.frame` = None): the typed values and the findings
+    hold all that is needed, and a caller reading one table at a time keeps one table's text."""
+    frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
+    inp.frame = None
+    return derive.duplicates(frame, inp.table), parse_findings
+
+
 def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
              docs_dir: Path | None = None) -> ValidationResult:
+    """Type every table (`type_table`), then `judge` them."""
+    typed = {name: type_table(inputs[name]) for name in ORDER if name in inputs}
+    return judge(inputs, typed, as_of, docs_dir)
+
+
+def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFrame, pl.DataFrame]],
+          as_of: dt.date | None = None, docs_dir: Path | None = None) -> ValidationResult:
+    """Derive the cross-row and cross-table checks, run the GX suites, split accepted from
+    quarantined rows. `typed_tables`: `type_table`'s result per table of `inputs`."""
     as_of = as_of or dt.date.today()
-    typed: dict[str, pl.DataFrame] = {}
-    findings = [empty_findings()]
-    for name in ORDER:
-        if name in inputs:
-            inp = inputs[name]
-            frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
-            inp.frame = None  # the text is no longer needed: typed values and findings hold it all
-            typed[name] = derive.duplicates(frame, inp.table)
-            findings.append(parse_findings)
+    typed = {name: typed_tables[name][0] for name in ORDER if name in typed_tables}
+    findings = [empty_findings(), *(typed_tables[name][1] for name in typed)]
+    typed_tables.clear()  # the caller's dict: the typed frames live on in `typed` only
     outcome: dict = {}
     session = ContractRun(docs_dir)
     if "enterprises" in typed:

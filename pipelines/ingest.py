@@ -75,6 +75,15 @@ class Drop:
 
 def read_drop(folder: Path) -> Drop:
     """Every table file in the folder, read as text; sub-folders and `_`/`.`-files are ignored."""
+    by_table, ignored = locate_tables(folder)
+    tables = {name: read_table(TABLES[name], path) for name, path in by_table.items()}
+    missing = [name for name in TABLES if name not in tables]
+    return Drop(Path(folder), tables, ignored, missing)
+
+
+def locate_tables(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """(the file of each table in the folder, the files that are no table); raises DropError for a
+    folder that is missing or a table with two files."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DropError(f"数据目录不存在或不是文件夹: {folder}")
@@ -91,9 +100,7 @@ def read_drop(folder: Path) -> Drop:
             raise DropError(f"{by_table[table.name].name} 和 {path.name} 都像是「{table.stem_zh}」表; "
                             "每张表只能有一个文件, 请删除或改名其中一个")
         by_table[table.name] = path
-    tables = {name: read_table(TABLES[name], path) for name, path in by_table.items()}
-    missing = [name for name in TABLES if name not in tables]
-    return Drop(folder, tables, ignored, missing)
+    return by_table, ignored
 
 
 def read_table(table: Table, path: Path) -> RawTable:

@@ -16,9 +16,10 @@ import numpy as np
 import polars as pl
 
 from data_contracts.periods import Quarter, quarter_range
-from data_contracts.validate import TableInput, ValidationResult, validate
+from data_contracts.schema import TABLES
+from data_contracts.validate import ORDER, TableInput, ValidationResult, judge, type_table
 from pipelines import warehouse
-from pipelines.ingest import Drop, DropError, read_drop
+from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
 from reports.tables import write_candidates_xlsx, write_csv
 from scoring.tiers import TIERS
@@ -62,14 +63,23 @@ def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
                ) -> tuple[Drop, ValidationResult]:
     """Read and judge a drop; write quarantine.csv, flags.csv and the Data Docs."""
     with timer.stage("read"):
-        drop = read_drop(drop_folder)
-        if "enterprises" not in drop.tables:
+        files, ignored = locate_tables(drop_folder)
+        if "enterprises" not in files:
             raise DropError(f"{drop_folder}: 没有找到「企业登记」表 (enterprises / 企业登记 .csv/.xlsx/.parquet); "
                             "没有企业登记就无法核对其他表")
-    inputs = {n: TableInput(r.table, r.take_frame(), r.path.name, r.unit_factors)
-              for n, r in drop.tables.items()}
+    # One table at a time: read, typed, its text let go before the next is read (at a million
+    # firms the drop's text is gigabytes; only one table's is held at once).
+    tables, inputs, typed = {}, {}, {}
+    for name in (n for n in ORDER if n in files):
+        with timer.stage("read"):
+            raw = tables[name] = read_table(TABLES[name], files[name])
+        with timer.stage("contracts"):
+            inputs[name] = TableInput(raw.table, raw.take_frame(), raw.path.name, raw.unit_factors)
+            typed[name] = type_table(inputs[name])
+    drop = Drop(Path(drop_folder), {n: tables[n] for n in files},  # in file-name order, as read_drop
+                ignored, [n for n in TABLES if n not in tables])
     with timer.stage("contracts"):
-        result = validate(inputs, as_of=as_of, docs_dir=out / "data_docs")
+        result = judge(inputs, typed, as_of=as_of, docs_dir=out / "data_docs")
     write_csv(result.quarantine, out / "quarantine.csv")
     write_csv(result.flags, out / "flags.csv")
     return drop, result
