@@ -89,14 +89,33 @@ def _to_pandas(frame: pl.DataFrame, checks: list[Check]):
 
     Columns checked against a list of values go over as categoricals: the same values, but GX
     copies the frame for most expectations and hashes it (as the batch's fingerprint), and a
-    categorical column is a small array of codes. Numbers are not gathered into one 2-D block
+    categorical column is a small array of codes. Columns whose expectations only ask whether a
+    cell is empty (a credit code that must be present, a derived problem text that must be
+    absent) go over as that alone: a one-category column, empty where the cell is. GX reports
+    no values for them (the failing rows' texts are taken from the polars frame), and at 8M
+    filings the text would be ~0.7 GB of the frame. Numbers are not gathered into one 2-D block
     (pandas' default): each column stays the array polars made, uncopied.
     """
     needed = set().union(*(c.columns for c in checks)) | {"_row"}
-    coded = {c for check in checks if check.kind == "in_set" for c in check.columns}
-    columns = [pl.col(c).cast(pl.Categorical) if c in coded and t == pl.Utf8 else pl.col(c)
-               for c, t in frame.schema.items() if c in needed]
+    kinds: dict[str, set[str]] = {}
+    for check in checks:
+        for c in check.columns:
+            kinds.setdefault(c, set()).add(check.kind)
+    columns = []
+    for c, t in frame.schema.items():
+        if c not in needed:
+            continue
+        read = kinds.get(c, set())
+        if read and read <= {"null", "not_null"}:
+            columns.append(pl.when(pl.col(c).is_not_null()).then(pl.lit(_PRESENT)).cast(pl.Categorical).alias(c))
+        elif "in_set" in read and t == pl.Utf8:
+            columns.append(pl.col(c).cast(pl.Categorical))
+        else:
+            columns.append(pl.col(c))
     return frame.select(columns).to_pandas(split_blocks=True)
+
+
+_PRESENT = "有值"  # what stands for a cell's value where only its presence is checked
 
 
 def _failing_rows(result) -> list[int]:
