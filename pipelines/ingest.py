@@ -196,7 +196,7 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
                            truncate_ragged_lines=True, quote_char='"')
     except pl.exceptions.PolarsError as err:  # polars' own parse errors carry no file name
         raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({str(err).splitlines()[0][:120]})") from None
-    return grid, encoding
+    return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
 
 
 def _read_xlsx_grid(path: Path) -> pl.DataFrame:
