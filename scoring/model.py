@@ -33,6 +33,9 @@ DEFAULT_PARAMS = {
     "min_data_in_leaf": 100, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
     "lambda_l2": 1.0, "verbose": -1, "num_threads": 2, "seed": 7, "deterministic": True,
     "force_row_wise": True,
+    # `basic` (not `intermediate`): the same out-of-time AUC on the known-truth city (every main tier
+    # within 0.004) and training 1.7× faster (docs/model.md)
+    "monotone_constraints_method": "basic",
 }
 MAX_ROUNDS = 1000
 EARLY_STOPPING = 40
@@ -211,8 +214,7 @@ class PromotionModel:
 
     def _train(self, rows: pl.DataFrame, rounds: int, tune: pl.DataFrame | None = None) -> lgb.Booster:
         names = self._names()
-        params = {**self.params, "monotone_constraints": [self.monotone.get(n, 0) for n in names],
-                  "monotone_constraints_method": "intermediate"}
+        params = {**self.params, "monotone_constraints": [self.monotone.get(n, 0) for n in names]}
         x, _ = self.design(rows)
         data = lgb.Dataset(x, rows.get_column("label").to_numpy(), feature_name=names,
                            weight=rows.get_column("_w").to_numpy())
