@@ -27,6 +27,9 @@ from scoring.tiers import TIERS
 MAX_QUARANTINE_SHARE = 0.5     # above this share of a table quarantined, nothing is scored
 N_TOP_EXPLAINED = 3            # firms per tier with a page and a waterfall chart in the report
 SHAP_SAMPLE = 2_000
+SLICE = 500_000                # scored rows given their features (and SHAP values) at a time
+RULE_SLICE = 250_000           # panel rows through the rulebooks at a time
+TEXTS = ("gaps", "needs_review")  # the rule texts the run hands on (the scored quarter's)
 
 
 class ContractFailure(Exception):
@@ -114,18 +117,27 @@ def run_quarter(opts: RunOptions) -> Manifest:
 
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
+    # From here the tables read back from the warehouse are the inputs; the checked copies are let
+    # go (at a million firms each copy of the typed tables is gigabytes).
+    result.accepted, result.patent_owners = {}, result.patent_owners.clear()
     with timer.stage("features"):
         panel = build_features(tables, opts.quarter)
+    honors = tables["honors"]
+    del tables  # the panel holds what the rest of the run reads, but for the honours (labels)
+    _return_freed_memory()
     with timer.stage("rules"):
         rules, rulebooks = apply_rules(panel, opts.quarter)
     manifest.data["rulebooks"] = rulebooks
     with timer.stage("train"):
-        model, rows, baseline = train_or_load(panel, rules, tables["honors"], opts)
+        model, rows, baseline = train_or_load(panel, rules, honors, opts)
     manifest.record_model(model, baseline)
+    scored_quarter = pl.col("quarter") == str(opts.quarter)
+    panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
+    _return_freed_memory()
     with timer.stage("score"):
         scored = score(model, rows, panel, rules, opts.quarter)
     with timer.stage("explain"):
-        candidates = explain_and_rank(model, scored, out)
+        candidates = explain_and_rank(model, scored, panel, opts.quarter, out)
     backtest_table(model).write_parquet(out / "tables" / "backtest.parquet")
     with timer.stage("allocate"):
         allocation = allocate_budget(candidates, panel, opts)
@@ -140,6 +152,19 @@ def run_quarter(opts: RunOptions) -> Manifest:
             render_report(out)
         manifest.finish(out, timer.seconds)
     return manifest
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's freed pages back to the system (glibc's malloc_trim): the tables read
+    from DuckDB are freed by now but their pages would otherwise stay resident beside the model's
+    frames. A no-op where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str, pl.DataFrame]:
@@ -168,23 +193,48 @@ def _empty(name: str) -> pl.DataFrame:
 
 
 def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.DataFrame:
+    """The panel for the quarters the run reads: those whose outcome window has closed by the
+    scored quarter (training, tuning, validation) and the scored quarter itself. The HORIZON − 1
+    quarters just before it have no label and feed nothing, so they are not built (at a
+    province's size that is a quarter of the panel's memory). A history too short to train on
+    is built whole, so that the model's refusal counts the drop's quarters."""
     from features.panel import build_panel
+    from scoring.model import HORIZON, MIN_QUARTERS
 
     periods = tables["filings"].get_column("period") if tables["filings"].height else None
     first = Quarter.parse(periods.min()) if periods is not None else quarter
     first = min(first, quarter)
-    return build_panel(tables, quarter_range(first, quarter))
+    span = quarter_range(first, quarter)
+    if len(span) <= MIN_QUARTERS:
+        return build_panel(tables, span)
+    read = [q for q in span if q + HORIZON <= quarter]
+    return build_panel(tables, [*read, quarter])
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
     """Rules for the scored quarter and the model's tuning and validation quarters (the rule-points
-    baseline and the backtest compare against those); earlier quarters feed nothing."""
+    baseline and the backtest compare against those); earlier quarters feed nothing.
+
+    Kept: the verdict (eligible, eligible_if_unknowns_hold, points) of every row and the texts
+    (gaps, needs_review) of the scored quarter, the only ones the run reads, as categoricals (they
+    repeat: at 10k firms 31k distinct gaps and 109 distinct needs_review texts over 80k rows;
+    `score` hands them on as text, and they are 3 GB as text at 1M firms); the
+    `criteria` JSON is not built (nothing reads it, and at ~1 kB a row it was 3 GB at 100k
+    firms). The panel goes RULE_SLICE rows at a time so that the texts of one slice at most are
+    in memory as text (each row's verdict is its own: the result is the same rows as one call)."""
     from scoring.model import HORIZON
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
     recent = panel.filter(pl.col("quarter") >= str(quarter - (HORIZON + 1)))
-    rules = evaluate(recent, books)
+    scored = pl.col("quarter") == str(quarter)
+    parts = []
+    for start in range(0, max(recent.height, 1), RULE_SLICE):
+        part = evaluate(recent.slice(start, RULE_SLICE), books, details=False)
+        parts.append(part.select("uscc", "quarter", "tier", "eligible", "eligible_if_unknowns_hold", "points",
+                                 *[pl.when(scored).then(pl.col(c)).cast(pl.Categorical).alias(c) for c in TEXTS]))
+        del part
+    rules = pl.concat(parts)
     in_force = []
     for tier, zh in TIERS.items():
         book = rulebook_in_force(books, tier, quarter.end)
@@ -204,33 +254,73 @@ def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
     Keys only: the panel's features are joined to the rows that are used (`with_features`)."""
     from scoring.model import candidate_keys
 
-    active = panel.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null())
+    # only the columns the keys are made of (a filter of the whole panel copies every column)
+    keys = panel.select("uscc", "quarter", "status", pl.selectors.starts_with("holds_"))
+    active = keys.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null())
     rows = candidate_keys(active).drop("_qi")
     verdict = rules.select("uscc", "quarter", "tier",
                            pl.col("eligible").cast(pl.Float64).alias("rule_eligible"),
                            pl.col("eligible_if_unknowns_hold").cast(pl.Float64).alias("rule_eligible_if_unknowns_hold"),
                            pl.col("points").alias("rule_points"))
-    return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
+    # a tier at a time (rows come tier by tier): one join of ~60M keys holds its hash table and
+    # row indices beside both frames; the parts stay chunks of the result, not copied again
+    parts = []
+    for tier in rows.get_column("tier").unique(maintain_order=True).to_list():
+        parts.append(rows.filter(pl.col("tier") == tier).join(
+            verdict.filter(pl.col("tier") == tier), on=["uscc", "quarter", "tier"], how="left",
+            maintain_order="left"))
+    del rows
+    return pl.concat(parts, rechunk=False) if parts else candidate_keys(active).drop("_qi").join(
+        verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
 
 
 def train_or_load(panel, rules, honors, opts: RunOptions):
+    """The model (trained, or loaded from opts.model), the scored quarter's model rows (keys with
+    the rule verdict) and the rule-points baseline. The model is given the labelled rows only:
+    they are what it reads, and without the scored quarter's rows beside them its own filter
+    is free (at a province's size a second copy of ~50M keys)."""
     from features.catalog import load_catalog, model_features
-    from scoring.model import DEFAULT_PARAMS, PromotionModel, make_labels, score_metrics
+    from scoring.model import DEFAULT_PARAMS, HistoryTooShort, PromotionModel, score_metrics
 
-    rows = model_rows(panel, rules)
-    labels = make_labels(panel, honors, opts.quarter)
-    rows = rows.join(labels, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
-    if opts.model is not None:
+    if opts.model is not None:  # scoring only: the scored quarter's rows are all that is read
         model = PromotionModel.load(opts.model)
+        scored_quarter = pl.col("quarter") == str(opts.quarter)
+        now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
     else:
+        rows = _labelled_model_rows(panel, rules, honors, opts.quarter)
+        now = rows.filter(pl.col("quarter") == str(opts.quarter))
         catalog = load_catalog()
         features = model_features()
         monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
-            rows, opts.quarter, panel=panel.select("uscc", "quarter", *features))
+        labelled = rows.filter(pl.col("label").is_not_null())
+        del rows
+
+        def fit(model_rows_: pl.DataFrame) -> PromotionModel:
+            return PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
+                model_rows_, opts.quarter, panel=panel.select("uscc", "quarter", *features))
+
+        try:
+            model = fit(labelled)
+        except HistoryTooShort:
+            # the refusal counts the quarters of the rows it is given: give it every row
+            fit(_labelled_model_rows(panel, rules, honors, opts.quarter))
+            raise
         model.save(opts.out / "model")
     baseline = _rule_baseline(model, score_metrics)
-    return model, rows, baseline
+    return model, now, baseline
+
+
+def _labelled_model_rows(panel, rules, honors, quarter: Quarter) -> pl.DataFrame:
+    """model_rows with their labels. The labels are made a panel quarter at a time (a row's label
+    is its own): make_labels over a province's whole panel holds three copies of ~60M keys."""
+    from scoring.model import make_labels
+
+    rows = model_rows(panel, rules)
+    quarters = panel.get_column("quarter").unique().sort().to_list()
+    keys = panel.select("uscc", "quarter", pl.selectors.starts_with("holds_"))
+    labels = pl.concat([make_labels(keys.filter(pl.col("quarter") == q), honors, quarter) for q in quarters]
+                       or [make_labels(keys, honors, quarter)])
+    return rows.join(labels, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
 
 
 def _rule_baseline(model, score_metrics) -> dict:
@@ -249,49 +339,94 @@ def _rule_baseline(model, score_metrics) -> dict:
 
 
 def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter) -> pl.DataFrame:
+    """The scored quarter's rows (keys, rule inputs, name, district, probability, rule verdict).
+    The model's features are joined to SLICE rows at a time and dropped again: at a province's
+    size the quarter's rows × every panel column would not fit (8M rows × ~90 columns)."""
+    now = rows.filter(pl.col("quarter") == str(quarter))
+    firms = panel.filter(pl.col("quarter") == str(quarter))
+    probability = np.concatenate([model.predict_proba(part) for part in _with_features_in_slices(now, firms)])
+    verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
+        "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", *[pl.col(c).cast(pl.Utf8) for c in TEXTS])
+    return (now.join(firms.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
+            .with_columns(pl.Series("probability", probability))
+            .join(verdict, on=["uscc", "tier"], how="left", maintain_order="left"))
+
+
+def _with_features_in_slices(rows: pl.DataFrame, firms: pl.DataFrame):
+    """rows in slices of SLICE, each with the panel's columns joined (one empty slice if no rows)."""
     from scoring.model import with_features
 
-    now = with_features(rows.filter(pl.col("quarter") == str(quarter)),
-                        panel.filter(pl.col("quarter") == str(quarter)))
-    now = now.with_columns(pl.Series("probability", model.predict_proba(now)))
-    verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
-        "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", "gaps", "needs_review")
-    return now.join(verdict, on=["uscc", "tier"], how="left", maintain_order="left")
+    for start in range(0, max(rows.height, 1), SLICE):
+        yield with_features(rows.slice(start, SLICE), firms)
 
 
-def explain_and_rank(model, scored: pl.DataFrame, out: Path) -> pl.DataFrame:
-    from scoring.explain import global_importance, reasons
+def explain_and_rank(model, scored: pl.DataFrame, panel: pl.DataFrame, quarter: Quarter, out: Path) -> pl.DataFrame:
+    """Reasons, global importance and the SHAP tables, computed SLICE rows at a time: only the
+    reasons text, the running Σ|SHAP| and the contribution rows of the sampled and top-ranked
+    rows are kept (one (n × F) matrix of a province's 8M rows would be ~6 GB, twice with the
+    design matrix). The ranking does not read the reasons, so the top rows are known before."""
+    from scoring.explain import AbsoluteSum, importance_table, reasons, reasons_series
     from scoring.ranking import rank_candidates
-    contrib, x, names = model.contributions(scored)
-    scored = scored.with_columns(pl.Series("reasons", reasons(contrib, x, names)))
-    candidates = rank_candidates(scored)
-    global_importance(contrib, names).write_parquet(out / "tables" / "shap_global.parquet")
-    _shap_tables(scored, candidates, contrib, x, names, out)
+
+    firms = panel.filter(pl.col("quarter") == str(quarter))
+    n = scored.height
+    ranked = rank_candidates(scored.with_row_index("_i").with_columns(pl.lit(None, pl.Utf8).alias("reasons")),
+                             keep=["_i"])
+    sample = _shap_sample_rows(n)
+    top = _top_rows(scored, ranked)
+    wanted = np.union1d(sample, top.get_column("_i").to_numpy()).astype(np.int64)
+    texts, kept_c, kept_x, names, total = [], [], [], None, None
+    for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(scored, firms), strict=True):
+        contrib, x, names = model.contributions(part)
+        # (no rows: the text column of before, an empty list)
+        texts.append(reasons_series(contrib, x, names) if n else pl.Series("reasons", reasons(contrib, x, names)))
+        if total is None:
+            total = AbsoluteSum(len(names))
+        total.add(contrib)
+        mine = wanted[(wanted >= start) & (wanted < start + len(part))] - start
+        kept_c.append(contrib[mine])
+        kept_x.append(x[mine])
+        del contrib, x, part
+    text = pl.concat(texts).alias("reasons")
+    candidates = ranked.with_columns(text.gather(ranked.get_column("_i")) if n else text).drop("_i")
+    importance_table(total.mean(), names).write_parquet(out / "tables" / "shap_global.parquet")
+    at = {int(i): k for k, i in enumerate(wanted)}
+    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out)
     return candidates
 
 
-def _shap_tables(scored, candidates, contrib, x, names, out: Path) -> None:
+def _shap_sample_rows(n: int) -> np.ndarray:
+    """Row numbers of the SHAP_SAMPLE scored rows in shap_sample.parquet (sorted)."""
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
+
+
+def _top_rows(scored: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame:
+    """uscc, tier_key, rank and the scored row number _i of the N_TOP_EXPLAINED per tier."""
+    top = ranked.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank")
+    position = scored.with_row_index("_i").select("_i", "uscc", pl.col("tier").alias("tier_key"))
+    return top.join(position, on=["uscc", "tier_key"])
+
+
+def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) -> None:
+    """shap_sample.parquet (the sampled rows, long) and shap_top.parquet (the top rows' waterfalls);
+    contrib and x hold only the kept rows, row `at[i]` for scored row i."""
     from scoring.explain import label, value_text
 
-    n = scored.height
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
     model_cols = [j for j, nm in enumerate(names) if not nm.startswith("tier_")]
-    long = [{"row_id": int(i), "feature": names[j], "label": label(names[j]), "value": float(x[i, j]),
-             "shap": float(contrib[i, j])} for i in sample for j in model_cols]
+    long = [{"row_id": int(i), "feature": names[j], "label": label(names[j]), "value": float(x[at[int(i)], j]),
+             "shap": float(contrib[at[int(i)], j])} for i in sample for j in model_cols]
     pl.DataFrame(long, schema={"row_id": pl.Int64, "feature": pl.Utf8, "label": pl.Utf8, "value": pl.Float64,
                                "shap": pl.Float64}).write_parquet(out / "tables" / "shap_sample.parquet")
-    top = candidates.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank")
-    position = scored.with_row_index("_i").select("_i", "uscc", pl.col("tier").alias("tier_key"))
-    top = top.join(position, on=["uscc", "tier_key"])
     records = []
     for uscc, tier_key, rank, i in top.iter_rows():
+        k = at[int(i)]
         for j, nm in enumerate(names):
             if nm.startswith("tier_") and nm != f"tier_{tier_key}":
                 continue
-            records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[i, -1]),
-                            "feature": nm, "label": label(nm), "value_text": value_text(nm, x[i, j]),
-                            "shap": float(contrib[i, j])})
+            records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[k, -1]),
+                            "feature": nm, "label": label(nm), "value_text": value_text(nm, x[k, j]),
+                            "shap": float(contrib[k, j])})
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,
                                   "shap": pl.Float64}).write_parquet(out / "tables" / "shap_top.parquet")

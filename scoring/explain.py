@@ -50,6 +50,11 @@ def reasons(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REA
     """Per row: the n features with the largest |contribution| (tier indicators left out), as
     `label value arrow` joined by `；`. Vectorised: each distinct (feature, value) among the
     chosen cells is put into words once, by `label` and `value_text`."""
+    return reasons_series(contrib, x, names, n).to_list()
+
+
+def reasons_series(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REASONS) -> pl.Series:
+    """`reasons` as a Polars Series of text (no Python string per row)."""
     usable = np.array([not nm.startswith("tier_") for nm in names] + [False])[: contrib.shape[1]]
     top = _largest(contrib, usable, n)
     rows = np.arange(len(top))[:, None]
@@ -69,7 +74,7 @@ def reasons(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REA
         pl.when("shown").then(pl.concat_str("words", arrow, separator=" ")).alias("part"))
     width = top.shape[1]
     by_rank = [parts["part"].gather_every(width, offset=k) for k in range(width)]
-    return pl.select(pl.concat_str(by_rank, separator="；", ignore_nulls=True)).to_series().to_list()
+    return pl.select(pl.concat_str(by_rank, separator="；", ignore_nulls=True)).to_series()
 
 
 def _largest(contrib: np.ndarray, usable: np.ndarray, n: int, block: int = 1 << 14) -> np.ndarray:
@@ -104,7 +109,33 @@ def _feature_values_in_words(cells: pl.DataFrame, dtype: np.dtype, names: list[s
 
 def global_importance(contrib: np.ndarray, names: list[str]) -> pl.DataFrame:
     """Mean |SHAP| per feature (tier indicators included), largest first."""
-    mean_abs = np.abs(contrib[:, : len(names)]).mean(axis=0)
+    return importance_table(np.abs(contrib[:, : len(names)]).mean(axis=0), names)
+
+
+class AbsoluteSum:
+    """Σ|SHAP| per feature over slices of rows, added row after row in the order NumPy's
+    `mean(axis=0)` adds the rows of a C-ordered matrix (what tree_shap and pred_contrib return),
+    so that `mean()` over the slices equals `global_importance` of the whole matrix bit for bit
+    (checked in tests/test_explain_reasons.py)."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.rows = width, 0
+        self.total = np.zeros(width)
+
+    def add(self, contrib: np.ndarray) -> None:
+        work = np.empty((len(contrib) + 1, self.width))
+        work[0] = self.total
+        np.abs(contrib[:, : self.width], out=work[1:])
+        self.total = work.sum(axis=0)
+        self.rows += len(contrib)
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.total / self.rows
+
+
+def importance_table(mean_abs: np.ndarray, names: list[str]) -> pl.DataFrame:
+    """feature, mean_abs_shap, label; largest first."""
     return (pl.DataFrame({"feature": names, "mean_abs_shap": mean_abs})
             .with_columns(pl.col("feature").map_elements(label, return_dtype=pl.Utf8).alias("label"))
             .sort(["mean_abs_shap", "feature"], descending=[True, False]))

@@ -168,8 +168,10 @@ class PromotionModel:
         if train.get_column("label").sum() == 0:
             raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         seed = self.params.get("seed", 7)
-        train, tune, valid = (with_features(f, panel) for f in (
-            _subsample(train, seed), _subsample(tune, seed, MAX_TUNE_ROWS), valid))
+        # The validation quarter is every row of one quarter (8M at a province's size): it stays
+        # keys, its features are joined PREDICT_CHUNK rows at a time when it is predicted.
+        train, tune = (with_features(f, panel) for f in (
+            _subsample(train, seed), _subsample(tune, seed, MAX_TUNE_ROWS)))
         self.categories_ = learn_categories(train, self.features)
         positives = dict(train.group_by("tier").agg(pl.col("label").sum()).iter_rows())
         tuned = set(tune.get_column("tier").unique().to_list())
@@ -185,7 +187,7 @@ class PromotionModel:
         del parts, tr, tu
         self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy(),
                                                  tune.get_column("_w").to_numpy())
-        valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(self.margin(valid))))
+        valid = valid.with_columns(pl.Series("p", self.calibrator_.predict(self._margin_joined(valid, panel))))
         self.metrics_ = _metrics(valid)
         # Out-of-time predictions of the validation model, kept for the backtest table.
         self.validation_ = valid.select("uscc", "quarter", "tier", "label", "p",
@@ -251,6 +253,14 @@ class PromotionModel:
     def margin(self, rows: pl.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of each row (the blend of the pooled and the tier's own model)."""
         return self._blend(rows, lambda b, n, x: b.predict(x, num_iteration=n, raw_score=True))
+
+    def _margin_joined(self, rows: pl.DataFrame, panel: pl.DataFrame | None) -> np.ndarray:
+        """`margin` of key rows whose features come from `panel`, joined PREDICT_CHUNK rows at a
+        time (the same values as joining them all first: each row's margin is its own)."""
+        if panel is None:
+            return self.margin(rows)
+        return np.concatenate([self.margin(with_features(rows.slice(i, PREDICT_CHUNK), panel))
+                               for i in range(0, max(rows.height, 1), PREDICT_CHUNK)])
 
     def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
         return self.calibrator_.predict(self.margin(rows))

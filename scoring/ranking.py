@@ -7,6 +7,8 @@ rest; within each group, by calibrated probability, then rule points, then credi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from scoring.tiers import TIERS
@@ -15,9 +17,10 @@ RANK_RULE = ("排名规则: 先按是否符合认定条件分组(符合 → 待�
              "组内按模型预测的认定概率从高到低, 概率相同时按评分高低, 再按统一社会信用代码排序。")
 
 
-def rank_candidates(scored: pl.DataFrame) -> pl.DataFrame:
+def rank_candidates(scored: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
     """scored: uscc, name, district, tier (key), eligible, eligible_if_unknowns_hold, points,
-    gaps, needs_review, probability, reasons → candidates in outputs.md's shape, plus tier_key."""
+    gaps, needs_review, probability, reasons → candidates in outputs.md's shape, plus tier_key
+    and the `keep` columns of scored, last (e.g. a row number to find each candidate's row)."""
     group = (pl.when(pl.col("eligible")).then(0)
              .when(pl.col("eligible_if_unknowns_hold")).then(1).otherwise(2))
     ranked = (scored.with_columns(group.alias("_group"))
@@ -28,5 +31,5 @@ def rank_candidates(scored: pl.DataFrame) -> pl.DataFrame:
         "uscc", "name", "district",
         pl.col("tier").replace_strict(TIERS).alias("tier"),
         "eligible", "points", "gaps", "probability", "rank", "reasons",
-        pl.col("tier").alias("tier_key"), "eligible_if_unknowns_hold", "needs_review",
+        pl.col("tier").alias("tier_key"), "eligible_if_unknowns_hold", "needs_review", *keep,
     ).sort(pl.col("tier_key").replace_strict({t: i for i, t in enumerate(TIERS)}), "rank")

@@ -1,0 +1,151 @@
+"""reasons(): the vectorised text equals the row-by-row definition, value for value; the run's
+explanations computed in slices equal those of one slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from scoring.explain import (
+    AbsoluteSum,
+    global_importance,
+    importance_table,
+    label,
+    reasons,
+    value_text,
+)
+
+
+def row_by_row(contrib, x, names, n=3):
+    """The definition, one row at a time (the implementation before vectorisation)."""
+    usable = np.array([not nm.startswith("tier_") for nm in names] + [False])
+    magnitude = np.where(usable[None, : contrib.shape[1]], np.abs(contrib), -1.0)
+    top = np.argsort(-magnitude, axis=1, kind="stable")[:, :n]
+    return ["；".join(f"{label(names[j])} {value_text(names[j], x[i, j])} "
+                     f"{'↑' if contrib[i, j] > 0 else '↓'}"
+                     for j in idx if not magnitude[i, j] <= 0)
+            for i, idx in enumerate(top)]
+
+
+NAMES = ["revenue_ttm", "rd_intensity_py", "invention_granted_valid", "age_years", "employees",
+         "district=环科园", "rule_eligible", "rule_points", "holds_tech_sme", "post_money_last_yi",
+         "tier_little_giant", "tier_eaglet"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_vectorised_reasons_equal_the_row_by_row_text(seed, n):
+    rng = np.random.default_rng(seed)
+    rows, width = 500, len(NAMES)
+    x = rng.normal(0, 1000, (rows, width))
+    odd = rng.random((rows, width)) < 0.3  # values where formatting rounds or reads 未知/—
+    x[odd] = rng.choice([0.0, -0.0, np.nan, 1.0, 0.05, 149.95, 99.95, 0.00049999], odd.sum())
+    contrib = rng.normal(0, 1, (rows, width + 1))
+    tied = rng.random(contrib.shape) < 0.4  # ties, zeros and NaN contributions
+    contrib[tied] = rng.choice([0.0, -0.0, 0.5, -0.5, np.nan], tied.sum())
+    assert reasons(contrib, x, NAMES, n) == row_by_row(contrib, x, NAMES, n)
+
+
+def test_no_rows_no_reasons():
+    assert reasons(np.zeros((0, len(NAMES) + 1)), np.zeros((0, len(NAMES))), NAMES) == []
+
+
+def test_sum_over_slices_gives_the_mean_of_the_whole_matrix_bit_for_bit():
+    """global importance is accumulated slice by slice in the run; it must equal NumPy's mean
+    over the whole (n × F+1) matrix exactly, not just to rounding."""
+    rng = np.random.default_rng(5)
+    contrib = rng.normal(0, 1, (10_007, len(NAMES) + 1)) * np.exp(rng.normal(0, 4, (10_007, 1)))
+    contrib[rng.random(contrib.shape) < 0.1] = 0.0
+    whole = global_importance(contrib, NAMES)
+    total = AbsoluteSum(len(NAMES))
+    for start in range(0, len(contrib), 999):
+        total.add(contrib[start:start + 999])
+    assert total.rows == len(contrib)
+    assert np.array_equal(total.mean(), np.abs(contrib[:, : len(NAMES)]).mean(axis=0))
+    assert_frame_equal(importance_table(total.mean(), NAMES), whole, check_exact=True)
+    # a plain sum of per-slice sums is not the same float: the order of additions matters
+    # (this is what makes the test above able to fail)
+    naive = sum(np.abs(contrib[s:s + 999, : len(NAMES)]).sum(axis=0) for s in range(0, len(contrib), 999))
+    assert not np.array_equal(naive / len(contrib), total.mean())
+
+
+class _StubModel:
+    """contributions() of a fixed linear "model" on the rows' features: per row, SHAP value of
+    column j = weight_j × x_j (NaN stays NaN), base value last; what explain_and_rank reads."""
+
+    features = ("revenue_ttm", "rd_intensity_py", "invention_granted_valid", "age_years")
+
+    def contributions(self, rows: pl.DataFrame):
+        from scoring.model import design_matrix
+
+        x, names = design_matrix(rows, list(self.features))
+        weights = np.linspace(-1.0, 2.0, x.shape[1])
+        # C order, as tree_shap and pred_contrib return it (the order NumPy's mean adds in)
+        contrib = np.ascontiguousarray(np.column_stack([x * weights, np.full(len(x), -1.5)]))
+        return contrib, x, names
+
+
+def _scored_city(n_firms: int, quarter: str):
+    from scoring.tiers import TIERS
+
+    rng = np.random.default_rng(3)
+    uscc = [f"91320282MA{i:08d}" for i in range(n_firms)]
+    panel = pl.DataFrame({
+        "uscc": uscc, "quarter": quarter, "name": [f"企业{i}" for i in range(n_firms)],
+        "district": rng.choice(["环科园", "丁蜀镇", None], n_firms).tolist(),
+        "revenue_ttm": np.round(rng.lognormal(6, 2, n_firms), 1),
+        "rd_intensity_py": np.where(rng.random(n_firms) < 0.2, np.nan, rng.random(n_firms) / 10),
+        "invention_granted_valid": rng.integers(0, 9, n_firms).astype(float),
+        "age_years": rng.random(n_firms) * 30,
+    })
+    tiers = list(TIERS)[:3]
+    keys = pl.DataFrame({"uscc": [u for u in uscc for _ in tiers], "quarter": quarter,
+                         "tier": tiers * n_firms})
+    m = keys.height
+    scored = keys.with_columns(
+        pl.Series("name", [f"企业{i}" for i in range(n_firms) for _ in tiers]),
+        pl.lit(None, pl.Utf8).alias("district"),
+        pl.Series("probability", np.round(rng.random(m), 2)),  # ties, broken by points and uscc
+        pl.Series("eligible", rng.random(m) < 0.3),
+        pl.Series("eligible_if_unknowns_hold", rng.random(m) < 0.5),
+        pl.Series("points", rng.integers(0, 100, m)).cast(pl.Float64),
+        pl.lit("").alias("gaps"), pl.lit(False).alias("needs_review"))
+    return scored, panel
+
+
+def test_explain_and_rank_in_slices_equals_one_slice(tmp_path, monkeypatch):
+    """Slicing the scored rows (SLICE) changes none of reasons, candidates, global importance,
+    the SHAP sample and the top rows' waterfalls; and they are the stub model's values."""
+    from data_contracts.periods import Quarter
+    from pipelines import run
+
+    scored, panel = _scored_city(1_700, "2025Q4")
+    outputs = {}
+    for slice_rows in (10**9, 997, 1_000):
+        out = tmp_path / str(slice_rows)
+        (out / "tables").mkdir(parents=True)
+        monkeypatch.setattr(run, "SLICE", slice_rows)
+        candidates = run.explain_and_rank(_StubModel(), scored, panel, Quarter(2025, 4), out)
+        outputs[slice_rows] = (candidates, *(pl.read_parquet(out / "tables" / f"shap_{t}.parquet")
+                                              for t in ("global", "sample", "top")))
+    for slice_rows in (997, 1_000):
+        for whole, sliced in zip(outputs[10**9], outputs[slice_rows], strict=True):
+            assert_frame_equal(whole, sliced, check_exact=True)
+    candidates, glob, sample, top = outputs[10**9]
+    assert candidates.height == scored.height and sample.get_column("row_id").n_unique() == 2_000
+    # the values are the stub's: reasons of a row, and the sample's SHAP = weight × value
+    contrib, x, names = _StubModel().contributions(scored.join(panel.drop("name", "district"),
+                                                               on=["uscc", "quarter"], how="left",
+                                                               maintain_order="left"))
+    expected = dict(zip(zip(scored["uscc"], scored["tier"]), reasons(contrib, x, names), strict=True))
+    got = dict(zip(zip(candidates["uscc"], candidates["tier_key"]), candidates["reasons"], strict=True))
+    assert got == expected and len(set(got.values())) > 100
+    row = sample.filter(pl.col("row_id") == sample["row_id"][0])
+    i = int(row["row_id"][0])
+    assert row["shap"].to_list() == [contrib[i, names.index(f)] for f in row["feature"]]
+    assert np.array_equal(glob.sort("feature")["mean_abs_shap"].to_numpy(),
+                          np.abs(contrib[:, : len(names)]).mean(axis=0)[np.argsort(names)], equal_nan=True)
+    assert top.height > 0 and set(top["rank"].to_list()) <= {1, 2, 3}
+    assert (top["base_value"] == -1.5).all()
