@@ -62,7 +62,7 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
         if col.name == "registered_capital":  # registry text: unit and currency words, flagged not quarantined
             columns.extend(_registered_capital(source.cast(pl.Utf8), col, unit_factors.get(col.name, 1.0)))
             continue
-        if _is_native(col.kind, col.name, source.dtype):
+        if _is_native(col.kind, source.dtype):
             value, ok = _parse_native(col.kind, source)
         else:
             source = source.cast(pl.Utf8)
@@ -102,10 +102,10 @@ def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:
     return out.get_columns()
 
 
-def _is_native(kind: str, name: str, dtype: pl.DataType) -> bool:
-    """Is a cell of this dtype typed directly (else through its text)? 注册资本 is read with its unit
-    words, from text."""
-    return kind in _NATIVE_KINDS.get(dtype, ()) and name != "registered_capital"
+def _is_native(kind: str, dtype: pl.DataType) -> bool:
+    """Is a cell of this dtype typed directly (else through its text)? (注册资本 never comes here:
+    it is read with its unit and currency words, from text, by `_registered_capital`.)"""
+    return kind in _NATIVE_KINDS.get(dtype, ())
 
 
 def _parse_native(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
@@ -139,7 +139,7 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
     clean text (`_as_written`) is kept, a column of it without a copy."""
     direct = None
     base = raw
-    if kind in (NUMBER, INTEGER) and name != "registered_capital":
+    if kind in (NUMBER, INTEGER):
         base = raw.cast(pl.Float64, strict=False)
         direct = base.is_finite().fill_null(False)
         if kind == INTEGER:
@@ -149,7 +149,7 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
         direct = _as_written(kind, raw)
     rest = raw if direct is None else raw.filter(~direct)
     distinct = rest.unique()
-    value, ok = _parse(kind, distinct, name)
+    value, ok = _parse(kind, distinct)
     table = pl.DataFrame({"r": distinct, "v": value, **({} if ok is None else {"ok": ok})})
     parsed = rest.to_frame("r").join(table, on="r", how="left", nulls_equal=True, maintain_order="left")
     if direct is None:
@@ -174,11 +174,8 @@ def _as_written(kind: str, raw: pl.Series) -> pl.Series:
     return kept.fill_null(True)
 
 
-def _parse(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl.Series | None]:
+def _parse(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     if kind == NUMBER:
-        if name == "registered_capital":
-            value, ok, _ = parsing.parse_money_with_unit(raw)
-            return value, ok
         return parsing.parse_number(raw)
     if kind == NUMBER_OR_TEXT:
         value, _ = parsing.parse_number(raw)

@@ -136,7 +136,7 @@ def test_cells_kept_as_written_are_what_the_parser_returns():
                        schema_overrides={c: pl.Utf8 for c in ("text", "code", "period")})
     typed, findings = coerce(CHECKED_KINDS, raw, "cells.csv")
     for col in CHECKED_KINDS.columns:
-        value, ok = coerce_module._parse(col.kind, raw.get_column(col.name), col.name)
+        value, ok = coerce_module._parse(col.kind, raw.get_column(col.name))
         assert typed.get_column(col.name).to_list() == value.to_list(), col.kind
         bad = raw.select("_row", col.name).filter(True if ok is None else ~ok)
         found = findings.filter(pl.col("column") == col.label)
