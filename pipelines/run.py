@@ -159,10 +159,9 @@ def _return_freed_memory() -> None:
     from DuckDB are freed by now but their pages would otherwise stay resident beside the model's
     frames. A no-op where there is no glibc."""
     import ctypes
-    import ctypes.util
 
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    try:  # by its soname: ctypes.util.find_library would run /sbin/ldconfig, a child process
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
