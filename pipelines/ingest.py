@@ -129,9 +129,10 @@ def _digest(path: Path) -> tuple[str, bool]:
     return digest.hexdigest(), blank
 
 
-def _encoding(path: Path) -> str:
-    """utf-8-sig, utf-8 or gb18030, or DropError. UTF-8 is checked a chunk at a time, without
-    decoding the file into memory; GB18030 must also look like Chinese text once decoded."""
+def _encoding(path: Path) -> tuple[str, str | None]:
+    """(utf-8-sig, utf-8 or gb18030; the text when the file had to be decoded whole — GB18030
+    only), or DropError. UTF-8 is checked a megabyte at a time, without holding the file or its
+    text; GB18030 must also look like Chinese text once decoded."""
     with open(path, "rb") as fh:
         head = fh.read(65536)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -140,42 +141,37 @@ def _encoding(path: Path) -> str:
     bom = head.startswith(codecs.BOM_UTF8)
     if b"\x00" in head and not bom:
         raise DropError(f"{path.name}: 含二进制内容, 不是文本 CSV 文件 (可能是改了扩展名的其他文件)")
-    bad_at = _utf8_error_at(path)
-    if bom:
-        if bad_at is not None:
-            raise DropError(f"{path.name}: 文件标明为 UTF-8 但第 {bad_at - 3} 字节处无法解码; "
-                            "请用 Excel 重新另存为 CSV UTF-8")
-        return "utf-8-sig"
-    if bad_at is None:
-        return "utf-8"
+    if _is_utf8(path):
+        return ("utf-8-sig" if bom else "utf-8"), None
+    data = path.read_bytes()
+    if bom:  # only now is the file read whole: for the offset the clerk is told
+        try:
+            data[3:].decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DropError(f"{path.name}: 文件标明为 UTF-8 但第 {err.start} 字节处无法解码; "
+                            "请用 Excel 重新另存为 CSV UTF-8") from None
     try:
-        text = path.read_bytes().decode("gb18030")
+        text = data.decode("gb18030")
     except UnicodeDecodeError:
         raise DropError(f"{path.name}: 既不是 UTF-8 也不是 GB18030/GBK 编码, 无法判断编码; "
                         "请另存为 CSV UTF-8") from None
     if not _looks_like_chinese(text):
         raise DropError(f"{path.name}: 无法确定文件编码 (按 GB18030 解码后不像中文文本); "
                         "请另存为 CSV UTF-8 后重新提交")
-    return "gb18030"
+    return "gb18030", text
 
 
-def _utf8_error_at(path: Path) -> int | None:
-    """The byte offset of the first invalid UTF-8 sequence, or None. A valid file is decoded a
-    megabyte at a time and the text let go; only an invalid one is read whole, for the offset."""
+def _is_utf8(path: Path) -> bool:
+    """Whether the file is valid UTF-8, decoded a megabyte at a time and the text let go."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 decoder.decode(chunk)
         decoder.decode(b"", final=True)
-        return None
     except UnicodeDecodeError:
-        pass
-    try:
-        path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        return err.start
-    return None
+        return False
+    return True
 
 
 def _looks_like_chinese(text: str) -> bool:
@@ -188,9 +184,10 @@ def _looks_like_chinese(text: str) -> bool:
 
 
 def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
-    encoding = _encoding(path)
+    encoding, text = _encoding(path)
     # UTF-8 files are read by polars from the file itself (a BOM is skipped); GB18030 as UTF-8 bytes.
-    source = path if encoding != "gb18030" else path.read_bytes().decode("gb18030").encode()
+    source = path if text is None else text.encode()
+    del text
     try:
         grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
