@@ -261,16 +261,16 @@ def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
                            pl.col("eligible").cast(pl.Float64).alias("rule_eligible"),
                            pl.col("eligible_if_unknowns_hold").cast(pl.Float64).alias("rule_eligible_if_unknowns_hold"),
                            pl.col("points").alias("rule_points"))
+    if rows.height == 0:
+        return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left")
     # a tier at a time (rows come tier by tier): one join of ~60M keys holds its hash table and
     # row indices beside both frames; the parts stay chunks of the result, not copied again
-    parts = []
-    for tier in rows.get_column("tier").unique(maintain_order=True).to_list():
-        parts.append(rows.filter(pl.col("tier") == tier).join(
-            verdict.filter(pl.col("tier") == tier), on=["uscc", "quarter", "tier"], how="left",
-            maintain_order="left"))
+    on = ["uscc", "quarter", "tier"]
+    parts = [part.join(verdict.filter(pl.col("tier") == part.get_column("tier")[0]), on=on, how="left",
+                       maintain_order="left")
+             for part in rows.partition_by("tier", maintain_order=True)]
     del rows
-    return pl.concat(parts, rechunk=False) if parts else candidate_keys(active).drop("_qi").join(
-        verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
+    return pl.concat(parts, rechunk=False)
 
 
 def train_or_load(panel, rules, honors, opts: RunOptions):
