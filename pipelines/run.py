@@ -251,19 +251,15 @@ def _source_text(book) -> str:
 def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
     """(firm, quarter, tier) keys for tiers not yet held by operating firms, with the rule verdict.
     Keys only: the panel's features are joined to the rows that are used (`with_features`)."""
-    from scoring.model import candidate_keys
+    from scoring.model import candidate_keys, rule_verdict
 
     # only the columns the keys are made of (a filter of the whole panel copies every column)
     keys = panel.select("uscc", "quarter", "status", pl.selectors.starts_with("holds_"))
-    active = keys.filter(pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null())
-    rows = candidate_keys(active).drop("_qi")
-    verdict = rules.select("uscc", "quarter", "tier",
-                           pl.col("eligible").cast(pl.Float64).alias("rule_eligible"),
-                           pl.col("eligible_if_unknowns_hold").cast(pl.Float64).alias("rule_eligible_if_unknowns_hold"),
-                           pl.col("points").alias("rule_points"))
+    rows = candidate_keys(keys.filter(_operating())).drop("_qi")
+    verdict = rule_verdict(rules)
     if rows.height == 0:
         return rows.join(verdict, on=["uscc", "quarter", "tier"], how="left")
-    # a tier at a time (rows come tier by tier): one join of ~60M keys holds its hash table and
+    # a tier at a time (rows come tier by tier): one join of all keys holds its hash table and
     # row indices beside both frames; the parts stay chunks of the result, not copied again
     on = ["uscc", "quarter", "tier"]
     parts = [part.join(verdict.filter(pl.col("tier") == part.get_column("tier")[0]), on=on, how="left",
@@ -273,52 +269,78 @@ def model_rows(panel: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, rechunk=False)
 
 
+def _operating() -> pl.Expr:
+    """Firms the model scores: operating (存续/在业) or of unknown status."""
+    return pl.col("status").is_in(["存续", "在业"]) | pl.col("status").is_null()
+
+
+def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, quarter: Quarter):
+    """The model's rows of every panel quarter as integer keys (scoring.model.ModelKeys), labelled:
+    the same rows, in the same order (tier by tier, then the panel's), with the same labels as
+    model_rows with make_labels — built a tier at a time from the panel's holdings, so that a
+    province's ~60M rows never exist as text keys (those and their joins outgrew 20 GB at 1M firms).
+    The rule verdict stays in `rules`; the model joins it to the rows it keeps (validation)."""
+    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, _recognitions, tier_code
+
+    uscc = panel.get_column("uscc")
+    firms = uscc.unique(maintain_order=True)
+    if uscc.is_sorted() and firms.is_sorted():  # the panel's order (uscc, quarter): a firm's number is its run's
+        number = uscc.rle_id().cast(pl.UInt32)
+    else:
+        firms = firms.sort()
+        number = uscc.to_frame().join(pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32,
+                                                                                      eager=True)}),
+                                      on="uscc", how="left", maintain_order="left").get_column("_f")
+    holds = [f"holds_{t}" for t in TIER_KEYS if f"holds_{t}" in panel.columns]
+    base = panel.select(number.alias("_f"), _quarter_index().cast(pl.Int32).alias("_qi"), _operating().alias("_on"),
+                        *holds)
+    numbered = pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32, eager=True)})
+    recognised = (_recognitions(honors).join(numbered, on="uscc", how="inner")
+                  .select("_f", tier_code("tier"), pl.col("rq").cast(pl.Int32)))
+    complete = pl.col("_qi") + HORIZON <= quarter.index
+    parts = []
+    for code, tier in enumerate(TIER_KEYS):
+        held = f"holds_{tier}"
+        candidate = pl.col("_on") & (~pl.col(held).fill_null(False) if held in holds else pl.lit(True))
+        rows = base.filter(candidate).select("_f", "_qi")
+        hits = (rows.join(recognised.filter(pl.col("_t") == code).select("_f", "rq"), on="_f", how="inner")
+                .filter((pl.col("rq") > pl.col("_qi")) & (pl.col("rq") <= pl.col("_qi") + HORIZON))
+                .select("_f", "_qi").unique().with_columns(pl.lit(1, pl.Int8).alias("hit")))
+        parts.append(rows.join(hits, on=["_f", "_qi"], how="left", maintain_order="left").select(
+            "_f", "_qi", pl.lit(code, pl.UInt8).alias("_t"),
+            pl.when(complete).then(pl.col("hit").fill_null(0)).cast(pl.Int8).alias("label")))
+    return ModelKeys(pl.concat(parts), firms, verdict=rules)
+
+
 def train_or_load(panel, rules, honors, opts: RunOptions):
     """The model (trained, or loaded from opts.model), the scored quarter's model rows (keys with
-    the rule verdict) and the rule-points baseline. The model is given the labelled rows only:
-    they are what it reads, and without the scored quarter's rows beside them its own filter
-    is free (at a province's size a second copy of ~50M keys)."""
+    the rule verdict) and the rule-points baseline. The model is given integer keys
+    (`model_keys`) and the panel: features are joined only to the rows it trains and predicts on."""
     from features.catalog import load_catalog, model_features
-    from scoring.model import DEFAULT_PARAMS, HistoryTooShort, PromotionModel, score_metrics
+    from scoring.model import DEFAULT_PARAMS, PromotionModel, score_metrics
 
+    scored_quarter = pl.col("quarter") == str(opts.quarter)
+    now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
     if opts.model is not None:  # scoring only: the scored quarter's rows are all that is read
         model = PromotionModel.load(opts.model)
-        scored_quarter = pl.col("quarter") == str(opts.quarter)
-        now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
     else:
-        rows = _labelled_model_rows(panel, rules, honors, opts.quarter)
-        now = rows.filter(pl.col("quarter") == str(opts.quarter))
         catalog = load_catalog()
         features = model_features()
         monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-        labelled = rows.filter(pl.col("label").is_not_null())
-        del rows
-
-        def fit(model_rows_: pl.DataFrame) -> PromotionModel:
-            return PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
-                model_rows_, opts.quarter, panel=panel.select("uscc", "quarter", *features))
-
-        try:
-            model = fit(labelled)
-        except HistoryTooShort:
-            # the refusal counts the quarters of the rows it is given: give it every row
-            fit(_labelled_model_rows(panel, rules, honors, opts.quarter))
-            raise
+        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
+            model_keys(panel, rules, honors, opts.quarter), opts.quarter,
+            panel=panel.select("uscc", "quarter", *features))
         model.save(opts.out / "model")
     baseline = _rule_baseline(model, score_metrics)
     return model, now, baseline
 
 
 def _labelled_model_rows(panel, rules, honors, quarter: Quarter) -> pl.DataFrame:
-    """model_rows with their labels. The labels are made a panel quarter at a time (a row's label
-    is its own): make_labels over a province's whole panel holds three copies of ~60M keys."""
+    """model_rows with their labels (as text keys: the scored quarter's rows)."""
     from scoring.model import make_labels
 
     rows = model_rows(panel, rules)
-    quarters = panel.get_column("quarter").unique().sort().to_list()
-    keys = panel.select("uscc", "quarter", pl.selectors.starts_with("holds_"))
-    labels = pl.concat([make_labels(keys.filter(pl.col("quarter") == q), honors, quarter) for q in quarters]
-                       or [make_labels(keys, honors, quarter)])
+    labels = make_labels(panel.select("uscc", "quarter", pl.selectors.starts_with("holds_")), honors, quarter)
     return rows.join(labels, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
 
 

@@ -23,7 +23,8 @@ END = Quarter(2025, 4)
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
+def inputs(tmp_path_factory):
+    """A 1,500-firm city: its folder, drop, panel, rules and honours."""
     base = tmp_path_factory.mktemp("model")
     drop = base / "drop"
     synthesize(drop, enterprises=1500, quarters=14, seed=11, end_quarter=END, fmt="parquet")
@@ -31,8 +32,14 @@ def city(tmp_path_factory):
     tables = load_warehouse(base / "w.duckdb", tables, report)
     panel = build_features(tables, END)
     rules, _ = apply_rules(panel, END)
-    keys = model_rows(panel, rules).join(make_labels(panel, tables["honors"], END),
-                                         on=["uscc", "quarter", "tier"], how="left")
+    return base, drop, panel, rules, tables["honors"]
+
+
+@pytest.fixture(scope="module")
+def city(inputs):
+    """The model trained from text keys (model_rows with make_labels) and the panel."""
+    base, drop, panel, rules, honors = inputs
+    keys = model_rows(panel, rules).join(make_labels(panel, honors, END), on=["uscc", "quarter", "tier"], how="left")
     catalog = load_catalog()
     monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
     model = PromotionModel(model_features(), monotone, dict(DEFAULT_PARAMS)).fit(keys, END, panel=panel)
@@ -175,11 +182,12 @@ def test_predicting_in_slices_changes_nothing(city, monkeypatch):
 
 
 def test_subsampling_keeps_every_positive_and_reweights_negatives(city):
-    from scoring.model import _subsample
+    from scoring.model import ModelKeys, _subsample
 
     _, _, rows, _ = city
-    labeled = rows.filter(pl.col("label").is_not_null())
-    kept = _subsample(labeled, seed=3, cap=20_000)
+    keys = ModelKeys.from_rows(rows.filter(pl.col("label").is_not_null()))
+    labeled = keys.frame.with_columns(keys.draws(keys.frame, seed=3))
+    kept = _subsample(labeled, cap=20_000)
     positives = int(labeled.get_column("label").sum())
     assert int(kept.get_column("label").sum()) == positives
     negatives = kept.filter(pl.col("label") == 0)
@@ -187,5 +195,58 @@ def test_subsampling_keeps_every_positive_and_reweights_negatives(city):
     # Weighted, the negatives stand for all of them (within the hash's sampling noise).
     assert abs(negatives.get_column("_w").sum() / n_neg - 1) < 0.05
     assert 0.9 * (20_000 - positives) < negatives.height < 1.1 * (20_000 - positives)
-    assert kept.equals(_subsample(labeled, seed=3, cap=20_000))
-    assert _subsample(labeled, seed=3, cap=labeled.height).get_column("_w").unique().to_list() == [1.0]
+    assert _subsample(labeled, cap=labeled.height).get_column("_w").unique().to_list() == [1.0]
+    # The draws are the rows' own: made in slices, or for another seed, the subsample is re-drawn
+    # from the keys alone.
+    assert keys.draws(keys.frame, seed=3, chunk=997).equals(labeled.get_column("_u"))
+    other = _subsample(keys.frame.with_columns(keys.draws(keys.frame, seed=4)), cap=20_000)
+    assert not other.get_column("_row").equals(kept.get_column("_row"))
+
+
+@pytest.fixture(scope="module")
+def integer_keys(inputs):
+    """The run's integer keys of the same city (model_keys), with the rules as their verdict."""
+    from pipelines.run import model_keys
+
+    _, _, panel, rules, honors = inputs
+    return model_keys(panel, rules, honors, END), panel
+
+
+def test_integer_keys_are_the_text_keys_row_for_row(city, integer_keys):
+    """model_keys builds, tier by tier, exactly the rows, order and labels of model_rows with
+    make_labels (what the model was trained on before the keys became integers)."""
+    _, _, rows, _ = city
+    keys, _ = integer_keys
+    text = keys.text(keys.frame)
+    assert text.height == rows.height
+    assert text.equals(rows.select("uscc", "quarter", "tier", pl.col("label").cast(pl.Int8)))
+    assert keys.frame.schema["_f"] == pl.UInt32 and keys.frame.schema["_t"] == pl.UInt8
+
+
+def test_integer_keys_train_the_same_model_as_text_keys(city, integer_keys):
+    _, _, _, model = city
+    keys, panel = integer_keys
+    again = PromotionModel(model.features, model.monotone, dict(model.params)).fit(keys, END, panel=panel)
+    assert again.model_id == model.model_id
+    assert again.data_hash_ == model.data_hash_
+    assert again.window_ == model.window_
+    assert again.metrics_ == model.metrics_
+    # the validation rows carry the rule verdict joined from the rules, as the text keys carried it
+    assert again.validation_.equals(model.validation_)
+
+
+def test_data_hash_is_the_sorted_csv_of_the_labelled_keys(city):
+    """The digest streamed in slices from integer keys equals its definition: sha256 of the CSV of
+    (uscc, quarter, tier, label) sorted by every column, in one piece."""
+    import hashlib
+
+    _, _, rows, model = city
+    labeled = rows.filter(pl.col("label").is_not_null()).select("uscc", "quarter", "tier",
+                                                                 pl.col("label").cast(pl.Int8))
+    expected = hashlib.sha256(labeled.sort(labeled.columns).write_csv().encode()).hexdigest()[:16]
+    assert model.data_hash_ == expected
+    from scoring.model import ModelKeys
+
+    keys = ModelKeys.from_rows(labeled)
+    assert keys.data_hash(keys.frame, chunk=1009) == expected
+    assert keys.data_hash(keys.frame.filter(pl.col("_t") != 0)) != expected
