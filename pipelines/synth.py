@@ -4,8 +4,9 @@
 financing, honors) from one seed. A latent quality per firm drives growth, R&D, patents, financing
 and, through per-quarter hazards on observable terms, new recognitions on the two ladders. The
 drop is written exactly as ../shared/spec/input-format.md says; the truth (the probability of a new
-recognition within four quarters, as the generator computed it, and the latent quality) goes to
-`<drop>/_synth/`, which the reader ignores. `dirty=True` adds the hazards real drops carry and lists
+recognition within four quarters given everything the generator knows at the quarter's end, by
+re-simulating the future after it, and the latent quality) goes to `<drop>/_synth/`, which the
+reader ignores. `dirty=True` adds the hazards real drops carry and lists
 each one in `_synth/faults.csv`. Everything is vectorised over firms; loops run over years,
 quarters and tiers only. Same arguments, same bytes.
 """
@@ -70,17 +71,23 @@ class SynthSummary:
 
 
 DEFAULT_END = Quarter(2025, 4)
+TRUTH_PATHS = 4     # Monte Carlo futures per window quarter behind the truth (see _write_truth)
 
 
 def synthesize(out: Path, enterprises: int, quarters: int = 12, seed: int = 0,
                end_quarter: Quarter = DEFAULT_END, dirty: bool = False,
-               fmt: str = "csv", demo: bool = False) -> SynthSummary:
-    """Write a synthetic drop: `enterprises` firms, `quarters` quarters ending at `end_quarter`."""
+               fmt: str = "csv", demo: bool = False,
+               truth_paths: int = TRUTH_PATHS) -> SynthSummary:
+    """Write a synthetic drop: `enterprises` firms, `quarters` quarters ending at `end_quarter`;
+    the truth averages `truth_paths` re-simulated futures per window quarter (the drop's bytes do
+    not depend on it)."""
     started = time.perf_counter()
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
     if quarters < 1:
         raise ValueError("quarters must be at least 1")
+    if truth_paths < 1:
+        raise ValueError("truth_paths must be at least 1")
     if enterprises < (len(demo_city.KEY_ENTERPRISES) if demo else 1):
         raise ValueError(f"enterprises too small: {enterprises}")
     out = Path(out)
@@ -89,11 +96,7 @@ def synthesize(out: Path, enterprises: int, quarters: int = 12, seed: int = 0,
     _clear_previous(out)
 
     clock = _Clock(end_quarter, quarters)
-    # One independent stream per part, so changing one part does not reshuffle the others.
-    parts = ("firms", "names", "codes", "annual", "patents", "financing", "honors", "projects",
-             "dirty")
-    streams = {part: np.random.default_rng(s)
-               for part, s in zip(parts, np.random.SeedSequence(seed).spawn(len(parts)))}
+    streams = _streams(seed)
     # Clean drops are written table by table as they are drawn, so a million firms fit in memory;
     # dirty mode needs every table at once (a broken code must not orphan other tables' rows).
     sink = _Sink(out, fmt, keep=dirty)
@@ -111,9 +114,8 @@ def synthesize(out: Path, enterprises: int, quarters: int = 12, seed: int = 0,
     sink.put("融资", financing)
     honors, hazards = _simulate_honors(streams["honors"], firms, annual, ip, fin, clock)
     sink.put("资质荣誉", honors)
-    del ip, fin, honors
+    del honors
     sink.put("重点项目", _draw_projects(streams["projects"], firms, annual, clock, demo))
-    del annual
 
     if dirty:
         files, rows, faults = _write_dirty(out, sink.tables, firms, streams["dirty"], clock)
@@ -122,13 +124,24 @@ def synthesize(out: Path, enterprises: int, quarters: int = 12, seed: int = 0,
     else:
         files, rows, fault_counts = sink.files, sink.rows, {}
     files, rows = {s: files[s] for s in HEADERS}, {s: rows[s] for s in HEADERS}
-    _write_truth(truth_dir, firms, hazards, clock)
+    state = SimpleNamespace(f=firms, a=annual, ip=ip, fin=fin, h=hazards, clock=clock)
+    truth = _write_truth(truth_dir, state, streams["truth"], truth_paths)
     params = {"enterprises": enterprises, "quarters": quarters, "seed": seed,
               "end_quarter": str(end_quarter), "dirty": dirty, "fmt": fmt, "demo": demo,
-              "generator": GENERATOR_VERSION, "window": [str(clock.window_start), str(clock.end)]}
+              "generator": GENERATOR_VERSION, "window": [str(clock.window_start), str(clock.end)],
+              "truth": truth}
     (truth_dir / "params.json").write_text(json.dumps(params, ensure_ascii=False, indent=2) + "\n",
                                            encoding="utf-8")
     return SynthSummary(out, rows, files, truth_dir, fault_counts, time.perf_counter() - started)
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One independent stream per part, so changing one part does not reshuffle the others (a
+    part added at the end leaves the earlier ones as they were)."""
+    parts = ("firms", "names", "codes", "annual", "patents", "financing", "honors", "projects",
+             "dirty", "truth")
+    return {part: np.random.default_rng(s)
+            for part, s in zip(parts, np.random.SeedSequence(seed).spawn(len(parts)))}
 
 
 def _clear_previous(out: Path) -> None:
@@ -594,7 +607,9 @@ def _registry_frame(rng, code_rng, f: _Firms, clock: _Clock, demo: bool) -> pl.D
 
 @dataclass
 class _Annual:
-    """(year, firm) arrays from clock.y0: what each firm's accounts show for each year."""
+    """(year, firm) arrays from clock.y0: what each firm's accounts show for each year; and what
+    the truth needs to draw a year afresh (the un-ramped log revenue level, the firm's trend and
+    its yearly-noise centres)."""
     y0: int
     rev: np.ndarray
     main: np.ndarray
@@ -603,6 +618,13 @@ class _Annual:
     rd_staff: np.ndarray
     debt: np.ndarray
     assets: np.ndarray
+    level: np.ndarray | None = None
+    trend: np.ndarray | None = None
+    firm: SimpleNamespace | None = None
+
+
+_ACCOUNT_FIELDS = ("rev", "main", "rd", "emp", "rd_staff", "debt", "assets")
+_SEASON = np.array([0.22, 0.245, 0.25, 0.285], dtype=np.float32)[:, None]
 
 
 def _normal(rng: np.random.Generator, shape) -> np.ndarray:
@@ -616,7 +638,7 @@ def _draw_accounts(rng: np.random.Generator, f: _Firms,
     by a noisy seasonal pattern, so Q4 year-to-date equals the year."""
     n, years = f.n, list(clock.years)
     tech = np.array([i.tech for i in INDUSTRIES])[f.industry]
-    potential = _potential_revenue(rng, f, clock)
+    potential, level, trend = _potential_revenue(rng, f, clock)
     has_rd = rng.random(n) < _sigmoid(1.0 + 1.2 * f.z + 1.5 * tech)
     rdi = has_rd * np.exp(np.log(0.024) + 0.35 * f.z + 0.5 * tech + 0.5 * rng.standard_normal(n))
     firm = SimpleNamespace(
@@ -633,51 +655,82 @@ def _draw_accounts(rng: np.random.Generator, f: _Firms,
     exporter = rng.random(n) < 0.3 * making + 0.03
     firm.export_share = (exporter * rng.beta(1.5, 5, n)).astype(np.float32)
     firm.exporter = exporter
-    found_frac = ((_quarter_end(f.found_q) - f.founded + 1)
-                  / (_quarter_end(f.found_q) - _quarter_start(f.found_q) + 1)).astype(np.float32)
-    out = {k: np.zeros((len(years), n), dtype=np.float32) for k in
-           ("rev", "main", "rd", "emp", "rd_staff", "debt", "assets")}
-    season = np.array([0.22, 0.245, 0.25, 0.285], dtype=np.float32)[:, None]
+    found_frac = _founding_fraction(f)
+    out = {k: np.zeros((len(years), n), dtype=np.float32) for k in _ACCOUNT_FIELDS}
     parts = []
     for yi, y in enumerate(years):
-        qi = (y * 4 + np.arange(4))[:, None]
-        active = ((f.found_q[None, :] <= qi) & (qi < f.exit_q[None, :])).astype(np.float32)
-        active *= np.where(f.found_q[None, :] == qi, found_frac[None, :], np.float32(1))
-        share = season * np.exp(np.float32(0.07) * _normal(rng, (4, n)))
-        share /= share.sum(axis=0, keepdims=True)
-        flow = potential[yi] * share * active                  # (quarter, firm) revenue
-        year = SimpleNamespace(
-            rdi=np.clip(firm.rdi * np.exp(np.float32(0.15) * _normal(rng, n)), 0, 0.6),
-            main_share=np.clip(firm.main_share + 0.02 * _normal(rng, n), 0.2, 1).astype(np.float32),
-            margin=(firm.margin + 0.025 * _normal(rng, n)).astype(np.float32),
-            debt=np.clip(firm.debt + 0.025 * _normal(rng, n), 0.03, 0.97),
-            assets=potential[yi] * firm.asset_ratio * np.exp(0.05 * _normal(rng, n)) + 20,
-            emp=np.maximum(3, np.round(potential[yi] / firm.per_head
-                                       * np.exp(0.04 * _normal(rng, n)))),
-            rs=np.clip(firm.rd_share + 0.01 * _normal(rng, n), 0, 0.9) * firm.has_rd,
-        )
-        total = flow.sum(axis=0, dtype=np.float64)
-        out["rev"][yi], out["main"][yi] = total, total * year.main_share
-        out["rd"][yi] = total * year.rdi
-        out["emp"][yi], out["debt"][yi], out["assets"][yi] = year.emp, year.debt, year.assets
-        out["rd_staff"][yi] = np.minimum(np.round(year.emp * year.rs), year.emp)
+        active = _active_quarters(f, y, found_frac)
+        flow, year = _year_draws(rng, firm, potential[yi], active)
+        for key, value in _year_totals(flow, year).items():
+            out[key][yi] = value
         window = [t for t in clock.window if t // 4 == y]
         if window:
             parts += _returns(rng, f, firm, year, flow, active, window)
-    return _Annual(clock.y0, **out), pl.concat(parts)
+    return _Annual(clock.y0, **out, level=level, trend=trend, firm=firm), pl.concat(parts)
 
 
-def _potential_revenue(rng, f: _Firms, clock: _Clock) -> np.ndarray:
+def _founding_fraction(f) -> np.ndarray:
+    """Share of its founding quarter a firm was registered."""
+    return ((_quarter_end(f.found_q) - f.founded + 1)
+            / (_quarter_end(f.found_q) - _quarter_start(f.found_q) + 1)).astype(np.float32)
+
+
+def _active_quarters(f, year: int, found_frac: np.ndarray) -> np.ndarray:
+    """(quarter of the year, firm) share of each quarter the firm was registered."""
+    qi = (year * 4 + np.arange(4))[:, None]
+    active = ((f.found_q[None, :] <= qi) & (qi < f.exit_q[None, :])).astype(np.float32)
+    active *= np.where(f.found_q[None, :] == qi, found_frac[None, :], np.float32(1))
+    return active
+
+
+def _year_draws(rng, firm: SimpleNamespace, potential: np.ndarray,
+                active: np.ndarray) -> tuple[np.ndarray, SimpleNamespace]:
+    """One year of a firm's accounts around its own centres: the (quarter, firm) revenue flows
+    and the year's ratios. Shared by the generator and the truth's fresh years (there `potential`
+    is (path, firm) and `active` (quarter, 1, firm)), so both draw the same way."""
+    n = potential.shape
+    season = _SEASON.reshape((4,) + (1,) * len(n))
+    share = season * np.exp(np.float32(0.07) * _normal(rng, (4, *n)))
+    share /= share.sum(axis=0, keepdims=True)
+    flow = potential * share * active                  # (quarter, firm) revenue
+    year = SimpleNamespace(
+        rdi=np.clip(firm.rdi * np.exp(np.float32(0.15) * _normal(rng, n)), 0, 0.6),
+        main_share=np.clip(firm.main_share + 0.02 * _normal(rng, n), 0.2, 1).astype(np.float32),
+        margin=(firm.margin + 0.025 * _normal(rng, n)).astype(np.float32),
+        debt=np.clip(firm.debt + 0.025 * _normal(rng, n), 0.03, 0.97),
+        assets=potential * firm.asset_ratio * np.exp(0.05 * _normal(rng, n)) + 20,
+        emp=np.maximum(3, np.round(potential / firm.per_head * np.exp(0.04 * _normal(rng, n)))),
+        rs=np.clip(firm.rd_share + 0.01 * _normal(rng, n), 0, 0.9) * firm.has_rd,
+    )
+    return flow, year
+
+
+def _year_totals(flow: np.ndarray, year: SimpleNamespace) -> dict[str, np.ndarray]:
+    """The year's accounts (float32) from its flows and ratios."""
+    total = flow.sum(axis=0, dtype=np.float64)
+    f32 = np.float32
+    return {"rev": total.astype(f32), "main": (total * year.main_share).astype(f32),
+            "rd": (total * year.rdi).astype(f32), "emp": year.emp.astype(f32),
+            "rd_staff": np.minimum(np.round(year.emp * year.rs), year.emp).astype(f32),
+            "debt": year.debt.astype(f32), "assets": year.assets.astype(f32)}
+
+
+def _potential_revenue(rng, f: _Firms, clock: _Clock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(year, firm) full-year revenue (万元): a log path anchored at the end year, with a firm
-    trend, yearly shocks, and a ramp over a young firm's first three years."""
+    trend, yearly shocks, and a ramp over a young firm's first three years. Also the un-ramped
+    log level (float32) and the trend, from which the truth continues the walk."""
     years = np.array(list(clock.years))
     trend = 0.05 + 0.06 * f.z + 0.06 * rng.standard_normal(f.n)
     cum = np.cumsum(trend[None, :] + 0.11 * _normal(rng, (years.size, f.n)), axis=0)
     anchor = clock.end.year - clock.y0
     lr = (f.size * np.log(10))[None, :] + (cum - cum[anchor][None, :])
-    age = ((_year_start(years + 1) - 1)[:, None] - f.founded[None, :]) / 365.25
-    ramp = np.where(age > 0, 0.25 + 0.75 * np.clip(age / 3.0, 0.0, 1.0), 0.0)
-    return (np.exp(lr) * ramp).astype(np.float32)
+    return (np.exp(lr) * _ramp(f.founded, years)).astype(np.float32), lr.astype(np.float32), trend
+
+
+def _ramp(founded: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """(year, firm) revenue ramp: 0 before founding, ¼ rising to 1 over the first three years."""
+    age = ((_year_start(years + 1) - 1)[:, None] - founded[None, :]) / 365.25
+    return np.where(age > 0, 0.25 + 0.75 * np.clip(age / 3.0, 0.0, 1.0), 0.0)
 
 
 def _returns(rng, f: _Firms, firm, year, flow, active, window: list[int]) -> list[pl.DataFrame]:
@@ -742,41 +795,75 @@ def _activity(f: _Firms, years: np.ndarray) -> np.ndarray:
 def _draw_patents(rng: np.random.Generator, f: _Firms, clock: _Clock):
     """专利 rows (as of the end quarter), and per-quarter IP counts for the hazards."""
     years = np.arange(2008, clock.y1 + 1)
-    ind = f.industry
-    tech = np.array([i.tech for i in INDUSTRIES])[ind]
-    pshift = np.array([i.patents for i in INDUSTRIES])[ind]
+    firm, filed = _events_per_year(rng, f, _patent_rate(f, years), int(years[0]), clock.y1)
+    kind, grant_day, decided, lapse = _patent_fates(rng, f, firm, filed)
+    invention = (kind == 1) | (kind == 8)
+    ip = _ip_counts(f.n, firm, filed, grant_day, lapse, invention, clock)
+    written = filed <= clock.end_day
+    frame = _patent_frame(rng, f, firm, filed, kind, grant_day, decided, lapse, written, clock)
+    # The truth re-draws what is still open at a window quarter's end: applications pending then
+    # and the lapse of patents valid then. Events sorted by firm, so a chunk of firms is a slice.
+    keep = np.flatnonzero(written & (lapse > _quarter_start(clock.window_start.index)))
+    keep = keep[np.argsort(firm[keep], kind="stable")]
+    ip.events = SimpleNamespace(firm=firm[keep], filed=filed[keep], kind=kind[keep],
+                                grant_day=grant_day[keep], decided=decided[keep], lapse=lapse[keep])
+    return frame, ip
+
+
+def _patent_rate(f, years: np.ndarray) -> np.ndarray:
+    """(firm, year) expected patent filings: quality, size, industry, a ramp over three years."""
+    tech = np.array([i.tech for i in INDUSTRIES])[f.industry]
+    pshift = np.array([i.patents for i in INDUSTRIES])[f.industry]
     base = np.exp(-1.5 + 0.55 * f.z + 0.8 * (f.size - 3.2) + pshift + 0.4 * np.maximum(tech, 0))
     age = (_year_start(years + 1)[None, :] - f.founded[:, None]) / 365.25
-    rate = base[:, None] * _activity(f, years) * np.clip(age / 3.0, 0.2, 1.0)
-    firm, filed = _events_per_year(rng, f, rate, int(years[0]), clock.y1)
-    del rate, age
+    return base[:, None] * _activity(f, years) * np.clip(age / 3.0, 0.2, 1.0)
+
+
+# Patent kinds as in the application number: 1 invention, 2 utility model, 3 design, 8/9 PCT.
+_GRANT_DELAY = {"invention": (420, 1100), "design": (100, 300), "utility": (150, 420)}
+_REFUSAL_DELAY = {"invention": (500, 1400), "design": (200, 500), "utility": (200, 500)}
+_LAPSE_RATE = {"invention": 0.04, "design": 0.10, "utility": 0.08}
+
+
+def _patent_fates(rng, f, firm: np.ndarray, filed: np.ndarray):
+    """Kind, grant day (_NEVER if refused), refusal day and lapse day of each application."""
     m = firm.size
     zf = f.z[firm]
-    p_inv = np.clip(0.2 + 0.06 * zf + 0.12 * np.maximum(tech[firm], 0), 0.05, 0.6)
-    p_design = np.where(np.array([i.code for i in INDUSTRIES])[ind[firm]] == "C3074", 0.45, 0.1)
+    tech = np.array([i.tech for i in INDUSTRIES])[f.industry[firm]]
+    p_inv = np.clip(0.2 + 0.06 * zf + 0.12 * np.maximum(tech, 0), 0.05, 0.6)
+    p_design = np.where(np.array([i.code for i in INDUSTRIES])[f.industry[firm]] == "C3074",
+                        0.45, 0.1)
     u = rng.random(m)
     kind = np.where(u < p_inv, 1, np.where(u < p_inv + p_design, 3, 2))
     pct = rng.random(m)
     kind = np.where((kind == 1) & (pct < 0.03), 8, np.where((kind == 2) & (pct < 0.01), 9, kind))
     invention = (kind == 1) | (kind == 8)
     design = kind == 3
-    p_grant = np.where(invention, _sigmoid(0.3 + 0.5 * zf), np.where(design, 0.95, 0.93))
-    granted = rng.random(m) < p_grant
-    delay = np.where(invention, rng.uniform(420, 1100, m),
-                     np.where(design, rng.uniform(100, 300, m), rng.uniform(150, 420, m)))
+    granted = rng.random(m) < _grant_probability(zf, invention, design)
+    delay = np.where(invention, rng.uniform(*_GRANT_DELAY["invention"], m),
+                     np.where(design, rng.uniform(*_GRANT_DELAY["design"], m),
+                              rng.uniform(*_GRANT_DELAY["utility"], m)))
     grant_day = np.where(granted, filed + delay.astype(np.int64), _NEVER)
-    refused_after = np.where(invention, rng.uniform(500, 1400, m), rng.uniform(200, 500, m))
+    refused_after = np.where(invention, rng.uniform(*_REFUSAL_DELAY["invention"], m),
+                             rng.uniform(*_REFUSAL_DELAY["utility"], m))
     decided = filed + refused_after.astype(np.int64)
-    lapse_rate = np.where(invention, 0.04, np.where(design, 0.10, 0.08))
-    term = np.where(invention, 20, 10) * 365
-    unpaid = (rng.exponential(1, m) / lapse_rate * 365.25).astype(np.int64)
-    lapse = np.minimum(grant_day + unpaid, filed + term)
-    lapse = np.where(granted, lapse, _NEVER)
+    unpaid = (rng.exponential(1, m) / _lapse_rate(invention, design) * 365.25).astype(np.int64)
+    lapse = np.minimum(grant_day + unpaid, filed + _term(invention))
+    return kind, grant_day, decided, np.where(granted, lapse, _NEVER)
 
-    ip = _ip_counts(f.n, firm, filed, grant_day, lapse, invention, clock)
-    written = filed <= clock.end_day
-    frame = _patent_frame(rng, f, firm, filed, kind, grant_day, decided, lapse, written, clock)
-    return frame, ip
+
+def _grant_probability(zf: np.ndarray, invention: np.ndarray, design: np.ndarray) -> np.ndarray:
+    return np.where(invention, _sigmoid(0.3 + 0.5 * zf), np.where(design, 0.95, 0.93))
+
+
+def _lapse_rate(invention: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """Yearly chance that the fee goes unpaid."""
+    return np.where(invention, _LAPSE_RATE["invention"],
+                    np.where(design, _LAPSE_RATE["design"], _LAPSE_RATE["utility"]))
+
+
+def _term(invention: np.ndarray) -> np.ndarray:
+    return np.where(invention, 20, 10) * 365
 
 
 def _ip_counts(n, firm, filed, grant_day, lapse, invention, clock: _Clock) -> SimpleNamespace:
@@ -887,25 +974,15 @@ def _patent_texts(rng, industry: np.ndarray) -> list[pl.Series]:
 def _draw_financing(rng: np.random.Generator, f: _Firms, clock: _Clock):
     """融资 rows (to the end quarter) and per-quarter valuation and equity for the hazards."""
     years = np.arange(2014, clock.y1 + 1)
-    tech = np.array([i.tech for i in INDUSTRIES])[f.industry]
-    age = (_year_start(years + 1)[None, :] - f.founded[:, None]) / 365.25
-    rate = np.exp(-5.4 + 1.1 * f.z[:, None] + 0.9 * (age <= 6) + 0.8 * tech[:, None]
-                  + 0.3 * (f.size[:, None] - 3.2)) * _activity(f, years) * (age < 20)
-    firm, day = _events_per_year(rng, f, rate, int(years[0]), clock.y1)
-    del rate
+    firm, day = _events_per_year(rng, f, _financing_rate(f, years), int(years[0]), clock.y1)
     order = np.lexsort((day, firm))
     firm, day = firm[order], day[order]
     m = firm.size
-    first = np.r_[True, firm[1:] != firm[:-1]]
-    seq = np.arange(m) - np.maximum.accumulate(np.where(first, np.arange(m), 0))
-    start = np.where((day - f.founded[firm]) / 365.25 > 8, 2, 0)
-    rnd = np.minimum(start + seq, len(_ROUNDS) - 1)
+    rnd = _round_of(f, firm, day, _rank_in_runs(firm))
     strategic = rng.random(m) < 0.08
-    scale = np.exp(0.35 * f.z[firm] + 0.5 * rng.standard_normal(m))
-    amount_rmb = np.array(_ROUND_BASE_WAN, dtype=float)[rnd] * scale
-    amount_rmb = np.where(amount_rmb >= 1000, np.round(amount_rmb, -2), np.round(amount_rmb, -1))
-    post_rmb = np.round(amount_rmb / rng.uniform(0.08, 0.25, m), -2)
+    amount_rmb, post_rmb = _round_money(rng, f, firm, rnd)
     fin = _fin_counts(f.n, firm, day, amount_rmb, post_rmb, clock)
+    fin.events = SimpleNamespace(firm=firm, day=day)   # sorted by firm and day
 
     usd = rng.random(m) < 0.04 + 0.10 * (rnd >= 4)
     amount = np.where(usd, np.round(amount_rmb / USD_RATE, 0), amount_rmb)
@@ -924,6 +1001,36 @@ def _draw_financing(rng: np.random.Generator, f: _Firms, clock: _Clock):
     return frame.sort("融资日期", "企业名称"), fin
 
 
+def _financing_rate(f, years: np.ndarray) -> np.ndarray:
+    """(firm, year) expected financing rounds: quality, youth, technology, size."""
+    tech = np.array([i.tech for i in INDUSTRIES])[f.industry]
+    age = (_year_start(years + 1)[None, :] - f.founded[:, None]) / 365.25
+    return np.exp(-5.4 + 1.1 * f.z[:, None] + 0.9 * (age <= 6) + 0.8 * tech[:, None]
+                  + 0.3 * (f.size[:, None] - 3.2)) * _activity(f, years) * (age < 20)
+
+
+def _rank_in_runs(keys: np.ndarray) -> np.ndarray:
+    """0, 1, 2… within each run of equal sorted keys (a firm's rounds in date order)."""
+    m = keys.size
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    return np.arange(m) - np.maximum.accumulate(np.where(first, np.arange(m), 0))
+
+
+def _round_of(f, firm: np.ndarray, day: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Index into _ROUNDS of a firm's seq-th round (older firms start at A)."""
+    start = np.where((day - f.founded[firm]) / 365.25 > 8, 2, 0)
+    return np.minimum(start + seq, len(_ROUNDS) - 1)
+
+
+def _round_money(rng, f, firm: np.ndarray, rnd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Amount and post-money (万元 人民币) of rounds, rounded as announcements are."""
+    m = firm.size
+    scale = np.exp(0.35 * f.z[firm] + 0.5 * rng.standard_normal(m))
+    amount = np.array(_ROUND_BASE_WAN, dtype=float)[rnd] * scale
+    amount = np.where(amount >= 1000, np.round(amount, -2), np.round(amount, -1))
+    return amount, np.round(amount / rng.uniform(0.08, 0.25, m), -2)
+
+
 def _investors(rng, m: int) -> np.ndarray:
     c = rng.integers(0, _BRAND_CHARS.size, (m, 6))
     forms = np.array(_INVESTOR_FORMS)
@@ -937,8 +1044,8 @@ def _investors(rng, m: int) -> np.ndarray:
 
 
 def _fin_counts(n, firm, day, amount, post, clock: _Clock) -> SimpleNamespace:
-    """(quarter, firm) post-money of the last round by the quarter's end and equity raised in the
-    three years to it (万元 人民币)."""
+    """(quarter, firm) post-money of the last round by the quarter's end, equity raised in the
+    three years to it and since the first simulated quarter (万元 人民币)."""
     q = np.clip(_quarter_of(day) - clock.h0, 0, clock.t)
     ok = np.flatnonzero(q < clock.t)
     cell = q[ok] * n + firm[ok]
@@ -954,7 +1061,8 @@ def _fin_counts(n, firm, day, amount, post, clock: _Clock) -> SimpleNamespace:
     cum = np.cumsum(raised, axis=0)
     lagged = np.concatenate([np.zeros((12, n)), cum[:-12]], axis=0)[: clock.t]
     return SimpleNamespace(valuation=valuation.astype(np.float32),
-                           raised_3y=(cum - lagged).astype(np.float32))
+                           raised_3y=(cum - lagged).astype(np.float32),
+                           raised_cum=cum.astype(np.float32))
 
 
 # --- honors: hazards on the two ladders ------------------------------------------------------
@@ -1008,16 +1116,25 @@ def _accounts(a: _Annual, py: int) -> dict[str, np.ndarray]:
         "sme": (a.emp[py] < 1000) | (rev < 40_000)}
 
 
-def _observables(f: _Firms, accounts: dict, ip, fin, t: int, clock: _Clock) -> SimpleNamespace:
+_IP_COUNTS = ("inv_valid", "valid", "applied")
+_FIN_COUNTS = ("valuation", "raised_3y")
+
+
+def _at_quarter(counts: SimpleNamespace, names: tuple[str, ...], k: int, n: int) -> SimpleNamespace:
+    """The (simulated quarter, firm) arrays `names` at relative quarter k (zeros before 0)."""
+    return SimpleNamespace(**{name: getattr(counts, name)[k] if k >= 0
+                              else np.zeros(n, getattr(counts, name).dtype) for name in names})
+
+
+def _observables(f, accounts: dict, ip: SimpleNamespace, fin: SimpleNamespace,
+                 t: int) -> SimpleNamespace:
     """What a firm shows at the start of quarter t: the last full year's accounts, IP and
-    financing at the previous quarter's end (the honors' observable terms)."""
-    k = t - 1 - clock.h0
-    at = (lambda arr: arr[k]) if k >= 0 else (lambda arr: np.zeros(f.n, arr.dtype))
+    financing at the previous quarter's end (`ip`, `fin`; the honors' observable terms)."""
     return SimpleNamespace(
         z=f.z.astype(np.float32), **accounts,
         age=((int(_quarter_end(t)) - f.founded) / 365.25).astype(np.float32),
-        inv=at(ip.inv_valid), valid_ip=at(ip.valid), applied=at(ip.applied),
-        valuation=at(fin.valuation), raised_3y=at(fin.raised_3y),
+        inv=ip.inv_valid, valid_ip=ip.valid, applied=ip.applied,
+        valuation=fin.valuation, raised_3y=fin.raised_3y,
         active=(f.found_q <= t) & (t < f.exit_q),
     )
 
@@ -1125,7 +1242,8 @@ _LOGITS = {"innovative_sme": _innovative_sme, "specialised_sme": _specialised_sm
 def _simulate_honors(rng: np.random.Generator, f: _Firms, a: _Annual, ip, fin, clock: _Clock):
     """Walk the simulated quarters; in each tier's batch quarters draw new recognitions from the
     hazards. Returns the 资质荣誉 rows dated by the end quarter, and the main tiers' hazards over
-    [window start + 1, end + 4] with the holdings at each window quarter's end (for the truth)."""
+    [window start + 1, end + 4], the holdings at each window quarter's end and the recognitions
+    (for the truth)."""
     n, k = f.n, len(TIERS)
     rec = np.full((k, n), -_NEVER, dtype=np.int64)          # quarter of the latest recognition
     ever = np.zeros((k, n), dtype=bool)
@@ -1137,6 +1255,7 @@ def _simulate_honors(rng: np.random.Generator, f: _Firms, a: _Annual, ip, fin, c
     # eligible again (the quarter its title expires).
     hazards = np.zeros((clock.w + HORIZON - 1, len(mains), n), dtype=np.float32)
     expires = np.zeros((clock.w, len(mains), n), dtype=np.int32)
+    ever_at = np.zeros((clock.w, len(mains), n), dtype=bool)
     events: list[tuple[np.ndarray, int, int]] = []
     accounts: dict[int, dict] = {}
     for t in range(clock.h0, clock.h1 + 1):
@@ -1149,7 +1268,9 @@ def _simulate_honors(rng: np.random.Generator, f: _Firms, a: _Annual, ip, fin, c
             if py not in accounts:
                 accounts.clear()
                 accounts[py] = _accounts(a, py)
-            o = _observables(f, accounts[py], ip, fin, t, clock)
+            k = t - 1 - clock.h0
+            o = _observables(f, accounts[py], _at_quarter(ip, _IP_COUNTS, k, n),
+                             _at_quarter(fin, _FIN_COUNTS, k, n), t)
             holds = lambda key, t=t: rec[_K[key]] + length[_K[key]] >= t
             was = lambda key: ever[_K[key]]
             new = []
@@ -1169,7 +1290,9 @@ def _simulate_honors(rng: np.random.Generator, f: _Firms, a: _Annual, ip, fin, c
                 ever[j, hit] = True
         if clock.window_start.index <= t <= clock.end.index:
             expires[t - clock.window_start.index] = rec[mains] + length[mains, None]
-    return _honor_frame(rng, f, events, clock), SimpleNamespace(hazards=hazards, expires=expires)
+            ever_at[t - clock.window_start.index] = ever[mains]
+    return _honor_frame(rng, f, events, clock), SimpleNamespace(hazards=hazards, expires=expires,
+                                                                ever=ever_at, events=events)
 
 
 def _warm_up(key: str, t: int, clock: _Clock) -> float:
@@ -1317,48 +1440,339 @@ def _demo_projects(rng, f: _Firms, clock: _Clock) -> pl.DataFrame:
 
 
 # --- the truth ------------------------------------------------------------------------------------
+#
+# The probability a firm has at the end of window quarter q of a new recognition within four
+# quarters is P_q = E[1 − Π_k (1 − h_{q+k}) | the generator's state at q's end]: the hazards of the
+# batches q+1…q+4 depend on accounts of years not closed at q's end, on patents, financing and
+# other titles still to come. `_expected_probabilities` estimates it by re-simulating that future
+# `paths` times from q's end and averaging each path's 1 − Π(1 − h) (Rao-Blackwellised: the
+# path's own probability, not its 0/1 outcome). The realised path's value stays beside it.
 
-def _write_truth(folder: Path, f: _Firms, h: SimpleNamespace, clock: _Clock) -> None:
-    """truth.parquet: P(newly recognised at the tier within four quarters) = 1 − Π(1 − h_{q+k}),
-    per (uscc, quarter, tier) for every firm registered by the quarter's end, with h_{q+k} zero
-    while a title held at q is still valid; `holds` says whether the firm held the tier at q's end
-    (such rows are not candidates for the tier). latent.parquet: the latent quality. Written in
-    chunks of firms, text columns as dictionaries (fast at a million firms) stored as strings."""
+def _write_truth(folder: Path, st: SimpleNamespace, rng: np.random.Generator, paths: int) -> dict:
+    """truth.parquet per (uscc, quarter, tier) for every firm registered by the quarter's end:
+    `probability` the Monte Carlo P_q, `probability_path` 1 − Π(1 − h) along the realised path
+    (h zero while a title held at q is still valid), `holds` whether the firm held the tier at
+    q's end (such rows are not candidates for the tier). latent.parquet: the latent quality.
+    Written in chunks of firms, text columns as dictionaries (fast at a million firms) stored as
+    strings. Returns the Monte Carlo standard errors' summary over candidate rows."""
+    f, clock = st.f, st.clock
     quarters = pl.Series([str(Quarter.from_index(t)) for t in clock.window]).to_arrow()
     tiers = pl.Series(list(MAIN_TIERS)).to_arrow()
     ends = _quarter_end(np.array(clock.window))
-    window_q = np.array(clock.window)[:, None, None]
     n_tiers = len(MAIN_TIERS)
     per_firm = clock.w * n_tiers
-    chunk = max(1, 8_000_000 // per_firm)
-    writer = None
+    chunk = max(1, min(8_000_000 // per_firm, 400_000 // paths))
+    writer, se_sum, se_max, rows = None, 0.0, 0.0, 0
     for lo in range(0, f.n, chunk):
         hi = min(f.n, lo + chunk)
-        expires = h.expires[:, :, lo:hi]
-        log_survival = np.zeros(expires.shape, dtype=np.float64)
-        for k in range(1, HORIZON + 1):
-            hazard = h.hazards[k - 1: k - 1 + clock.w, :, lo:hi]
-            log_survival += np.log1p(-np.minimum(hazard, 0.999999)) * (window_q + k >= expires)
-        prob = (-np.expm1(log_survival)).transpose(2, 0, 1)
-        holds = (expires > window_q).transpose(2, 0, 1)
-        registered = (f.founded[lo:hi, None] <= ends[None, :])[:, :, None]
-        registered = np.broadcast_to(registered, prob.shape)
+        path = _realised_probabilities(st.h, clock, lo, hi).transpose(2, 0, 1)
+        mean, se = (x.transpose(2, 0, 1) for x in _expected_probabilities(st, lo, hi, rng, paths))
+        holds = st.h.expires[:, :, lo:hi] > np.array(clock.window)[:, None, None]
+        holds = holds.transpose(2, 0, 1)
+        registered = np.broadcast_to((f.founded[lo:hi, None] <= ends[None, :])[:, :, None],
+                                     mean.shape)
         keep = np.flatnonzero(registered)
+        candidate = (registered & ~holds).ravel()
+        se_sum += float(se.ravel()[candidate].sum())
+        se_max = max(se_max, float(se.ravel()[candidate].max(initial=0.0)))
+        rows += int(candidate.sum())
         table = pa.Table.from_arrays([
             pa.DictionaryArray.from_arrays(_arrow((keep // per_firm).astype(np.int32)),
                                            f.uscc.slice(lo, hi - lo).to_arrow()),
             pa.DictionaryArray.from_arrays(_arrow((keep // n_tiers % clock.w).astype(np.int32)),
                                            quarters),
             pa.DictionaryArray.from_arrays(_arrow((keep % n_tiers).astype(np.int32)), tiers),
-            _arrow(np.ascontiguousarray(prob).ravel()[keep]),
+            _arrow(np.ascontiguousarray(mean).ravel()[keep]),
+            _arrow(np.ascontiguousarray(path).ravel()[keep]),
             pl.Series(np.ascontiguousarray(holds).ravel()[keep]).to_arrow(),
-        ], names=["uscc", "quarter", "tier", "probability", "holds"])
+        ], names=["uscc", "quarter", "tier", "probability", "probability_path", "holds"])
         if writer is None:
             writer = pq.ParquetWriter(folder / "truth.parquet", table.schema, compression="lz4",
                                       store_schema=False)
         writer.write_table(table)
     writer.close()
     pl.DataFrame({"uscc": f.uscc, "latent": f.z}).write_parquet(folder / "latent.parquet")
+    if paths == 1:
+        return {"paths": 1, "standard_error_mean": None, "standard_error_max": None}
+    return {"paths": paths, "standard_error_mean": se_sum / max(rows, 1),
+            "standard_error_max": se_max}
+
+
+def _realised_probabilities(h: SimpleNamespace, clock: _Clock, lo: int, hi: int) -> np.ndarray:
+    """(window quarter, tier, firm) 1 − Π(1 − h_{q+k}) along the realised path."""
+    window_q = np.array(clock.window)[:, None, None]
+    expires = h.expires[:, :, lo:hi]
+    log_survival = np.zeros(expires.shape, dtype=np.float64)
+    for k in range(1, HORIZON + 1):
+        hazard = h.hazards[k - 1: k - 1 + clock.w, :, lo:hi]
+        log_survival += np.log1p(-np.minimum(hazard, 0.999999)) * (window_q + k >= expires)
+    return -np.expm1(log_survival)
+
+
+def _expected_probabilities(st: SimpleNamespace, lo: int, hi: int, rng: np.random.Generator,
+                            paths: int) -> tuple[np.ndarray, np.ndarray]:
+    """(window quarter, tier, firm) Monte Carlo mean of P_q over `paths` re-simulated futures of
+    firms lo…hi−1, and its standard error."""
+    firms = np.arange(lo, hi)
+    shape = (st.clock.w, len(MAIN_TIERS), firms.size)
+    mean, se = np.zeros(shape), np.full(shape, np.nan)
+    for w, qi in enumerate(st.clock.window):
+        p = _path_probabilities(st, firms, paths, qi, _DrawnFuture(rng, st, firms, paths, qi))
+        mean[w] = p.mean(axis=1)
+        if paths > 1:
+            se[w] = p.std(axis=1, ddof=1) / np.sqrt(paths)
+    return mean, se
+
+
+def _firm_view(f, idx: np.ndarray) -> SimpleNamespace:
+    """The firm attributes the hazards and the event rates use, for firms `idx`."""
+    return SimpleNamespace(n=idx.size, z=f.z[idx], industry=f.industry[idx], size=f.size[idx],
+                           founded=f.founded[idx], exit_day=f.exit_day[idx],
+                           found_q=f.found_q[idx], exit_q=f.exit_q[idx])
+
+
+def _closed_year(qi: int) -> int:
+    """The last year whose accounts are closed at quarter qi's end (its Q4 is over)."""
+    return qi // 4 if qi % 4 == 3 else qi // 4 - 1
+
+
+def _path_probabilities(st: SimpleNamespace, firms: np.ndarray, paths: int, qi: int,
+                        future) -> np.ndarray:
+    """(tier, path, firm) 1 − Π_k (1 − h_{qi+k}) along each of `paths` futures after qi's end.
+
+    Everything up to qi's end comes from the simulation `st`; `future` supplies what comes after
+    as (path, firm) arrays: `year(y)` the accounts of a year not closed at qi's end, `ip(s)` and
+    `fin(s)` the IP and financing counts at a later quarter's end, `recognise(j, t, h)` who of
+    the eligible is recognised at main tier j in batch quarter t. What is known at qi's end stays
+    (firm,) and broadcasts, so it is computed once for all paths. A tier's own hazard is taken as
+    long as it has not recognised the firm yet (its own `ever` frozen at qi), so the product is
+    the probability of a first new recognition; the other titles evolve along the path (the
+    ladders)."""
+    clock, shape = st.clock, (paths, firms.size)
+    view = _firm_view(st.f, firms)
+    w = qi - clock.window_start.index
+    length = np.array([TIERS[_K[key]].valid_quarters or _NEVER for key in MAIN_TIERS])
+    length = length[:, None, None]
+    expires = st.h.expires[w][:, None, firms].astype(np.int64)
+    rec = np.broadcast_to(expires - length, (len(MAIN_TIERS), *shape)).copy()
+    ever_q = st.h.ever[w][:, None, firms]
+    ever = np.broadcast_to(ever_q, rec.shape).copy()
+    log_survival = np.zeros(rec.shape)
+    m = {key: i for i, key in enumerate(MAIN_TIERS)}
+    accounts_of: dict[int, dict] = {}
+    for t in range(qi + 1, qi + HORIZON + 1):
+        due = [key for key in MAIN_TIERS if t % 4 + 1 in TIERS[_K[key]].batches]
+        if not due:
+            continue
+        py = t // 4 - 1
+        if py not in accounts_of:
+            accounts_of[py] = _judged_accounts(st.a, firms, py, qi, future)
+        o = _observables(view, accounts_of[py], *_counts_before(st, firms, t, qi, future), t)
+        holds = lambda key, t=t: rec[m[key]] + length[m[key]] >= t
+        new = []
+        for key in due:
+            j = m[key]
+            was = lambda other, own=key: (ever_q if other == own else ever)[m[other]]
+            x, gate = _LOGITS[key](o, holds, was, t)
+            warm = np.float32(_warm_up(key, t, clock))
+            h = (_sigmoid(x) * gate * o.active * warm).astype(np.float32)
+            log_survival[j] += np.log1p(-np.minimum(h, 0.999999)) * (t >= expires[j])
+            new.append((j, future.recognise(j, t, h * (rec[j] + length[j] <= t))))
+        for j, hit in new:
+            rec[j, hit] = t
+            ever[j, hit] = True
+    return -np.expm1(log_survival)
+
+
+def _judged_accounts(a: _Annual, firms: np.ndarray, py: int, qi: int, future) -> dict:
+    """The accounts terms of year py (with py − 1 and py − 2 for growth and 3-year R&D): closed
+    years as simulated, a year not closed at qi's end from `future`."""
+    years = [_year_accounts(a, y, firms) if y <= _closed_year(qi) else future.year(y)
+             for y in (py - 2, py - 1, py)]
+    stacked = {k: np.stack(np.broadcast_arrays(*[y[k] for y in years])) for k in _ACCOUNT_FIELDS}
+    return _accounts(_Annual(py - 2, **stacked), 2)
+
+
+def _counts_before(st: SimpleNamespace, firms: np.ndarray, t: int, qi: int,
+                   future) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """IP and financing counts at the end of quarter t − 1: simulated up to qi, then `future`."""
+    if t - 1 > qi:
+        return future.ip(t - 1), future.fin(t - 1)
+    k = t - 1 - st.clock.h0
+    return (_rows(_at_quarter(st.ip, _IP_COUNTS, k, st.f.n), firms),
+            _rows(_at_quarter(st.fin, _FIN_COUNTS, k, st.f.n), firms))
+
+
+def _year_accounts(a: _Annual, year: int, firms: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: getattr(a, k)[year - a.y0][firms] for k in _ACCOUNT_FIELDS}
+
+
+def _rows(counts: SimpleNamespace, firms: np.ndarray) -> SimpleNamespace:
+    return SimpleNamespace(**{k: v[firms] for k, v in vars(counts).items()})
+
+
+class _DrawnFuture:
+    """`paths` fresh futures after quarter qi's end for a chunk of firms, as (path, firm) arrays
+    (events carry the row p·n + i of firm i on path p), drawn as the generator draws: a new
+    yearly shock on the revenue walk and new yearly ratios for a year not closed at qi's end;
+    the outcome of applications pending at qi's end (grant or refusal and its day, given that
+    neither came by then); new lapse days for patents valid then (the fee lapse is memoryless);
+    new filings and rounds after qi's end at the generator's rates (a Poisson count restricted
+    to the rest of a year is Poisson with the rest's share of the rate); fresh uniforms for the
+    recognitions. Exits stay as drawn: the exit day is a firm parameter of the generator."""
+
+    def __init__(self, rng: np.random.Generator, st: SimpleNamespace, firms: np.ndarray,
+                 paths: int, qi: int) -> None:
+        self.rng, self.st, self.qi, self.paths = rng, st, qi, paths
+        self.firms, self.n, self.shape = firms, firms.size * paths, (paths, firms.size)
+        self.view = _firm_view(st.f, firms)
+        self.years: dict[int, dict[str, np.ndarray]] = {}
+        self.ends = _quarter_end(np.arange(qi, qi + HORIZON))   # qi's end, then q+1…q+3
+        self.ip_at = self._draw_ip()
+        self.fin_at = self._draw_financing()
+
+    def ip(self, s: int) -> SimpleNamespace:
+        return self.ip_at[s - self.qi - 1]
+
+    def fin(self, s: int) -> SimpleNamespace:
+        return self.fin_at[s - self.qi - 1]
+
+    def recognise(self, j: int, t: int, h: np.ndarray) -> np.ndarray:
+        return self.rng.random(self.shape, dtype=np.float32) < h
+
+    def year(self, y: int) -> dict[str, np.ndarray]:
+        if y not in self.years:
+            a, firms, view = self.st.a, self.firms, self.view
+            walk = (a.level[y - 1 - a.y0][firms] + a.trend[firms]
+                    + 0.11 * _normal(self.rng, self.shape))
+            potential = (np.exp(walk) * _ramp(view.founded, np.array([y]))[0]).astype(np.float32)
+            active = _active_quarters(view, y, _founding_fraction(view))[:, None, :]
+            firm = _rows(a.firm, firms)
+            self.years[y] = _year_totals(*_year_draws(self.rng, firm, potential, active))
+        return self.years[y]
+
+    def _new_events(self, rate_of, last_year: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (p·n + i) and days of events after qi's end up to q+3's end, at the (firm, year)
+        rates `rate_of(view, years)`, each uniform over the firm's active days as generated."""
+        lo_day, hi_day = int(self.ends[0]) + 1, int(self.ends[-1])
+        y_from, y_to = int(_quarter_of(lo_day)) // 4, int(_quarter_of(hi_day)) // 4
+        years = np.arange(y_from, y_to + 1)
+        rate = np.minimum(rate_of(self.view, years), 40.0)
+        nc, local = self.firms.size, np.arange(self.firms.size)
+        rows, days = [], []
+        for yi, y in enumerate(years):
+            lo, hi = _active_span(self.view, local, np.full(nc, y), _days(f"{last_year}-12-31"))
+            a, b = np.maximum(lo, lo_day), np.minimum(hi, hi_day)
+            share = np.where((hi >= lo) & (b >= a), (b - a + 1) / np.maximum(hi - lo + 1, 1), 0.0)
+            count = self.rng.poisson(np.tile(rate[:, yi] * share, self.paths))
+            row = np.repeat(np.arange(self.n), count)
+            start, span = a[row % nc], (b - a + 1)[row % nc]
+            rows.append(row)
+            days.append(start + (self.rng.random(row.size) * span).astype(np.int64))
+        row, day = np.concatenate(rows), np.concatenate(days)
+        order = np.lexsort((day, row))
+        return row[order], day[order]
+
+    def _draw_ip(self) -> list[SimpleNamespace]:
+        """IP counts at q+1…q+3's ends: those at q's end, plus grants of pending applications,
+        minus lapses of patents valid then, plus what new filings add."""
+        st, rng, nc, q_end = self.st, self.rng, self.firms.size, int(self.ends[0])
+        ev = _firm_slice(st.ip.events, self.firms)
+        pending = ((ev.filed <= q_end) & (ev.grant_day > q_end)
+                   & ~((ev.grant_day >= _NEVER) & (ev.decided <= q_end)))
+        valid = (ev.grant_day <= q_end) & (ev.lapse > q_end)
+        open_ = np.flatnonzero(pending | valid)
+        row = (np.tile(ev.firm[open_] - self.firms[0], self.paths)
+               + np.repeat(np.arange(self.paths) * nc, open_.size))
+        filed, kind = np.tile(ev.filed[open_], self.paths), np.tile(ev.kind[open_], self.paths)
+        pending = np.tile(pending[open_], self.paths)
+        invention, design = (kind == 1) | (kind == 8), kind == 3
+        grant = np.tile(ev.grant_day[open_], self.paths)
+        grant[pending] = _pending_grant_days(rng, self.view.z[row[pending] % nc], filed[pending],
+                                             invention[pending], design[pending], q_end)
+        unpaid = (rng.exponential(1, row.size) / _lapse_rate(invention, design)
+                  * 365.25).astype(np.int64)
+        lapse = np.minimum(np.where(pending, grant + unpaid, q_end + 1 + unpaid),
+                           filed + _term(invention))
+        new_row, new_filed = self._new_events(_patent_rate, st.clock.y1)
+        new_kind, new_grant, _, new_lapse = _patent_fates(rng, self.view, new_row % nc, new_filed)
+        new_inv = (new_kind == 1) | (new_kind == 8)
+        # Only what changes within the horizon matters: keep those rows.
+        last = self.ends[-1]
+        moves = np.flatnonzero(np.where(pending, grant <= last, lapse <= last))
+        row, pending, invention = row[moves], pending[moves], invention[moves]
+        grant, lapse = grant[moves], lapse[moves]
+        known = _rows(_at_quarter(st.ip, _IP_COUNTS, self.qi - st.clock.h0, st.f.n), self.firms)
+        out = []
+        for end in self.ends[1:]:
+            def count(rows, mask):
+                return np.bincount(rows[mask], minlength=self.n).reshape(self.shape)
+            gained = pending & (grant <= end) & (lapse > end)
+            lost = ~pending & (lapse <= end)
+            new_valid = (new_grant <= end) & (new_lapse > end)
+            inv = (known.inv_valid + count(row, gained & invention) - count(row, lost & invention)
+                   + count(new_row, new_valid & new_inv))
+            out.append(SimpleNamespace(
+                inv_valid=inv.astype(np.int16),
+                valid=(known.valid + count(row, gained) - count(row, lost)
+                       + count(new_row, new_valid)).astype(np.int16),
+                applied=(known.applied + count(new_row, new_filed <= end)).astype(np.int16)))
+        return out
+
+    def _draw_financing(self) -> list[SimpleNamespace]:
+        """Valuation and equity raised in three years at q+1…q+3's ends: new rounds continue the
+        firm's sequence of rounds (round names, hence amounts, depend on how many came before)."""
+        st, nc, q_end = self.st, self.firms.size, int(self.ends[0])
+        ev = _firm_slice(st.fin.events, self.firms)
+        before = np.bincount(ev.firm[ev.day <= q_end] - self.firms[0], minlength=nc)
+        row, day = self._new_events(_financing_rate, st.clock.y1)
+        local = row % nc
+        rnd = _round_of(self.view, local, day, before[local] + _rank_in_runs(row))
+        amount, post = _round_money(self.rng, self.view, local, rnd)
+        firms, kq = self.firms, self.qi - st.clock.h0
+        known = _rows(_at_quarter(st.fin, _FIN_COUNTS, kq, st.f.n), firms)
+        out = []
+        for s, end in enumerate(self.ends[1:], start=1):
+            done = np.flatnonzero(day <= end)
+            last = done[np.r_[row[done][1:] != row[done][:-1], True]] if done.size else done
+            valuation = np.broadcast_to(known.valuation, self.shape).copy()
+            valuation.ravel()[row[last]] = post[last]
+            k_old = kq + s - 12
+            since = (st.fin.raised_cum[kq][firms]
+                     - (st.fin.raised_cum[k_old][firms] if k_old >= 0 else 0))
+            raised = since + np.bincount(row[done], weights=amount[done],
+                                         minlength=self.n).reshape(self.shape)
+            out.append(SimpleNamespace(valuation=valuation.astype(np.float32),
+                                       raised_3y=raised.astype(np.float32)))
+        return out
+
+
+def _firm_slice(events: SimpleNamespace, firms: np.ndarray) -> SimpleNamespace:
+    """The events (sorted by firm) of the contiguous firms `firms`."""
+    lo, hi = np.searchsorted(events.firm, [firms[0], firms[-1] + 1])
+    return SimpleNamespace(**{k: v[lo:hi] for k, v in vars(events).items()})
+
+
+def _pending_grant_days(rng, z, filed, invention, design, q_end: int) -> np.ndarray:
+    """Grant day (_NEVER if refused) of applications neither granted nor refused by q_end: grant
+    with p·S_g / (p·S_g + (1 − p)·S_r), S the chance each uniform delay outlasts the wait so far,
+    then the delay uniform over what is left of its range."""
+    m = filed.size
+    waited = (q_end - filed + 1).astype(np.float64)   # delays are whole days: ≥ this to be open
+    def outlasts(ranges):
+        lo = np.where(invention, ranges["invention"][0],
+                      np.where(design, ranges["design"][0], ranges["utility"][0]))
+        hi = np.where(invention, ranges["invention"][1],
+                      np.where(design, ranges["design"][1], ranges["utility"][1]))
+        return np.clip((hi - waited) / (hi - lo), 0, 1), np.maximum(lo, waited), hi
+    s_grant, low, high = outlasts(_GRANT_DELAY)
+    s_refuse, _, _ = outlasts(_REFUSAL_DELAY)
+    p = _grant_probability(z, invention, design) * s_grant
+    denominator = p + (1 - _grant_probability(z, invention, design)) * s_refuse
+    p = np.divide(p, denominator, out=np.zeros(m), where=denominator > 0)
+    granted = rng.random(m) < p
+    delay = low + rng.random(m) * (high - low)
+    return np.where(granted, filed + delay.astype(np.int64), _NEVER)
 
 
 def _arrow(values: np.ndarray) -> pa.Array:

@@ -4,15 +4,16 @@ A 4,000-firm city over 16 quarters, validated strictly out of time on three roll
 (each model trained only on rows whose outcome window closed before its tuning quarter). Three
 yardsticks on the same validation rows, per main tier:
 
-- the true probabilities (what the generator used to draw the recognitions);
+- the true probabilities: what the generator knows at the quarter's end (every firm's latent
+  quality and full state) turned into the probability of a new recognition within four quarters
+  by re-simulating the future after the quarter TRUTH_PATHS times (pipelines/synth.py);
 - the best any model can do with tidu's features at the quarter's end: a LightGBM regression of
   the true probability on those features (no label noise), fitted on the training quarters;
 - the rule-points baseline (eligible first, then points).
 
-The generator's probability of a recognition within four quarters is computed from the firm's
-*future* path (its accounts for the year in progress, patents and financing still to come), so
-no model that only sees the quarter's end can reach its AUC; the regression measures how much of
-that is out of reach (docs/model.md gives the numbers).
+The truth knows the latent quality and the state tidu's features only partly show, so it ranks
+above the regression; the gap between them is what the features cannot see, the gap between tidu
+and the regression what training leaves on the table (docs/model.md gives the numbers).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scoring.model import DEFAULT_PARAMS, HORIZON, PromotionModel, _quarter_inde
 from scoring.rules import evaluate, load_rulebooks
 
 FIRMS, SEED, END = 4000, 1, Quarter(2025, 4)
+TRUTH_PATHS = 64                     # Monte Carlo futures per quarter behind the truth
 VALIDATION = [END - HORIZON - 2, END - HORIZON - 1, END - HORIZON]   # the last three complete quarters
 MAIN_TIERS = ["innovative_sme", "specialised_sme", "high_tech_enterprise", "tech_sme", "eaglet", "gazelle"]
 RULE_TIERS = ["innovative_sme", "specialised_sme"]   # tiers whose rules give points (tech_sme: see below)
@@ -41,13 +43,15 @@ RULE_TIERS = ["innovative_sme", "specialised_sme"]   # tiers whose rules give po
 def city(tmp_path_factory) -> pl.DataFrame:
     """Model rows of the city with labels, rule verdicts and the true probability."""
     drop, out = tmp_path_factory.mktemp("truth_drop"), tmp_path_factory.mktemp("truth_out")
-    synthesize(drop, enterprises=FIRMS, quarters=16, seed=SEED, end_quarter=END, fmt="parquet")
+    synthesize(drop, enterprises=FIRMS, quarters=16, seed=SEED, end_quarter=END, fmt="parquet",
+               truth_paths=TRUTH_PATHS)
     tables, report = check_drop(drop, out, None, Timer())
     tables = load_warehouse(out / "w.duckdb", tables, report)
     panel = build_features(tables, END)
     rules = evaluate(panel.filter(pl.col("quarter").is_in([str(v) for v in VALIDATION])), load_rulebooks())
     truth = pl.read_parquet(drop / "_synth" / "truth.parquet").select(
-        "uscc", "quarter", pl.col("tier").cast(pl.Utf8), pl.col("probability").alias("truth"))
+        "uscc", "quarter", pl.col("tier").cast(pl.Utf8), pl.col("probability").alias("truth"),
+        pl.col("probability_path").alias("truth_path"))
     return (with_features(model_rows(panel, rules), panel)
             .join(make_labels(panel, tables["honors"], END), on=["uscc", "quarter", "tier"], how="left")
             .join(truth.with_columns(pl.col("uscc", "quarter").cast(pl.Utf8)),
@@ -70,7 +74,8 @@ def scores(city) -> pl.DataFrame:
         assert valid.height == model.validation_.height
         parts.append(valid.with_columns(rule_score().alias("rules"),
                                         pl.Series("ceiling", _ceiling(model, city, v, valid)))
-                     .select("uscc", "quarter", "tier", "label", "p", "ceiling", "truth", "rules"))
+                     .select("uscc", "quarter", "tier", "label", "p", "ceiling", "truth",
+                             "truth_path", "rules"))
     return pl.concat(parts)
 
 
@@ -94,7 +99,7 @@ def _table(scores: pl.DataFrame) -> dict[str, dict[str, float]]:
     out = {}
     for tier in MAIN_TIERS:
         part = scores.filter(pl.col("tier") == tier)
-        out[tier] = {c: _auc(part, c) for c in ("p", "ceiling", "truth", "rules")}
+        out[tier] = {c: _auc(part, c) for c in ("p", "ceiling", "truth", "truth_path", "rules")}
         out[tier]["positives"] = int(part.get_column("label").sum())
     return out
 
@@ -117,6 +122,15 @@ def test_model_beats_the_rule_points_baseline(scores):
     assert _auc(scores, "p") > _auc(scores, "rules") + 0.1
 
 
+@pytest.mark.xfail(strict=True, reason="issue 5 open: 创新型 0.031, 科技型 0.037, 雏鹰 0.038 below the truth's AUC "
+                                       "(docs/model.md); strict, so that meeting the bar fails here until the mark goes")
+def test_model_comes_within_003_of_the_true_probabilities(scores):
+    """Issue 5's bar: on every main tier tidu's out-of-time AUC is within 0.03 of the AUC of the
+    probabilities the generator knows at the quarter's end."""
+    for tier, row in _table(scores).items():
+        assert row["p"] >= row["truth"] - 0.03, (tier, row)
+
+
 def test_model_comes_within_003_of_what_its_features_allow(scores):
     """The part of the known-truth gap that model training controls: label noise and sample size."""
     for tier, row in _table(scores).items():
@@ -124,6 +138,7 @@ def test_model_comes_within_003_of_what_its_features_allow(scores):
 
 
 def test_truth_ranks_best_and_the_ceiling_sits_between(scores):
-    """Sanity of the yardsticks: the future-informed truth beats the features-only ceiling."""
+    """Sanity of the yardsticks: the truth, which knows the latent quality, beats the
+    features-only ceiling (a regression of the truth itself on tidu's features)."""
     for tier, row in _table(scores).items():
         assert row["truth"] >= row["ceiling"] - 0.005, (tier, row)
