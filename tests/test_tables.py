@@ -24,6 +24,16 @@ def test_csv_has_bom_and_neutralised_text(tmp_path):
     assert "'=HYPERLINK" in data.decode("utf-8-sig")
 
 
+def test_csv_written_to_the_file_is_the_text_of_the_frame(tmp_path):
+    """Written straight to the file: the same bytes as the whole CSV text with the BOM before it,
+    a column without formula text left as it is, a column with one rewritten."""
+    frame = pl.DataFrame({"name": ["甲", None, "-负", "乙,丙"], "note": ["a", "b", None, "c\nd"],
+                          "p": [0.1234567891, None, 1e-9, 2.0]})
+    path = write_csv(frame, tmp_path / "x.csv")
+    expected = frame.with_columns(pl.Series("name", ["甲", None, "'-负", "乙,丙"])).write_csv(float_precision=6)
+    assert path.read_bytes() == b"\xef\xbb\xbf" + expected.encode("utf-8")
+
+
 def test_xlsx_one_sheet_per_tier_with_chinese_headers(tmp_path):
     cands = pl.DataFrame({
         "uscc": ["A", "B"], "name": [EVIL, "乙"], "district": ["环科园", "经开区"],
