@@ -211,8 +211,8 @@ def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.Data
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
-    """Rules for the scored quarter and the model's tuning and validation quarters (the rule-points
-    baseline and the backtest compare against those); earlier quarters feed nothing.
+    """Rules for the scored quarter and the model's validation quarter (the rule-points baseline and
+    the backtest compare against it); earlier quarters, the tuning quarter among them, feed nothing.
 
     Kept: the verdict (eligible, eligible_if_unknowns_hold, points) of every row and the texts
     (gaps, needs_review) of the scored quarter, the only ones the run reads, as categoricals (they
@@ -225,7 +225,7 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
-    recent = panel.filter(pl.col("quarter") >= str(quarter - (HORIZON + 1)))
+    recent = panel.filter(pl.col("quarter") >= str(quarter - HORIZON))
     scored = pl.col("quarter") == str(quarter)
     parts = []
     for start in range(0, max(recent.height, 1), RULE_SLICE):
@@ -319,8 +319,6 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
     from features.catalog import load_catalog, model_features
     from scoring.model import DEFAULT_PARAMS, PromotionModel, score_metrics
 
-    scored_quarter = pl.col("quarter") == str(opts.quarter)
-    now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
     if opts.model is not None:  # scoring only: the scored quarter's rows are all that is read
         model = PromotionModel.load(opts.model)
     else:
@@ -331,6 +329,9 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
             model_keys(panel, rules, honors, opts.quarter), opts.quarter,
             panel=panel.select("uscc", "quarter", *features))
         model.save(opts.out / "model")
+    # after training: at a province's size its 7M text rows would sit beside the training frames
+    scored_quarter = pl.col("quarter") == str(opts.quarter)
+    now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
     baseline = _rule_baseline(model, score_metrics)
     return model, now, baseline
 
