@@ -280,7 +280,7 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
     model_rows with make_labels — built a tier at a time from the panel's holdings, so that a
     province's ~60M rows never exist as text keys (those and their joins outgrew 20 GB at 1M firms).
     The rule verdict stays in `rules`; the model joins it to the rows it keeps (validation)."""
-    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, _recognitions, tier_code
+    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, recognitions, tier_code
 
     uscc = panel.get_column("uscc")
     firms = uscc.unique(maintain_order=True)
@@ -295,7 +295,7 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
     base = panel.select(number.alias("_f"), _quarter_index().cast(pl.Int32).alias("_qi"), _operating().alias("_on"),
                         *holds)
     numbered = pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32, eager=True)})
-    recognised = (_recognitions(honors).join(numbered, on="uscc", how="inner")
+    recognised = (recognitions(honors).join(numbered, on="uscc", how="inner")
                   .select("_f", tier_code("tier"), pl.col("rq").cast(pl.Int32)))
     complete = pl.col("_qi") + HORIZON <= quarter.index
     parts = []

@@ -54,7 +54,7 @@ class HistoryTooShort(ValueError):
 def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter,
                 horizon: int = HORIZON) -> pl.DataFrame:
     """(uscc, quarter, tier, label): label null when the outcome window is not complete."""
-    keys = _recognitions(honors)
+    keys = recognitions(honors)
     rows = candidate_keys(panel)
     hits = (rows.join(keys, on=["uscc", "tier"], how="inner")
             .filter((pl.col("rq") > pl.col("_qi")) & (pl.col("rq") <= pl.col("_qi") + horizon))
@@ -92,7 +92,7 @@ def _quarter_index() -> pl.Expr:
     return pl.col("quarter").str.slice(0, 4).cast(pl.Int64) * 4 + pl.col("quarter").str.slice(5, 1).cast(pl.Int64) - 1
 
 
-def _recognitions(honors: pl.DataFrame) -> pl.DataFrame:
+def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
     """(uscc, tier, rq): every recognition at a scored tier with the index of its quarter."""
     from scoring.tiers import honor_key
 

@@ -223,6 +223,19 @@ def test_integer_keys_are_the_text_keys_row_for_row(city, integer_keys):
     assert keys.frame.schema["_f"] == pl.UInt32 and keys.frame.schema["_t"] == pl.UInt8
 
 
+def test_integer_keys_of_a_panel_out_of_order_are_the_same_keys(inputs, integer_keys):
+    """The run's panel comes sorted by credit code (a firm's number is then its run); a panel in
+    another order is numbered by a join instead, to the same keys and labels."""
+    from pipelines.run import model_keys
+
+    _, _, panel, rules, honors = inputs
+    keys, _ = integer_keys
+    shuffled = model_keys(panel.sample(fraction=1.0, shuffle=True, seed=5), rules, honors, END)
+    assert shuffled.firms.equals(keys.firms)
+    on = ["uscc", "quarter", "tier"]
+    assert shuffled.text(shuffled.frame).sort(on).equals(keys.text(keys.frame).sort(on))
+
+
 def test_integer_keys_train_the_same_model_as_text_keys(city, integer_keys):
     _, _, _, model = city
     keys, panel = integer_keys
