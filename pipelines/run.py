@@ -280,21 +280,18 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
     model_rows with make_labels — built a tier at a time from the panel's holdings, so that a
     province's ~60M rows never exist as text keys (those and their joins outgrew 20 GB at 1M firms).
     The rule verdict stays in `rules`; the model joins it to the rows it keeps (validation)."""
-    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, recognitions, tier_code
+    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, firm_numbers, recognitions, tier_code
 
     uscc = panel.get_column("uscc")
     firms = uscc.unique(maintain_order=True)
-    if uscc.is_sorted() and firms.is_sorted():  # the panel's order (uscc, quarter): a firm's number is its run's
-        number = uscc.rle_id().cast(pl.UInt32)
-    else:
-        firms = firms.sort()
-        number = uscc.to_frame().join(pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32,
-                                                                                      eager=True)}),
-                                      on="uscc", how="left", maintain_order="left").get_column("_f")
+    sorted_panel = uscc.is_sorted() and firms.is_sorted()   # the panel's order (uscc, quarter)
+    numbered = firm_numbers(firms if sorted_panel else firms.sort())
+    firms = numbered.get_column("uscc")
+    number = (uscc.rle_id().cast(pl.UInt32) if sorted_panel  # a firm's number is its run's
+              else uscc.to_frame().join(numbered, on="uscc", how="left", maintain_order="left").get_column("_f"))
     holds = [f"holds_{t}" for t in TIER_KEYS if f"holds_{t}" in panel.columns]
     base = panel.select(number.alias("_f"), _quarter_index().cast(pl.Int32).alias("_qi"), _operating().alias("_on"),
                         *holds)
-    numbered = pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32, eager=True)})
     recognised = (recognitions(honors).join(numbered, on="uscc", how="inner")
                   .select("_f", tier_code("tier"), pl.col("rq").cast(pl.Int32)))
     complete = pl.col("_qi") + HORIZON <= quarter.index
@@ -329,20 +326,12 @@ def train_or_load(panel, rules, honors, opts: RunOptions):
             model_keys(panel, rules, honors, opts.quarter), opts.quarter,
             panel=panel.select("uscc", "quarter", *features))
         model.save(opts.out / "model")
-    # after training: at a province's size its 7M text rows would sit beside the training frames
+    # After training (at a province's size its 7M text rows would sit beside the training frames);
+    # no labels: the scored quarter's outcome window has not begun.
     scored_quarter = pl.col("quarter") == str(opts.quarter)
-    now = _labelled_model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter), honors, opts.quarter)
+    now = model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter))
     baseline = _rule_baseline(model, score_metrics)
     return model, now, baseline
-
-
-def _labelled_model_rows(panel, rules, honors, quarter: Quarter) -> pl.DataFrame:
-    """model_rows with their labels (as text keys: the scored quarter's rows)."""
-    from scoring.model import make_labels
-
-    rows = model_rows(panel, rules)
-    labels = make_labels(panel.select("uscc", "quarter", pl.selectors.starts_with("holds_")), honors, quarter)
-    return rows.join(labels, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
 
 
 def _rule_baseline(model, score_metrics) -> dict:

@@ -130,17 +130,16 @@ class ModelKeys:
     frame: pl.DataFrame
     firms: pl.Series
     source: pl.DataFrame | None = None
-    verdict: pl.DataFrame | None = None   # the rules (uscc, quarter, tier, eligible, …) for `rows(verdict=True)`
+    verdict: pl.DataFrame | None = None   # the rules (uscc, quarter, tier, eligible, …), for `verdict_of`
 
     @classmethod
     def from_rows(cls, rows: pl.DataFrame) -> ModelKeys:
-        firms = rows.get_column("uscc").unique().sort()
-        number = pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32, eager=True)})
+        number = firm_numbers(rows.get_column("uscc").unique().sort())
         frame = (rows.select("uscc", "quarter", "tier", "label").with_row_index("_row")
                  .join(number, on="uscc", how="left", maintain_order="left")
                  .select("_f", _quarter_index().cast(pl.Int32).alias("_qi"), tier_code("tier"),
                          pl.col("label").cast(pl.Int8), "_row"))
-        return cls(frame, firms, source=rows)
+        return cls(frame, number.get_column("uscc"), source=rows)
 
     def columns(self) -> list[str]:
         return self.source.columns if self.source is not None else ["uscc", "quarter", "tier", "label"]
@@ -158,17 +157,22 @@ class ModelKeys:
             "label": part.get_column("label"),
         })
 
-    def rows(self, part: pl.DataFrame, panel: pl.DataFrame | None, verdict: bool = False) -> pl.DataFrame:
-        """`part` as the model's rows: text keys, label, the source's columns or (with `verdict`)
-        the rule verdict, the subsample weight _w when `part` has one, then the panel's columns."""
+    def rows(self, part: pl.DataFrame, panel: pl.DataFrame | None, verdict: pl.DataFrame | None = None
+             ) -> pl.DataFrame:
+        """`part` as the model's rows: text keys, label, the source's columns (or the `verdict`
+        of `verdict_of`), the subsample weight _w when `part` has one, then the panel's columns."""
         out = self.source.gather(part["_row"]) if self.source is not None else self.text(part)
-        if verdict and self.source is None and self.verdict is not None:
-            quarters = out.get_column("quarter").unique()
-            out = out.join(rule_verdict(self.verdict.filter(pl.col("quarter").is_in(quarters.implode()))),
-                           on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
+        if verdict is not None:
+            out = out.join(verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
         if "_w" in part.columns:
             out = out.with_columns(part.get_column("_w"))
         return with_features(out, panel)
+
+    def verdict_of(self, quarter: int) -> pl.DataFrame | None:
+        """The rule verdict (rule_verdict) of one quarter, for keys that carry none of their own."""
+        if self.source is not None or self.verdict is None:
+            return None
+        return rule_verdict(self.verdict.filter(pl.col("quarter") == str(Quarter.from_index(quarter))))
 
     def draws(self, part: pl.DataFrame, seed: int, chunk: int = 2_000_000) -> pl.Series:
         """Each row's subsampling draw in [0, 10⁶): a hash of its text keys and the seed, so which
@@ -191,6 +195,11 @@ class ModelKeys:
             rows = self.text(part.gather(order.slice(start, chunk)))
             digest.update(rows.write_csv(include_header=start == 0).encode())
         return digest.hexdigest()[:16]
+
+
+def firm_numbers(firms: pl.Series) -> pl.DataFrame:
+    """(uscc, _f): each credit code of `firms` (in the order given) with its number."""
+    return pl.DataFrame({"uscc": firms, "_f": pl.int_range(firms.len(), dtype=pl.UInt32, eager=True)})
 
 
 def tier_code(column: str) -> pl.Expr:
@@ -290,13 +299,17 @@ class PromotionModel:
         del parts, tr, tu
         self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy(),
                                                  tune.get_column("_w").to_numpy())
-        margin = np.concatenate([self.margin(keys.rows(valid.slice(i, PREDICT_CHUNK), panel))
-                                 for i in range(0, max(valid.height, 1), PREDICT_CHUNK)])
-        # Out-of-time predictions of the validation model, kept for the metrics and the backtest.
-        self.validation_ = keys.rows(valid, None, verdict=True).with_columns(
-            pl.Series("p", self.calibrator_.predict(margin))).select(
-            "uscc", "quarter", "tier", "label", "p",
-            *[c for c in ("rule_points", "rule_eligible") if c in keys.columns() or keys.verdict is not None])
+        # Out-of-time predictions of the validation model, kept for the metrics and the backtest;
+        # the quarter's rows are made PREDICT_CHUNK at a time, their features joined and let go.
+        verdict, kept, margins = keys.verdict_of(test_q), [], []
+        for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
+            part = keys.rows(valid.slice(i, PREDICT_CHUNK), None, verdict)
+            margins.append(self.margin(with_features(part, panel)))
+            kept.append(part.select("uscc", "quarter", "tier", "label",
+                                    *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
+        self.validation_ = pl.concat(kept).with_columns(
+            pl.Series("p", self.calibrator_.predict(np.concatenate(margins)))).select(
+            "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
         self.metrics_ = _metrics(self.validation_)
         # Refit every booster on every complete quarter with its validated number of rounds.
         train_span, train_rows = _quarter_span(train), train.height
