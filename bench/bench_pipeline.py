@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("read", "contracts", "warehouse", "features", "rules", "train", "score", "explain", "allocate",
+STAGES = ("read", "contracts", "warehouse", "features", "rules", "train", "explain", "allocate",
           "report", "pdf")
 
 

@@ -134,10 +134,8 @@ def run_quarter(opts: RunOptions) -> Manifest:
     scored_quarter = pl.col("quarter") == str(opts.quarter)
     panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
     _return_freed_memory()
-    with timer.stage("score"):
-        scored = score(model, rows, panel, rules, opts.quarter)
-    with timer.stage("explain"):
-        candidates = explain_and_rank(model, scored, panel, opts.quarter, out)
+    with timer.stage("explain"):   # scores and explanations in one pass
+        candidates = score_and_explain(model, rows, panel, rules, opts.quarter, out)
     backtest_table(model).write_parquet(out / "tables" / "backtest.parquet")
     with timer.stage("allocate"):
         allocation = allocate_budget(candidates, panel, opts)
@@ -349,18 +347,55 @@ def _rule_baseline(model, score_metrics) -> dict:
     return out
 
 
-def score(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter) -> pl.DataFrame:
-    """The scored quarter's rows (keys, rule inputs, name, district, probability, rule verdict).
-    The model's features are joined to SLICE rows at a time and dropped again: at a province's
-    size the quarter's rows × every panel column would not fit (8M rows × ~90 columns)."""
+def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter,
+                      out: Path) -> pl.DataFrame:
+    """The scored quarter's ranked candidates with their probabilities and reasons, global
+    importance and the SHAP tables, in one pass over SLICE rows at a time.
+
+    A row's exact SHAP values and base value add up to its log-odds (TreeSHAP is additive), so the
+    probability is the calibrated sum: no second pass through the trees to predict (at a province's
+    7M rows that pass took 65–90 s). Of each slice only the reasons text, the log-odds, the running
+    Σ|SHAP| and the sampled rows' values are kept (one (n × F) matrix of 7M rows would be ~6 GB,
+    twice with the design matrix); the top-ranked rows' values for their waterfalls are computed
+    again once the ranking is known (N_TOP_EXPLAINED a tier)."""
+    from scoring.explain import AbsoluteSum, importance_table, reasons, reasons_series
+    from scoring.ranking import rank_candidates
+
     now = rows.filter(pl.col("quarter") == str(quarter))
     firms = panel.filter(pl.col("quarter") == str(quarter))
-    probability = np.concatenate([model.predict_proba(part) for part in _with_features_in_slices(now, firms)])
+    n = now.height
+    sample = _shap_sample_rows(n)
+    margins, texts, kept_c, kept_x, names, total = [], [], [], [], None, None
+    for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(now, firms), strict=True):
+        contrib, x, names = model.contributions(part)
+        margins.append(contrib.sum(axis=1))
+        # (no rows: the text column of before, an empty list)
+        texts.append(reasons_series(contrib, x, names) if n else pl.Series("reasons", reasons(contrib, x, names)))
+        if total is None:
+            total = AbsoluteSum(len(names))
+        total.add(contrib)
+        mine = sample[(sample >= start) & (sample < start + len(part))] - start
+        kept_c.append(contrib[mine])
+        kept_x.append(x[mine])
+        del contrib, x, part
     verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
         "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", *[pl.col(c).cast(pl.Utf8) for c in TEXTS])
-    return (now.join(firms.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
-            .with_columns(pl.Series("probability", probability))
-            .join(verdict, on=["uscc", "tier"], how="left", maintain_order="left"))
+    scored = (now.join(firms.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
+              .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins))))
+              .join(verdict, on=["uscc", "tier"], how="left", maintain_order="left"))
+    text = pl.concat(texts).alias("reasons")
+    ranked = rank_candidates(scored.with_row_index("_i").with_columns(text), keep=["_i"])
+    top = _top_rows(scored, ranked)
+    # the top rows' values: from the sample where it holds them, else computed for them alone
+    extra = np.setdiff1d(top.get_column("_i").to_numpy(), sample).astype(np.int64)
+    if len(extra):
+        contrib, x, _ = model.contributions(next(_with_features_in_slices(now[extra], firms)))
+        kept_c.append(contrib)
+        kept_x.append(x)
+    at = {int(i): k for k, i in enumerate(np.concatenate([sample, extra]))}
+    importance_table(total.mean(), names).write_parquet(out / "tables" / "shap_global.parquet")
+    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out)
+    return ranked.drop("_i")
 
 
 def _with_features_in_slices(rows: pl.DataFrame, firms: pl.DataFrame):
@@ -369,41 +404,6 @@ def _with_features_in_slices(rows: pl.DataFrame, firms: pl.DataFrame):
 
     for start in range(0, max(rows.height, 1), SLICE):
         yield with_features(rows.slice(start, SLICE), firms)
-
-
-def explain_and_rank(model, scored: pl.DataFrame, panel: pl.DataFrame, quarter: Quarter, out: Path) -> pl.DataFrame:
-    """Reasons, global importance and the SHAP tables, computed SLICE rows at a time: only the
-    reasons text, the running Σ|SHAP| and the contribution rows of the sampled and top-ranked
-    rows are kept (one (n × F) matrix of a province's 8M rows would be ~6 GB, twice with the
-    design matrix). The ranking does not read the reasons, so the top rows are known before."""
-    from scoring.explain import AbsoluteSum, importance_table, reasons, reasons_series
-    from scoring.ranking import rank_candidates
-
-    firms = panel.filter(pl.col("quarter") == str(quarter))
-    n = scored.height
-    ranked = rank_candidates(scored.with_row_index("_i").with_columns(pl.lit(None, pl.Utf8).alias("reasons")),
-                             keep=["_i"])
-    sample = _shap_sample_rows(n)
-    top = _top_rows(scored, ranked)
-    wanted = np.union1d(sample, top.get_column("_i").to_numpy()).astype(np.int64)
-    texts, kept_c, kept_x, names, total = [], [], [], None, None
-    for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(scored, firms), strict=True):
-        contrib, x, names = model.contributions(part)
-        # (no rows: the text column of before, an empty list)
-        texts.append(reasons_series(contrib, x, names) if n else pl.Series("reasons", reasons(contrib, x, names)))
-        if total is None:
-            total = AbsoluteSum(len(names))
-        total.add(contrib)
-        mine = wanted[(wanted >= start) & (wanted < start + len(part))] - start
-        kept_c.append(contrib[mine])
-        kept_x.append(x[mine])
-        del contrib, x, part
-    text = pl.concat(texts).alias("reasons")
-    candidates = ranked.with_columns(text.gather(ranked.get_column("_i")) if n else text).drop("_i")
-    importance_table(total.mean(), names).write_parquet(out / "tables" / "shap_global.parquet")
-    at = {int(i): k for k, i in enumerate(wanted)}
-    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out)
-    return candidates
 
 
 def _shap_sample_rows(n: int) -> np.ndarray:

@@ -45,6 +45,7 @@ MIN_POSITIVES = 20          # fewer positives in the validation window: metrics 
 MAX_TRAIN_ROWS = 1_000_000  # negatives are subsampled (and re-weighted) above this
 MAX_TUNE_ROWS = 1_000_000   # the same for the tuning quarter (early stopping and calibration)
 PREDICT_CHUNK = 500_000     # rows per design matrix when predicting
+MARGIN_DECIMALS = 9         # log-odds are rounded to this many decimals before calibration
 
 
 class HistoryTooShort(ValueError):
@@ -308,7 +309,7 @@ class PromotionModel:
             kept.append(part.select("uscc", "quarter", "tier", "label",
                                     *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
         self.validation_ = pl.concat(kept).with_columns(
-            pl.Series("p", self.calibrator_.predict(np.concatenate(margins)))).select(
+            pl.Series("p", self.calibrate(np.concatenate(margins)))).select(
             "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
         self.metrics_ = _metrics(self.validation_)
         # Refit every booster on every complete quarter with its validated number of rounds.
@@ -377,7 +378,14 @@ class PromotionModel:
         return self._blend(rows, lambda b, n, x: b.predict(x, num_iteration=n, raw_score=True))
 
     def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict(self.margin(rows))
+        return self.calibrate(self.margin(rows))
+
+    def calibrate(self, margin: np.ndarray) -> np.ndarray:
+        """Probabilities from log-odds: the blend's margin, or its SHAP values' row sums, which
+        equal it to ~1e-15 but not bit for bit. Rounded to MARGIN_DECIMALS first, so that rows
+        with the same prediction tie exactly however the sum was added up (ties are then broken
+        by points and credit code, never by the order of additions)."""
+        return self.calibrator_.predict(np.round(margin, MARGIN_DECIMALS))
 
     def contributions(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Exact SHAP values of the blended log-odds, (n, F+1) with the base value last, plus the

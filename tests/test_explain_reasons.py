@@ -73,7 +73,8 @@ def test_sum_over_slices_gives_the_mean_of_the_whole_matrix_bit_for_bit():
 
 class _StubModel:
     """contributions() of a fixed linear "model" on the rows' features: per row, SHAP value of
-    column j = weight_j × x_j (NaN stays NaN), base value last; what explain_and_rank reads."""
+    column j = weight_j × x_j (NaN stays NaN), base value last; calibrate() a logistic of the
+    rounded sum. What score_and_explain reads."""
 
     features = ("revenue_ttm", "rd_intensity_py", "invention_granted_valid", "age_years")
 
@@ -83,11 +84,16 @@ class _StubModel:
         x, names = design_matrix(rows, list(self.features))
         weights = np.linspace(-1.0, 2.0, x.shape[1])
         # C order, as tree_shap and pred_contrib return it (the order NumPy's mean adds in)
-        contrib = np.ascontiguousarray(np.column_stack([x * weights, np.full(len(x), -1.5)]))
+        contrib = np.ascontiguousarray(np.column_stack([np.nan_to_num(x * weights), np.full(len(x), -1.5)]))
         return contrib, x, names
 
+    def calibrate(self, margin: np.ndarray) -> np.ndarray:
+        # coarse, so that many rows tie and the tie-break (points, credit code) is exercised
+        return np.round(1.0 / (1.0 + np.exp(-np.clip(margin / 1000.0, -50, 50))), 2)
 
-def _scored_city(n_firms: int, quarter: str):
+
+def _city(n_firms: int, quarter: str):
+    """The scored quarter's keys, panel and rule verdicts of a made-up city."""
     from scoring.tiers import TIERS
 
     rng = np.random.default_rng(3)
@@ -104,48 +110,61 @@ def _scored_city(n_firms: int, quarter: str):
     keys = pl.DataFrame({"uscc": [u for u in uscc for _ in tiers], "quarter": quarter,
                          "tier": tiers * n_firms})
     m = keys.height
-    scored = keys.with_columns(
-        pl.Series("name", [f"企业{i}" for i in range(n_firms) for _ in tiers]),
-        pl.lit(None, pl.Utf8).alias("district"),
-        pl.Series("probability", np.round(rng.random(m), 2)),  # ties, broken by points and uscc
+    rules = keys.with_columns(
         pl.Series("eligible", rng.random(m) < 0.3),
         pl.Series("eligible_if_unknowns_hold", rng.random(m) < 0.5),
         pl.Series("points", rng.integers(0, 100, m)).cast(pl.Float64),
         pl.lit("").alias("gaps"), pl.lit(False).alias("needs_review"))
-    return scored, panel
+    return keys, panel, rules
 
 
-def test_explain_and_rank_in_slices_equals_one_slice(tmp_path, monkeypatch):
-    """Slicing the scored rows (SLICE) changes none of reasons, candidates, global importance,
-    the SHAP sample and the top rows' waterfalls; and they are the stub model's values."""
+def test_score_and_explain_in_slices_equals_one_slice(tmp_path, monkeypatch):
+    """Slicing the scored rows (SLICE) changes none of probabilities, ranks, reasons, global
+    importance, the SHAP sample and the top rows' waterfalls; and they are the stub model's
+    values: each probability the calibrated sum of the row's SHAP values."""
     from data_contracts.periods import Quarter
     from pipelines import run
 
-    scored, panel = _scored_city(1_700, "2025Q4")
+    keys, panel, rules = _city(1_700, "2025Q4")
     outputs = {}
     for slice_rows in (10**9, 997, 1_000):
         out = tmp_path / str(slice_rows)
         (out / "tables").mkdir(parents=True)
         monkeypatch.setattr(run, "SLICE", slice_rows)
-        candidates = run.explain_and_rank(_StubModel(), scored, panel, Quarter(2025, 4), out)
+        candidates = run.score_and_explain(_StubModel(), keys, panel, rules, Quarter(2025, 4), out)
         outputs[slice_rows] = (candidates, *(pl.read_parquet(out / "tables" / f"shap_{t}.parquet")
                                               for t in ("global", "sample", "top")))
     for slice_rows in (997, 1_000):
         for whole, sliced in zip(outputs[10**9], outputs[slice_rows], strict=True):
             assert_frame_equal(whole, sliced, check_exact=True)
     candidates, glob, sample, top = outputs[10**9]
-    assert candidates.height == scored.height and sample.get_column("row_id").n_unique() == 2_000
-    # the values are the stub's: reasons of a row, and the sample's SHAP = weight × value
-    contrib, x, names = _StubModel().contributions(scored.join(panel.drop("name", "district"),
-                                                               on=["uscc", "quarter"], how="left",
-                                                               maintain_order="left"))
-    expected = dict(zip(zip(scored["uscc"], scored["tier"]), reasons(contrib, x, names), strict=True))
-    got = dict(zip(zip(candidates["uscc"], candidates["tier_key"]), candidates["reasons"], strict=True))
-    assert got == expected and len(set(got.values())) > 100
+    assert candidates.height == keys.height and sample.get_column("row_id").n_unique() == 2_000
+    # the values are the stub's: reasons and probability of a row, the sample's SHAP = weight × value
+    contrib, x, names = _StubModel().contributions(keys.join(panel.drop("name", "district"),
+                                                             on=["uscc", "quarter"], how="left",
+                                                             maintain_order="left"))
+    probability = _StubModel().calibrate(contrib.sum(axis=1))
+    expected = dict(zip(zip(keys["uscc"], keys["tier"]), zip(reasons(contrib, x, names), probability), strict=True))
+    got = dict(zip(zip(candidates["uscc"], candidates["tier_key"]),
+                   zip(candidates["reasons"], candidates["probability"]), strict=True))
+    assert got == expected and len(set(candidates["reasons"])) > 100
+    # ties in probability (the stub is coarse) are broken by points, then credit code
+    ranked = candidates.with_columns(pl.when(pl.col("eligible")).then(0)
+                                     .when(pl.col("eligible_if_unknowns_hold")).then(1).otherwise(2).alias("g"))
+    assert candidates.get_column("probability").n_unique() <= 101
+    for _, part in ranked.group_by("tier_key"):
+        part = part.sort("rank")
+        assert part.get_column("rank").to_list() == list(range(1, part.height + 1))
+        assert_frame_equal(part, part.sort(["g", "probability", "points", "uscc"],
+                                           descending=[False, True, True, False], maintain_order=True))
     row = sample.filter(pl.col("row_id") == sample["row_id"][0])
     i = int(row["row_id"][0])
     assert row["shap"].to_list() == [contrib[i, names.index(f)] for f in row["feature"]]
     assert np.array_equal(glob.sort("feature")["mean_abs_shap"].to_numpy(),
                           np.abs(contrib[:, : len(names)]).mean(axis=0)[np.argsort(names)], equal_nan=True)
+    # the top rows' waterfalls: computed apart for the top rows the sample missed, same values
     assert top.height > 0 and set(top["rank"].to_list()) <= {1, 2, 3}
     assert (top["base_value"] == -1.5).all()
+    position = {k: j for j, k in enumerate(zip(keys["uscc"], keys["tier"]))}
+    for uscc, tier_key, feature, shap in top.select("uscc", "tier_key", "feature", "shap").iter_rows():
+        assert shap == contrib[position[(uscc, tier_key)], names.index(feature)]
