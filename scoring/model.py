@@ -231,19 +231,32 @@ def feature_names(features: list[str], categories: dict[str, list[str]]) -> list
 
 def design_matrix(rows: pl.DataFrame, features: list[str],
                   categories: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Numeric matrix: numbers as floats (booleans 0/1, null NaN), text one-hot, tier one-hots."""
+    """Numeric matrix: numbers as floats (booleans 0/1, null NaN), text one-hot, tier one-hots.
+
+    Written a column at a time into one row-major array: the layout LightGBM (training and
+    prediction) and TreeSHAP read without a copy. Through a Polars frame and its column-major
+    NumPy copy, a 1M-row training matrix (~0.9 GB) was held three times over."""
     categories = categories or {}
-    cols = []
+    names = feature_names(features, categories)
+    x = np.empty((rows.height, len(names)), dtype=np.float64)
+    j = 0
     for f in features:
         if f in categories:
-            cols += [(pl.col(f) == v).fill_null(False).cast(pl.Float64).alias(f"{f}={v}") for v in categories[f]]
+            column = rows.get_column(f)
+            for v in categories[f]:
+                x[:, j] = (column == v).fill_null(False).cast(pl.Float64).to_numpy()
+                j += 1
         elif f in rows.columns and rows.schema[f] != pl.Utf8:
-            cols.append(pl.col(f).cast(pl.Float64))
+            x[:, j] = rows.get_column(f).cast(pl.Float64).to_numpy()   # null → NaN
+            j += 1
         else:
-            cols.append(pl.lit(None, pl.Float64).alias(f))
-    cols += [(pl.col("tier") == t).cast(pl.Float64).alias(f"tier_{t}") for t in TIERS]
-    x = rows.select(cols).to_numpy().astype(np.float64, copy=False)
-    return x, feature_names(features, categories)
+            x[:, j] = np.nan
+            j += 1
+    tier = rows.get_column("tier")
+    for t in TIERS:
+        x[:, j] = (tier == t).cast(pl.Float64).to_numpy()
+        j += 1
+    return x, names
 
 
 @dataclass
@@ -290,16 +303,22 @@ class PromotionModel:
         tuned = set(tune.get_column("tier").unique().to_list())
         own = [t for t in TIERS if positives.get(t, 0) >= MIN_TIER_POSITIVES and t in tuned]
 
-        # Validation model: each booster stops early on the tuning quarter.
-        parts = {None: (train, tune)} | {t: (_of_tier(train, t), _of_tier(tune, t)) for t in own}
+        # Validation model: each booster stops early on the tuning quarter (a tier's rows are
+        # taken out of the pooled frames when its turn comes, not all tiers' at once).
         self.boosters_, self.rounds_ = {}, {}
-        for tier, (tr, tu) in parts.items():
-            booster = self._train(tr, MAX_ROUNDS, tu)
+        for tier in [None, *own]:
+            booster = (self._train(train, MAX_ROUNDS, tune) if tier is None
+                       else self._train(_of_tier(train, tier), MAX_ROUNDS, _of_tier(tune, tier)))
             self.boosters_[tier] = booster
             self.rounds_[tier] = booster.best_iteration or MAX_ROUNDS
-        del parts, tr, tu
         self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy(),
                                                  tune.get_column("_w").to_numpy())
+        tune_span, tune_rows = _quarter_span(tune), tune.height
+        train_span, train_rows = _quarter_span(train), train.height
+        # (1M rows each with every panel column at a province's size) not needed from here
+        del tune
+        if refit:
+            del train
         # Out-of-time predictions of the validation model, kept for the metrics and the backtest;
         # the quarter's rows are made PREDICT_CHUNK at a time, their features joined and let go.
         verdict, kept, margins = keys.verdict_of(test_q), [], []
@@ -313,19 +332,17 @@ class PromotionModel:
             "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
         self.metrics_ = _metrics(self.validation_)
         # Refit every booster on every complete quarter with its validated number of rounds.
-        train_span, train_rows = _quarter_span(train), train.height
         full = keys.rows(_subsample(labeled, MAX_TRAIN_ROWS), panel) if refit else train
         if refit:
-            del train  # the refit frame is the larger one; keep one wide frame in memory
             self.boosters_ = {tier: self._train(full if tier is None else _of_tier(full, tier), self.rounds_[tier])
                               for tier in self.rounds_}
         positives_by_tier = labeled.group_by("_t").agg(pl.col("label").sum())
         self.window_ = {
-            "train_quarters": train_span, "tuning_quarters": _quarter_span(tune),
+            "train_quarters": train_span, "tuning_quarters": tune_span,
             "validation_quarters": _quarter_span(self.validation_),
             "refit_quarters": [str(Quarter.from_index(int(labeled.get_column("_qi").min()))),
                                str(Quarter.from_index(last_labeled))],
-            "rows_train": train_rows, "rows_tuning": tune.height, "rows_validation": valid.height,
+            "rows_train": train_rows, "rows_tuning": tune_rows, "rows_validation": valid.height,
             "rows_refit": full.height,
             "positives_by_tier": {TIER_KEYS[t]: int(n) for t, n in sorted(positives_by_tier.iter_rows(),
                                                                          key=lambda r: TIER_KEYS[r[0]])},
@@ -340,15 +357,15 @@ class PromotionModel:
     def _train(self, rows: pl.DataFrame, rounds: int, tune: pl.DataFrame | None = None) -> lgb.Booster:
         names = self._names()
         params = {**self.params, "monotone_constraints": [self.monotone.get(n, 0) for n in names]}
-        x, _ = self.design(rows)
-        data = lgb.Dataset(x, rows.get_column("label").to_numpy(), feature_name=names,
+        # The matrices are handed over, not kept: LightGBM bins them when training starts and lets
+        # the floats go (free_raw_data), ~0.9 GB each for 1M rows.
+        data = lgb.Dataset(self.design(rows)[0], rows.get_column("label").to_numpy(), feature_name=names,
                            weight=rows.get_column("_w").to_numpy())
         if tune is None:
             return lgb.train(params, data, rounds)
-        x_tu, _ = self.design(tune)
         return lgb.train(params, data, rounds,
-                         valid_sets=[lgb.Dataset(x_tu, tune.get_column("label").to_numpy(), reference=data,
-                                                 weight=tune.get_column("_w").to_numpy())],
+                         valid_sets=[lgb.Dataset(self.design(tune)[0], tune.get_column("label").to_numpy(),
+                                                 reference=data, weight=tune.get_column("_w").to_numpy())],
                          callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
 
     def _names(self) -> list[str]:

@@ -263,3 +263,30 @@ def test_data_hash_is_the_sorted_csv_of_the_labelled_keys(city):
     keys = ModelKeys.from_rows(labeled)
     assert keys.data_hash(keys.frame, chunk=1009) == expected
     assert keys.data_hash(keys.frame.filter(pl.col("_t") != 0)) != expected
+
+
+def test_design_matrix_is_the_rows_as_floats_row_major(city):
+    """The matrix written a column at a time equals, bit for bit (NaN for null), the rows cast to
+    floats as one Polars frame, and is row-major: what LightGBM and TreeSHAP read without a copy."""
+    from scoring.model import TIERS, design_matrix, learn_categories
+
+    _, _, rows, model = city
+    rows = rows.sample(5000, seed=3)
+    features = [*model.features, "not_in_the_rows"]
+    categories = learn_categories(rows, features)
+    assert categories and rows.select(pl.col(model.features[5:]).null_count()).sum_horizontal().item() > 0
+    x, names = design_matrix(rows, features, categories)
+    cols = []
+    for f in features:
+        if f in categories:
+            cols += [(pl.col(f) == v).fill_null(False).cast(pl.Float64).alias(f"{f}={v}") for v in categories[f]]
+        elif f in rows.columns:
+            cols.append(pl.col(f).cast(pl.Float64))
+        else:
+            cols.append(pl.lit(None, pl.Float64).alias(f))
+    cols += [(pl.col("tier") == t).cast(pl.Float64).alias(f"tier_{t}") for t in TIERS]
+    reference = rows.select(cols)
+    assert names == reference.columns
+    assert x.flags.c_contiguous and x.dtype == np.float64
+    assert np.array_equal(x.view(np.int64), reference.to_numpy().view(np.int64))
+    assert np.isnan(x[:, names.index("not_in_the_rows")]).all()
