@@ -81,12 +81,17 @@ def candidate_keys(panel: pl.DataFrame) -> pl.DataFrame:
 
 
 def with_features(rows: pl.DataFrame, panel: pl.DataFrame | None) -> pl.DataFrame:
-    """rows with the panel's columns they lack, joined on (uscc, quarter)."""
+    """rows with the panel's columns they lack, joined on (uscc, quarter).
+
+    The panel is first cut down to the rows' own (uscc, quarter) pairs: joined whole, a
+    province's panel (7.7M rows × 84 columns) took 4.2 GB beyond the result for a 1M-row training
+    frame and 7 s; cut first, 0.1 GB and 2 s, the same frame."""
     if panel is None:
         return rows
     missing = [c for c in panel.columns if c not in rows.columns]
-    return rows.join(panel.select("uscc", "quarter", *missing), on=["uscc", "quarter"], how="left",
-                     maintain_order="left")
+    needed = panel.select("uscc", "quarter", *missing).join(
+        rows.select("uscc", "quarter").unique(), on=["uscc", "quarter"], how="semi")
+    return rows.join(needed, on=["uscc", "quarter"], how="left", maintain_order="left")
 
 
 def _quarter_index() -> pl.Expr:

@@ -9,6 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from data_contracts.periods import Quarter
@@ -290,3 +291,18 @@ def test_design_matrix_is_the_rows_as_floats_row_major(city):
     assert x.flags.c_contiguous and x.dtype == np.float64
     assert np.array_equal(x.view(np.int64), reference.to_numpy().view(np.int64))
     assert np.isnan(x[:, names.index("not_in_the_rows")]).all()
+
+
+def test_with_features_is_the_left_join_on_firm_and_quarter(inputs):
+    """The panel cut to the rows' pairs first, then joined: the same frame as the plain left join
+    — rows in their order, repeated pairs (one per tier), pairs the panel lacks left null."""
+    _, _, panel, _, _ = inputs
+    keys = panel.select("uscc", "quarter").sample(2_000, seed=5)
+    rows = (pl.concat([keys.with_columns(pl.lit(t).alias("tier")) for t in ("eaglet", "gazelle")])
+            .vstack(pl.DataFrame({"uscc": ["91320282MA00000000"], "quarter": [str(END)], "tier": ["eaglet"]}))
+            .sample(fraction=1.0, shuffle=True, seed=6))
+    got = with_features(rows, panel)
+    plain = rows.join(panel, on=["uscc", "quarter"], how="left", maintain_order="left")
+    assert_frame_equal(got, plain)
+    assert got.height == rows.height and got.get_column("uscc").to_list() == rows.get_column("uscc").to_list()
+    assert got.filter(pl.col("uscc") == "91320282MA00000000").get_column("name").to_list() == [None]
