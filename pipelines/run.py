@@ -359,6 +359,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     twice with the design matrix); the top-ranked rows' values for their waterfalls are computed
     again once the ranking is known (N_TOP_EXPLAINED a tier)."""
     from scoring.explain import AbsoluteSum, importance_table, reasons, reasons_series
+    from scoring.model import with_features
     from scoring.ranking import rank_candidates
 
     now = rows.filter(pl.col("quarter") == str(quarter))
@@ -389,7 +390,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     # the top rows' values: from the sample where it holds them, else computed for them alone
     extra = np.setdiff1d(top.get_column("_i").to_numpy(), sample).astype(np.int64)
     if len(extra):
-        contrib, x, _ = model.contributions(next(_with_features_in_slices(now[extra], firms)))
+        contrib, x, _ = model.contributions(with_features(now[extra], firms))
         kept_c.append(contrib)
         kept_x.append(x)
     at = {int(i): k for k, i in enumerate(np.concatenate([sample, extra]))}

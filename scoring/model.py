@@ -320,7 +320,8 @@ class PromotionModel:
                                                  tune.get_column("_w").to_numpy())
         tune_span, tune_rows = _quarter_span(tune), tune.height
         train_span, train_rows = _quarter_span(train), train.height
-        # (1M rows each with every panel column at a province's size) not needed from here
+        # The tuning frame, and the training frame when refitting (at a province's size 1M rows
+        # with every panel column each), are not read from here on.
         del tune
         if refit:
             del train
