@@ -136,6 +136,10 @@ def run_quarter(opts: RunOptions) -> Manifest:
     _return_freed_memory()
     with timer.stage("explain"):   # scores and explanations in one pass
         candidates = score_and_explain(model, rows, panel, rules, opts.quarter, out)
+    # The scored rows and their rule verdicts (with the texts: gigabytes at a province's size)
+    # live on in the candidates; nothing after this reads them.
+    del rows, rules
+    _return_freed_memory()
     backtest_table(model).write_parquet(out / "tables" / "backtest.parquet")
     with timer.stage("allocate"):
         allocation = allocate_budget(candidates, panel, opts)
