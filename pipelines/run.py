@@ -135,7 +135,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
     panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
     _return_freed_memory()
     with timer.stage("explain"):   # scores and explanations in one pass
-        candidates = score_and_explain(model, rows, panel, rules, opts.quarter, out)
+        candidates = score_and_explain(model, rows, panel, rules, out)
     # The scored rows and their rule verdicts (with the texts: gigabytes at a province's size)
     # live on in the candidates; nothing after this reads them.
     del rows, rules
@@ -351,10 +351,12 @@ def _rule_baseline(model, score_metrics) -> dict:
     return out
 
 
-def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, quarter: Quarter,
-                      out: Path) -> pl.DataFrame:
+def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, out: Path
+                      ) -> pl.DataFrame:
     """The scored quarter's ranked candidates with their probabilities and reasons, global
-    importance and the SHAP tables, in one pass over SLICE rows at a time.
+    importance and the SHAP tables, in one pass over SLICE rows at a time. `rows`, `panel` and
+    `rules` are the scored quarter's only (run_quarter cuts them once; a filter here would copy
+    a province's 7M rows and their texts again).
 
     A row's exact SHAP values and base value add up to its log-odds (TreeSHAP is additive), so the
     probability is the calibrated sum: no second pass through the trees to predict (at a province's
@@ -366,12 +368,10 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     from scoring.model import with_features
     from scoring.ranking import rank_candidates
 
-    now = rows.filter(pl.col("quarter") == str(quarter))
-    firms = panel.filter(pl.col("quarter") == str(quarter))
-    n = now.height
+    n = rows.height
     sample = _shap_sample_rows(n)
     margins, texts, kept_c, kept_x, names, total = [], [], [], [], None, None
-    for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(now, firms), strict=True):
+    for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(rows, panel), strict=True):
         contrib, x, names = model.contributions(part)
         margins.append(contrib.sum(axis=1))
         # (no rows: the text column of before, an empty list)
@@ -383,18 +383,19 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         kept_c.append(contrib[mine])
         kept_x.append(x[mine])
         del contrib, x, part
-    verdict = rules.filter(pl.col("quarter") == str(quarter)).select(
+    verdict = rules.select(
         "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", *[pl.col(c).cast(pl.Utf8) for c in TEXTS])
-    scored = (now.join(firms.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
+    scored = (rows.join(panel.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
               .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins))))
               .join(verdict, on=["uscc", "tier"], how="left", maintain_order="left"))
     text = pl.concat(texts).alias("reasons")
     ranked = rank_candidates(scored.with_row_index("_i").with_columns(text), keep=["_i"])
-    top = _top_rows(scored, ranked)
+    # uscc, tier_key, rank and scored row number of the N_TOP_EXPLAINED of each tier
+    top = ranked.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank", "_i")
     # the top rows' values: from the sample where it holds them, else computed for them alone
     extra = np.setdiff1d(top.get_column("_i").to_numpy(), sample).astype(np.int64)
     if len(extra):
-        contrib, x, _ = model.contributions(with_features(now[extra], firms))
+        contrib, x, _ = model.contributions(with_features(rows[extra], panel))
         kept_c.append(contrib)
         kept_x.append(x)
     at = {int(i): k for k, i in enumerate(np.concatenate([sample, extra]))}
@@ -415,13 +416,6 @@ def _shap_sample_rows(n: int) -> np.ndarray:
     """Row numbers of the SHAP_SAMPLE scored rows in shap_sample.parquet (sorted)."""
     rng = np.random.default_rng(0)
     return np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
-
-
-def _top_rows(scored: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame:
-    """uscc, tier_key, rank and the scored row number _i of the N_TOP_EXPLAINED per tier."""
-    top = ranked.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank")
-    position = scored.with_row_index("_i").select("_i", "uscc", pl.col("tier").alias("tier_key"))
-    return top.join(position, on=["uscc", "tier_key"])
 
 
 def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) -> None:

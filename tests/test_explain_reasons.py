@@ -122,7 +122,6 @@ def test_score_and_explain_in_slices_equals_one_slice(tmp_path, monkeypatch):
     """Slicing the scored rows (SLICE) changes none of probabilities, ranks, reasons, global
     importance, the SHAP sample and the top rows' waterfalls; and they are the stub model's
     values: each probability the calibrated sum of the row's SHAP values."""
-    from data_contracts.periods import Quarter
     from pipelines import run
 
     keys, panel, rules = _city(1_700, "2025Q4")
@@ -131,7 +130,7 @@ def test_score_and_explain_in_slices_equals_one_slice(tmp_path, monkeypatch):
         out = tmp_path / str(slice_rows)
         (out / "tables").mkdir(parents=True)
         monkeypatch.setattr(run, "SLICE", slice_rows)
-        candidates = run.score_and_explain(_StubModel(), keys, panel, rules, Quarter(2025, 4), out)
+        candidates = run.score_and_explain(_StubModel(), keys, panel, rules, out)
         outputs[slice_rows] = (candidates, *(pl.read_parquet(out / "tables" / f"shap_{t}.parquet")
                                               for t in ("global", "sample", "top")))
     for slice_rows in (997, 1_000):
