@@ -366,7 +366,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     again once the ranking is known (N_TOP_EXPLAINED a tier)."""
     from scoring.explain import AbsoluteSum, importance_table, reasons, reasons_series
     from scoring.model import with_features
-    from scoring.ranking import rank_candidates
+    from scoring.ranking import list_columns, rank_order
 
     n = rows.height
     sample = _shap_sample_rows(n)
@@ -383,13 +383,23 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         kept_c.append(contrib[mine])
         kept_x.append(x[mine])
         del contrib, x, part
-    verdict = rules.select(
-        "uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points", *[pl.col(c).cast(pl.Utf8) for c in TEXTS])
-    scored = (rows.join(panel.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
-              .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins))))
-              .join(verdict, on=["uscc", "tier"], how="left", maintain_order="left"))
-    text = pl.concat(texts).alias("reasons")
-    ranked = rank_candidates(scored.with_row_index("_i").with_columns(text), keep=["_i"])
+    # The lists' order from the sort keys alone; the wide columns (names, texts, reasons) are
+    # then gathered or joined once, already in that order (7M rows with their texts sorted whole
+    # were the run's peak at a province's size).
+    keys = (rows.select("uscc", "tier")
+            .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points"),
+                  on=["uscc", "tier"], how="left", maintain_order="left")
+            .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins)))))
+    order = rank_order(keys)
+    position = order.get_column("_row")
+    reasons_text = pl.concat(texts, rechunk=False).alias("reasons").gather(position)
+    del texts
+    ranked = (keys.gather(position).with_columns(order.get_column("rank"), position.alias("_i"), reasons_text)
+              .join(panel.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
+              .join(rules.select("uscc", "tier", *[pl.col(c).cast(pl.Utf8) for c in TEXTS]),
+                    on=["uscc", "tier"], how="left", maintain_order="left")
+              .select(list_columns(keep=["_i"])))
+    del keys, order, position, reasons_text
     # uscc, tier_key, rank and scored row number of the N_TOP_EXPLAINED of each tier
     top = ranked.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank", "_i")
     # the top rows' values: from the sample where it holds them, else computed for them alone

@@ -17,19 +17,27 @@ RANK_RULE = ("排名规则: 先按是否符合认定条件分组(符合 → 待�
              "组内按模型预测的认定概率从高到低, 概率相同时按评分高低, 再按统一社会信用代码排序。")
 
 
-def rank_candidates(scored: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
-    """scored: uscc, name, district, tier (key), eligible, eligible_if_unknowns_hold, points,
-    gaps, needs_review, probability, reasons → candidates in outputs.md's shape, plus tier_key
-    and the `keep` columns of scored, last (e.g. a row number to find each candidate's row)."""
+def rank_order(scored: pl.DataFrame) -> pl.DataFrame:
+    """The lists' order of `scored` (uscc, tier key, eligible, eligible_if_unknowns_hold, points,
+    probability): `_row`, each row's position in scored, and its `rank` in its tier, tier by tier
+    as TIERS lists them and by rank within. Only these sort keys are sorted; the caller gathers
+    its wide columns once in this order (a province's 7M rows with their texts, sorted whole,
+    doubled the run's memory)."""
     group = (pl.when(pl.col("eligible")).then(0)
              .when(pl.col("eligible_if_unknowns_hold")).then(1).otherwise(2))
-    ranked = (scored.with_columns(group.alias("_group"))
-              .sort(["tier", "_group", "probability", "points", "uscc"],
-                    descending=[False, False, True, True, False], nulls_last=True)
-              .with_columns(pl.int_range(1, pl.len() + 1).over("tier").alias("rank")))
-    return ranked.select(
-        "uscc", "name", "district",
-        pl.col("tier").replace_strict(TIERS).alias("tier"),
-        "eligible", "points", "gaps", "probability", "rank", "reasons",
-        pl.col("tier").alias("tier_key"), "eligible_if_unknowns_hold", "needs_review", *keep,
-    ).sort(pl.col("tier_key").replace_strict({t: i for i, t in enumerate(TIERS)}), "rank")
+    position = {t: i for i, t in enumerate(TIERS)}
+    return (scored.select(pl.col("tier").replace_strict(position, return_dtype=pl.UInt8).alias("_tier"),
+                          group.alias("_group"), "probability", "points", "uscc")
+            .with_row_index("_row")
+            .sort(["_tier", "_group", "probability", "points", "uscc"],
+                  descending=[False, False, True, True, False], nulls_last=True, maintain_order=True)
+            .select("_row", pl.int_range(1, pl.len() + 1).over("_tier").alias("rank")))
+
+
+def list_columns(keep: Sequence[str] = ()) -> list[str | pl.Expr]:
+    """candidates in outputs.md's shape (tier as its Chinese name), then tier_key, the columns
+    the report reads beside them and `keep`, from rows that carry the tier key as `tier`."""
+    return ["uscc", "name", "district", pl.col("tier").replace_strict(TIERS).alias("tier"),
+            "eligible", "points", "gaps", "probability", "rank", "reasons",
+            pl.col("tier").alias("tier_key"), "eligible_if_unknowns_hold", "needs_review", *keep]
+
