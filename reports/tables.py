@@ -32,6 +32,10 @@ CANDIDATE_HEADERS = {
 }
 SHEET_ROWS = 1_048_576  # Excel's limit, header row included
 ROWS_PER_CHUNK = 50_000  # data rows rendered at a time
+# zlib level of the package's parts. The sheets' XML is ~1 kB a row; level 1 compresses it 4×
+# faster than zlib's default 6 for a file 34 % larger (835 MB of sheets at 100k firms: 2.8 s and
+# 95 MB against 11.4 s and 71 MB): at a province's size compression was most of the report stage.
+DEFLATE_LEVEL = 1
 
 
 def neutralize(frame: pl.DataFrame) -> pl.DataFrame:
@@ -148,9 +152,10 @@ _SHEET = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
 
 
 def _entry(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
-    """A fresh entry with the layout entry's name, time stamp, mode and compression."""
+    """A fresh entry with the layout entry's name, time stamp, mode and compression method, at DEFLATE_LEVEL."""
     entry = zipfile.ZipInfo(info.filename, info.date_time)
     entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+    entry._compresslevel = DEFLATE_LEVEL  # what ZipFile.open(entry, "w") compresses at (3.11 has no public name)
     entry.create_system = info.create_system
     return entry
 
