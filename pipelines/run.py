@@ -383,23 +383,26 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         kept_c.append(contrib[mine])
         kept_x.append(x[mine])
         del contrib, x, part
-    # The lists' order from the sort keys alone; the wide columns (names, texts, reasons) are
-    # then gathered or joined once, already in that order (7M rows with their texts sorted whole
-    # were the run's peak at a province's size).
+    # The lists' order from the sort keys alone. The wide columns (names, rule texts, reasons) are
+    # then gathered once each, already in that order, through the row numbers of their source
+    # (a join would copy every column of its left side again, and the texts held as text twice:
+    # at a province's 7.4M rows each of these copies was gigabytes, and the run's peak).
     keys = (rows.select("uscc", "tier")
-            .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points"),
-                  on=["uscc", "tier"], how="left", maintain_order="left")
+            .join(panel.select("uscc").with_row_index("_p"), on="uscc", how="left", maintain_order="left")
+            .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points")
+                  .with_row_index("_r"), on=["uscc", "tier"], how="left", maintain_order="left")
             .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins)))))
     order = rank_order(keys)
     position = order.get_column("_row")
-    reasons_text = pl.concat(texts, rechunk=False).alias("reasons").gather(position)
-    del texts
-    ranked = (keys.gather(position).with_columns(order.get_column("rank"), position.alias("_i"), reasons_text)
-              .join(panel.select("uscc", "name", "district"), on="uscc", how="left", maintain_order="left")
-              .join(rules.select("uscc", "tier", *[pl.col(c).cast(pl.Utf8) for c in TEXTS]),
-                    on=["uscc", "tier"], how="left", maintain_order="left")
-              .select(list_columns(keep=["_i"])))
-    del keys, order, position, reasons_text
+    keys = keys.gather(position)
+    p, r = keys.get_column("_p"), keys.get_column("_r")
+    ranked = keys.with_columns(
+        order.get_column("rank"), position.alias("_i"),
+        pl.concat(texts, rechunk=False).alias("reasons").gather(position),
+        *[panel.get_column(c).gather(p) for c in ("name", "district")],
+        *[rules.get_column(c).gather(r).cast(pl.Utf8) for c in TEXTS],
+    ).select(list_columns(keep=["_i"]))
+    del keys, order, position, texts, p, r
     # uscc, tier_key, rank and scored row number of the N_TOP_EXPLAINED of each tier
     top = ranked.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc", "tier_key", "rank", "_i")
     # the top rows' values: from the sample where it holds them, else computed for them alone
