@@ -192,13 +192,19 @@ class ModelKeys:
         """sha256 of the CSV of (uscc, quarter, tier, label) sorted by every column — the firms are
         numbered in text order, quarters and the tiers' text ranks sort as their text — written a
         slice at a time (the same digest as one CSV of the whole frame)."""
-        rank = pl.col("_t").replace_strict(list(range(len(TIER_KEYS))), _TEXT_RANK, return_dtype=pl.UInt64)
-        offset = pl.col("_qi") - pl.col("_qi").min()   # a key is one (firm, quarter, tier): one number sorts it
-        order = part.select((pl.col("_f").cast(pl.UInt64) * 2**24 + offset.cast(pl.UInt64) * 2**8 + rank)
-                            .arg_sort()).to_series()
+        # A key is one (firm, quarter, tier): one number sorts it, built in place and sorted by
+        # NumPy (for 47.6M keys Polars' arg_sort took +2.2 GB, this +1.1 GB).
+        # The keys are unique, so any sort gives the same order.
+        qi = part.get_column("_qi").to_numpy()
+        key = part.get_column("_f").to_numpy().astype(np.uint64)
+        key <<= np.uint64(24)
+        key |= (qi - qi.min()).astype(np.uint64) << np.uint64(8) if len(qi) else np.uint64(0)
+        key |= np.asarray(_TEXT_RANK, dtype=np.uint64)[part.get_column("_t").to_numpy()]
+        order = np.argsort(key, kind="stable")
+        del key, qi
         digest = hashlib.sha256()
         for start in range(0, max(part.height, 1), chunk):
-            rows = self.text(part.gather(order.slice(start, chunk)))
+            rows = self.text(part.gather(order[start:start + chunk]))
             digest.update(rows.write_csv(include_header=start == 0).encode())
         return digest.hexdigest()[:16]
 
