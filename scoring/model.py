@@ -198,7 +198,8 @@ class ModelKeys:
         qi = part.get_column("_qi").to_numpy()
         key = part.get_column("_f").to_numpy().astype(np.uint64)
         key <<= np.uint64(24)
-        key |= (qi - qi.min()).astype(np.uint64) << np.uint64(8) if len(qi) else np.uint64(0)
+        if len(qi):
+            key |= (qi - qi.min()).astype(np.uint64) << np.uint64(8)
         key |= np.asarray(_TEXT_RANK, dtype=np.uint64)[part.get_column("_t").to_numpy()]
         order = np.argsort(key, kind="stable")
         del key, qi

@@ -40,4 +40,3 @@ def list_columns(keep: Sequence[str] = ()) -> list[str | pl.Expr]:
     return ["uscc", "name", "district", pl.col("tier").replace_strict(TIERS).alias("tier"),
             "eligible", "points", "gaps", "probability", "rank", "reasons",
             pl.col("tier").alias("tier_key"), "eligible_if_unknowns_hold", "needs_review", *keep]
-

@@ -10,7 +10,7 @@ from scoring.tiers import TIERS
 
 
 def test_rank_order_follows_the_rank_rule():
-    first = list(TIERS)[0]
+    first = next(iter(TIERS))
     second = next(t for t in TIERS if t < first)   # after `first` in TIERS, before it as text
     scored = pl.DataFrame({
         # rows of the second tier come first in the frame: the lists follow TIERS, not the frame
@@ -31,7 +31,7 @@ def test_rank_order_follows_the_rank_rule():
 
 
 def test_list_columns_give_the_outputs_shape():
-    tier = list(TIERS)[0]
+    tier = next(iter(TIERS))
     row = pl.DataFrame({"uscc": ["X"], "name": ["企业"], "district": [None], "tier": [tier], "eligible": [True],
                         "points": [1.0], "gaps": [""], "probability": [0.5], "rank": [1], "reasons": ["r"],
                         "eligible_if_unknowns_hold": [True], "needs_review": [""]}, strict=False)
