@@ -18,7 +18,7 @@ from data_contracts.coerce import FINDING_SCHEMA, coerce, empty_findings
 from data_contracts.entity import NameIndex
 from data_contracts.gx_runner import ContractRun
 from data_contracts.schema import TABLES, Table
-from data_contracts.suites import QUARANTINE_ON_WARN, Check
+from data_contracts.suites import QUARANTINE_ON_WARN, SUITES, Check
 
 ORDER = ("enterprises", "filings", "patents", "projects", "financing", "honors")
 
@@ -105,7 +105,20 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
     session.build_docs()
     for name, results in outcome.items():
         findings.append(_findings(name, inputs[name].file, typed[name], results))
-    return _split(typed, owners, pl.concat(findings, how="vertical_relaxed"), inputs, outcome)
+    return _split(typed, owners, _without_echoes(pl.concat(findings, how="vertical_relaxed")), inputs, outcome)
+
+
+def _without_echoes(findings: pl.DataFrame) -> pl.DataFrame:
+    """findings less the presence failures of cells the parser could not read: such a cell is
+    null once typed, so its column's not-null expectation fails too, and the clerk was told both
+    "报告期: "2025年第5季度" 不是有效的报告期" and "报告期为空" of a cell that is not empty. The
+    row stays quarantined by the parse finding; GX's own results (Data Docs) are unchanged."""
+    presence = [check.id for checks in SUITES.values() for check in checks if check.kind == "not_null"]
+    unreadable = (findings.filter(pl.col("check").str.starts_with("format_"))
+                  .select("table", "row", "column").unique().with_columns(pl.lit(True).alias("_unreadable")))
+    return (findings.join(unreadable, on=["table", "row", "column"], how="left", maintain_order="left")
+            .filter(~(pl.col("check").is_in(presence) & pl.col("_unreadable").fill_null(False)))
+            .drop("_unreadable"))
 
 
 _MATCHED_BY_NAME = ("patents", "projects", "financing")

@@ -108,6 +108,9 @@ def test_bad_cells_are_quarantined_by_row_and_column(drop, tmp_path, file, colum
     assert hit.height == 1, q
     assert hit.get_column("column").item() == column
     assert f"{file} 第 5 行" in hit.get_column("message").item()
+    # told once per cell: an unreadable cell is not also reported as empty
+    cell = q.filter((pl.col("file") == file) & (pl.col("row") == "5") & (pl.col("column") == column))
+    assert cell.height == 1, cell
 
 
 def test_rows_are_conserved(drop, tmp_path):
