@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -23,6 +24,9 @@ from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
 from reports.tables import write_candidates_xlsx, write_csv
 from scoring.tiers import TIERS
+
+if TYPE_CHECKING:
+    from scoring.model import PromotionModel, TrainingPlan
 
 MAX_QUARANTINE_SHARE = 0.5     # above this share of a table quarantined, nothing is scored
 N_TOP_EXPLAINED = 3            # firms per tier with a page and a waterfall chart in the report
@@ -128,11 +132,18 @@ def run_quarter(opts: RunOptions) -> Manifest:
     with timer.stage("rules"):
         rules, rulebooks = apply_rules(panel, opts.quarter)
     manifest.data["rulebooks"] = rulebooks
-    with timer.stage("train"):
-        model, rows, baseline = train_or_load(panel, rules, honors, opts)
-    manifest.record_model(model, baseline)
     scored_quarter = pl.col("quarter") == str(opts.quarter)
-    panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
+    with timer.stage("train"):
+        # Training reads the panel only at the rows its plan chose (a province's panel is 4 GB,
+        # the plan's rows about half of it); the rest of the run reads the scored quarter. The
+        # whole panel and the rule verdicts of other quarters go before any booster is trained.
+        training = plan_training(panel, rules, honors, opts)
+        panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
+        del honors
+        _return_freed_memory()
+        model, rows, baseline = train_or_load(training, panel, rules, opts)
+        del training
+    manifest.record_model(model, baseline)
     _return_freed_memory()
     with timer.stage("explain"):   # scores and explanations in one pass
         candidates = score_and_explain(model, rows, panel, rules, out)
@@ -311,27 +322,47 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
     return ModelKeys(pl.concat(parts), firms, verdict=rules)
 
 
-def train_or_load(panel, rules, honors, opts: RunOptions):
-    """The model (trained, or loaded from opts.model), the scored quarter's model rows (keys with
-    the rule verdict) and the rule-points baseline. The model is given integer keys
-    (`model_keys`) and the panel: features are joined only to the rows it trains and predicts on."""
-    from features.catalog import load_catalog, model_features
-    from scoring.model import DEFAULT_PARAMS, PromotionModel, score_metrics
+@dataclass
+class Training:
+    """A model to fit, its plan (which rows it reads) and the panel's columns at those rows only."""
 
-    if opts.model is not None:  # scoring only: the scored quarter's rows are all that is read
+    model: PromotionModel
+    plan: TrainingPlan
+    history: pl.DataFrame
+
+
+def plan_training(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
+                  ) -> Training | None:
+    """The model's training plan from integer keys (`model_keys`) and a copy of the panel's
+    model columns at the plan's (firm, quarter) pairs; None when a saved model is used
+    (opts.model). The caller can then let the whole panel go."""
+    from features.catalog import load_catalog, model_features
+    from scoring.model import DEFAULT_PARAMS, PromotionModel
+
+    if opts.model is not None:
+        return None
+    catalog = load_catalog()
+    features = model_features()
+    monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
+    model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed})
+    plan = model.plan(model_keys(panel, rules, honors, opts.quarter), opts.quarter)
+    history = panel.select("uscc", "quarter", *features).join(plan.pairs(), on=["uscc", "quarter"], how="semi")
+    return Training(model, plan, history)
+
+
+def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.DataFrame, opts: RunOptions):
+    """The model (fitted to its plan, or loaded from opts.model), the scored quarter's model rows
+    (keys with the rule verdict) and the rule-points baseline. `panel` and `rules` are the scored
+    quarter's."""
+    from scoring.model import PromotionModel, score_metrics
+
+    if training is None:
         model = PromotionModel.load(opts.model)
     else:
-        catalog = load_catalog()
-        features = model_features()
-        monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
-        model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed}).fit(
-            model_keys(panel, rules, honors, opts.quarter), opts.quarter,
-            panel=panel.select("uscc", "quarter", *features))
+        model = training.model.fit_plan(training.plan, training.history)
         model.save(opts.out / "model")
-    # After training (at a province's size its 7M text rows would sit beside the training frames);
-    # no labels: the scored quarter's outcome window has not begun.
-    scored_quarter = pl.col("quarter") == str(opts.quarter)
-    now = model_rows(panel.filter(scored_quarter), rules.filter(scored_quarter))
+    # No labels: the scored quarter's outcome window has not begun.
+    now = model_rows(panel, rules)
     baseline = _rule_baseline(model, score_metrics)
     return model, now, baseline
 

@@ -94,6 +94,11 @@ def with_features(rows: pl.DataFrame, panel: pl.DataFrame | None) -> pl.DataFram
     return rows.join(needed, on=["uscc", "quarter"], how="left", maintain_order="left")
 
 
+def quarter_text(qi: pl.Series) -> pl.Series:
+    """Quarter indices (year · 4 + quarter − 1) as text, '2025Q4' (the inverse of _quarter_index)."""
+    return pl.select(pl.concat_str((qi // 4).cast(pl.Utf8), pl.lit("Q"), (qi % 4 + 1).cast(pl.Utf8))).to_series()
+
+
 def _quarter_index() -> pl.Expr:
     return pl.col("quarter").str.slice(0, 4).cast(pl.Int64) * 4 + pl.col("quarter").str.slice(5, 1).cast(pl.Int64) - 1
 
@@ -154,11 +159,9 @@ class ModelKeys:
         """uscc, quarter, tier and label of `part` (rows of `frame`), as text keys."""
         if self.source is not None:
             return self.source.select("uscc", "quarter", "tier", pl.col("label").cast(pl.Int8)).gather(part["_row"])
-        qi = part.get_column("_qi")
         return pl.DataFrame({
             "uscc": self.firms.gather(part.get_column("_f")),
-            "quarter": pl.select(pl.concat_str((qi // 4).cast(pl.Utf8), pl.lit("Q"), (qi % 4 + 1).cast(pl.Utf8)))
-            .to_series(),
+            "quarter": quarter_text(part.get_column("_qi")),
             "tier": pl.Series(TIER_KEYS).gather(part.get_column("_t")),
             "label": part.get_column("label"),
         })
@@ -173,6 +176,11 @@ class ModelKeys:
         if "_w" in part.columns:
             out = out.with_columns(part.get_column("_w"))
         return with_features(out, panel)
+
+    def without_rows(self) -> ModelKeys:
+        """These keys' way back to text (the firms, or the source rows) without the rows themselves:
+        what a TrainingPlan keeps, so that a province's ~60M keys can go once it is made."""
+        return ModelKeys(self.frame.clear(), self.firms, self.source)
 
     def verdict_of(self, quarter: int) -> pl.DataFrame | None:
         """The rule verdict (rule_verdict) of one quarter, for keys that carry none of their own."""
@@ -208,6 +216,34 @@ class ModelKeys:
             rows = self.text(part.gather(order[start:start + chunk]))
             digest.update(rows.write_csv(include_header=start == 0).encode())
         return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainingPlan:
+    """The rows PromotionModel.fit reads (PromotionModel.plan), as keys (ModelKeys.frame rows):
+    the subsampled training and tuning rows, the refit rows (None: no refit), every row of the
+    validation quarter with the quarter's rule verdict; and what the model records of all the
+    labelled rows: the span of their quarters, positives per tier and the data hash."""
+
+    keys: ModelKeys
+    train: pl.DataFrame
+    tune: pl.DataFrame
+    valid: pl.DataFrame
+    verdict: pl.DataFrame | None
+    full: pl.DataFrame | None
+    first_labeled: int
+    last_labeled: int
+    positives_by_tier: dict[str, int]
+    data_hash: str
+
+    def pairs(self) -> pl.DataFrame:
+        """(uscc, quarter) of every row the plan reads, each once: the panel rows fit needs."""
+        parts = [p.select("_f", "_qi") for p in (self.train, self.tune, self.valid, self.full) if p is not None]
+        pairs = pl.concat(parts).unique()
+        return pl.DataFrame({
+            "uscc": self.keys.firms.gather(pairs.get_column("_f")),
+            "quarter": quarter_text(pairs.get_column("_qi")),
+        })
 
 
 def firm_numbers(firms: pl.Series) -> pl.DataFrame:
@@ -282,11 +318,19 @@ class PromotionModel:
         """Train on rows with labels; validate and calibrate on the latest complete quarters.
         Then refit on every complete quarter, unless `refit` is False (a backtest or a study of
         the validation model needs only that). `rows` may be keys with labels only (as text, or
-        as ModelKeys), the features then come from `panel`, joined after negatives are subsampled."""
+        as ModelKeys), the features then come from `panel`, joined after negatives are subsampled.
+        The same as `plan` then `fit_plan` (the run cuts its panel to the plan's rows between)."""
         keys = rows if isinstance(rows, ModelKeys) else ModelKeys.from_rows(rows)
         absent = [f for f in self.features if f not in keys.columns() and (panel is None or f not in panel.columns)]
         if absent:
             raise ValueError(f"model features missing from rows and panel: {absent}")
+        return self.fit_plan(self.plan(keys, last_quarter, refit), panel)
+
+    def plan(self, keys: ModelKeys, last_quarter: Quarter, refit: bool = True) -> TrainingPlan:
+        """The rows fit reads, chosen from the keys alone: the subsampled training, tuning and refit
+        rows, the validation quarter's rows and its rule verdict, and what the model records of
+        all labelled rows (positives per tier, the data hash). A province's ~60M keys are not
+        needed after this, and the panel only at the plan's (firm, quarter) pairs (`pairs`)."""
         labeled = keys.frame.filter(pl.col("label").is_not_null())
         have = keys.frame.get_column("_qi").n_unique()
         need_text = (f"评分季度 {last_quarter} 及以前至少需要 {MIN_QUARTERS + 1} 个季度的数据 "
@@ -304,12 +348,26 @@ class PromotionModel:
             raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         seed = self.params.get("seed", 7)
         labeled = labeled.with_columns(keys.draws(labeled, seed))
-        # Keys until here; features are joined to the subsampled rows only. The validation quarter
-        # (every row of one quarter: 8M at a province's size) gets its features PREDICT_CHUNK rows
-        # at a time when it is predicted.
-        train, tune = (keys.rows(_subsample(labeled.filter(window), cap), panel) for window, cap in (
+        # Keys only; features are joined to the subsampled rows. The validation quarter (every
+        # row of one quarter: 8M at a province's size) gets its features PREDICT_CHUNK rows at a
+        # time when it is predicted.
+        train, tune = (_subsample(labeled.filter(window), cap) for window, cap in (
             (in_train, MAX_TRAIN_ROWS), (pl.col("_qi") == tune_q, MAX_TUNE_ROWS)))
-        valid = labeled.filter(pl.col("_qi") == test_q)
+        positives = labeled.group_by("_t").agg(pl.col("label").sum())
+        return TrainingPlan(
+            keys=keys.without_rows(), train=train, tune=tune,
+            valid=labeled.filter(pl.col("_qi") == test_q).drop("_u"), verdict=keys.verdict_of(test_q),
+            full=_subsample(labeled, MAX_TRAIN_ROWS) if refit else None,
+            first_labeled=int(labeled.get_column("_qi").min()), last_labeled=last_labeled,
+            positives_by_tier={TIER_KEYS[t]: int(n) for t, n in sorted(positives.iter_rows(),
+                                                                      key=lambda r: TIER_KEYS[r[0]])},
+            data_hash=keys.data_hash(labeled))
+
+    def fit_plan(self, plan: TrainingPlan, panel: pl.DataFrame | None = None) -> PromotionModel:
+        """`fit` on the rows of a plan; `panel` needs to hold only the plan's pairs (or be None when
+        the keys carry their features)."""
+        keys, test_q = plan.keys, plan.last_labeled
+        train, tune = keys.rows(plan.train, panel), keys.rows(plan.tune, panel)
         self.categories_ = learn_categories(train, self.features)
         positives = dict(train.group_by("tier").agg(pl.col("label").sum()).iter_rows())
         tuned = set(tune.get_column("tier").unique().to_list())
@@ -330,17 +388,17 @@ class PromotionModel:
         # The tuning frame, and the training frame when refitting (at a province's size 1M rows
         # with every panel column each), are not read from here on.
         del tune
-        if refit:
+        if plan.full is not None:
             del train
         # Out-of-time predictions of the validation model, kept for the metrics and the backtest;
         # the quarter's rows are made PREDICT_CHUNK at a time, their features joined and let go.
         # The panel is cut to the quarter once: each slice's join then reads that quarter's rows,
         # not every quarter's (a province's 7.7M panel rows probed 14 times).
-        verdict, kept, margins = keys.verdict_of(test_q), [], []
+        valid, kept, margins = plan.valid, [], []
         quarter_panel = None if panel is None else panel.filter(
             pl.col("quarter") == str(Quarter.from_index(test_q)))
         for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
-            part = keys.rows(valid.slice(i, PREDICT_CHUNK), None, verdict)
+            part = keys.rows(valid.slice(i, PREDICT_CHUNK), None, plan.verdict)
             margins.append(self.margin(with_features(part, quarter_panel)))
             kept.append(part.select("uscc", "quarter", "tier", "label",
                                     *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
@@ -350,26 +408,23 @@ class PromotionModel:
             "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
         self.metrics_ = _metrics(self.validation_)
         # Refit every booster on every complete quarter with its validated number of rounds.
-        full = keys.rows(_subsample(labeled, MAX_TRAIN_ROWS), panel) if refit else train
-        if refit:
+        full = train if plan.full is None else keys.rows(plan.full, panel)
+        if plan.full is not None:
             self.boosters_ = {tier: self._train(full if tier is None else _of_tier(full, tier), self.rounds_[tier])
                               for tier in self.rounds_}
-        positives_by_tier = labeled.group_by("_t").agg(pl.col("label").sum())
         self.window_ = {
             "train_quarters": train_span, "tuning_quarters": tune_span,
             "validation_quarters": _quarter_span(self.validation_),
-            "refit_quarters": [str(Quarter.from_index(int(labeled.get_column("_qi").min()))),
-                               str(Quarter.from_index(last_labeled))],
+            "refit_quarters": [str(Quarter.from_index(plan.first_labeled)), str(Quarter.from_index(test_q))],
             "rows_train": train_rows, "rows_tuning": tune_rows, "rows_validation": valid.height,
             "rows_refit": full.height,
-            "positives_by_tier": {TIER_KEYS[t]: int(n) for t, n in sorted(positives_by_tier.iter_rows(),
-                                                                         key=lambda r: TIER_KEYS[r[0]])},
+            "positives_by_tier": plan.positives_by_tier,
             "tiers_with_own_model": own,
             "tiers_pooled_only": {t: f"训练期正例 {positives.get(t, 0)} 个 < {MIN_TIER_POSITIVES}, 只用合并模型"
                                   for t in TIERS if t not in own},
             "best_iteration": {_tier_name(t): int(n) for t, n in self.rounds_.items()},
         }
-        self.data_hash_ = keys.data_hash(labeled)
+        self.data_hash_ = plan.data_hash
         return self
 
     def _train(self, rows: pl.DataFrame, rounds: int, tune: pl.DataFrame | None = None) -> lgb.Booster:

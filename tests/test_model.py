@@ -249,6 +249,34 @@ def test_integer_keys_train_the_same_model_as_text_keys(city, integer_keys):
     assert again.validation_.equals(model.validation_)
 
 
+def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys, monkeypatch):
+    """The run keeps only the panel rows the training plan reads (plan.pairs) and lets the rest go.
+    With caps small enough that the negatives are subsampled, that cut is a fraction of the labelled
+    quarters' rows, and the model fitted on it is the one fitted on the whole panel."""
+    import scoring.model as sm
+
+    monkeypatch.setattr(sm, "MAX_TRAIN_ROWS", 5_000)
+    monkeypatch.setattr(sm, "MAX_TUNE_ROWS", 2_000)
+    _, _, _, model = city
+    keys, panel = integer_keys
+    fresh = lambda: PromotionModel(model.features, model.monotone, dict(model.params))  # noqa: E731
+    plan = fresh().plan(keys, END)
+    # the caps bind (a draw per row: about the cap, not exactly)
+    labelled = keys.frame.filter(pl.col("label").is_not_null()).height
+    assert plan.full.height < 1.1 * 5_000 < 0.1 * labelled and plan.tune.height < 1.1 * 2_000
+    cut = panel.join(plan.pairs(), on=["uscc", "quarter"], how="semi")
+    labelled_quarters = panel.filter(pl.col("quarter") <= str(Quarter.from_index(plan.last_labeled)))
+    assert cut.height < 0.7 * labelled_quarters.height
+    # every pair is a panel row the plan reads, once
+    assert plan.pairs().height == cut.height
+    on_cut = fresh().fit_plan(plan, cut)
+    whole = fresh().fit(keys, END, panel=panel)
+    assert on_cut.model_id == whole.model_id
+    assert on_cut.window_ == whole.window_ and on_cut.window_["rows_refit"] == plan.full.height
+    assert on_cut.validation_.equals(whole.validation_)
+    assert on_cut.data_hash_ == whole.data_hash_ == model.data_hash_
+
+
 def test_data_hash_is_the_sorted_csv_of_the_labelled_keys(city):
     """The digest streamed in slices from integer keys equals its definition: sha256 of the CSV of
     (uscc, quarter, tier, label) sorted by every column, in one piece."""
