@@ -134,9 +134,9 @@ def run_quarter(opts: RunOptions) -> Manifest:
     manifest.data["rulebooks"] = rulebooks
     scored_quarter = pl.col("quarter") == str(opts.quarter)
     with timer.stage("train"):
-        # Training reads the panel only at the rows its plan chose (a province's panel is 4 GB,
-        # the plan's rows about half of it); the rest of the run reads the scored quarter. The
-        # whole panel and the rule verdicts of other quarters go before any booster is trained.
+        # Training reads the panel only at the rows its plan chose (a province's panel is 4 GB);
+        # the rest of the run reads the scored quarter. The whole panel and the rule verdicts of
+        # other quarters go before any booster is trained.
         training = plan_training(panel, rules, honors, opts)
         panel, rules = panel.filter(scored_quarter), rules.filter(scored_quarter)  # all the rest reads
         del honors
@@ -361,7 +361,8 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     else:
         model = training.model.fit_plan(training.plan, training.history)
         model.save(opts.out / "model")
-    # No labels: the scored quarter's outcome window has not begun.
+    # After training (a province's 7M text rows would otherwise sit beside the training frames);
+    # no labels: the scored quarter's outcome window has not begun.
     now = model_rows(panel, rules)
     baseline = _rule_baseline(model, score_metrics)
     return model, now, baseline

@@ -223,7 +223,8 @@ class TrainingPlan:
     """The rows PromotionModel.fit reads (PromotionModel.plan), as keys (ModelKeys.frame rows):
     the subsampled training and tuning rows, the refit rows (None: no refit), every row of the
     validation quarter with the quarter's rule verdict; and what the model records of all the
-    labelled rows: the span of their quarters, positives per tier and the data hash."""
+    labelled rows: the span of their quarters, positives per tier, and the keys themselves for
+    the data hash."""
 
     keys: ModelKeys
     train: pl.DataFrame
@@ -234,7 +235,7 @@ class TrainingPlan:
     first_labeled: int
     last_labeled: int
     positives_by_tier: dict[str, int]
-    data_hash: str
+    labeled: pl.DataFrame | None    # every labelled key, for the data hash (fit_plan hashes it, then lets it go)
 
     def pairs(self) -> pl.DataFrame:
         """(uscc, quarter) of every row the plan reads, each once: the panel rows fit needs."""
@@ -329,8 +330,8 @@ class PromotionModel:
     def plan(self, keys: ModelKeys, last_quarter: Quarter, refit: bool = True) -> TrainingPlan:
         """The rows fit reads, chosen from the keys alone: the subsampled training, tuning and refit
         rows, the validation quarter's rows and its rule verdict, and what the model records of
-        all labelled rows (positives per tier, the data hash). A province's ~60M keys are not
-        needed after this, and the panel only at the plan's (firm, quarter) pairs (`pairs`)."""
+        all labelled rows (positives per tier; the keys, for the data hash). The panel is needed
+        after this only at the plan's (firm, quarter) pairs (`pairs`)."""
         labeled = keys.frame.filter(pl.col("label").is_not_null())
         have = keys.frame.get_column("_qi").n_unique()
         need_text = (f"评分季度 {last_quarter} 及以前至少需要 {MIN_QUARTERS + 1} 个季度的数据 "
@@ -347,6 +348,7 @@ class PromotionModel:
         if labeled.select((in_train & (pl.col("label") == 1)).any()).item() is not True:
             raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
         seed = self.params.get("seed", 7)
+        hashed = labeled
         labeled = labeled.with_columns(keys.draws(labeled, seed))
         # Keys only; features are joined to the subsampled rows. The validation quarter (every
         # row of one quarter: 8M at a province's size) gets its features PREDICT_CHUNK rows at a
@@ -361,12 +363,16 @@ class PromotionModel:
             first_labeled=int(labeled.get_column("_qi").min()), last_labeled=last_labeled,
             positives_by_tier={TIER_KEYS[t]: int(n) for t, n in sorted(positives.iter_rows(),
                                                                       key=lambda r: TIER_KEYS[r[0]])},
-            data_hash=keys.data_hash(labeled))
+            labeled=hashed)
 
     def fit_plan(self, plan: TrainingPlan, panel: pl.DataFrame | None = None) -> PromotionModel:
         """`fit` on the rows of a plan; `panel` needs to hold only the plan's pairs (or be None when
         the keys carry their features)."""
         keys, test_q = plan.keys, plan.last_labeled
+        # The labelled keys are hashed here, after the run has let the whole panel go (at 1M firms
+        # the hash's sort of 48M keys beside the panel was the run's peak), and then let go.
+        self.data_hash_ = keys.data_hash(plan.labeled)
+        plan.labeled = None
         train, tune = keys.rows(plan.train, panel), keys.rows(plan.tune, panel)
         self.categories_ = learn_categories(train, self.features)
         positives = dict(train.group_by("tier").agg(pl.col("label").sum()).iter_rows())
@@ -424,7 +430,6 @@ class PromotionModel:
                                   for t in TIERS if t not in own},
             "best_iteration": {_tier_name(t): int(n) for t, n in self.rounds_.items()},
         }
-        self.data_hash_ = plan.data_hash
         return self
 
     def _train(self, rows: pl.DataFrame, rounds: int, tune: pl.DataFrame | None = None) -> lgb.Booster:

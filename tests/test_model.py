@@ -259,7 +259,10 @@ def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys
     monkeypatch.setattr(sm, "MAX_TUNE_ROWS", 2_000)
     _, _, _, model = city
     keys, panel = integer_keys
-    fresh = lambda: PromotionModel(model.features, model.monotone, dict(model.params))  # noqa: E731
+
+    def fresh() -> PromotionModel:
+        return PromotionModel(model.features, model.monotone, dict(model.params))
+
     plan = fresh().plan(keys, END)
     # the caps bind (a draw per row: about the cap, not exactly)
     labelled = keys.frame.filter(pl.col("label").is_not_null()).height
