@@ -229,8 +229,9 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
 
     Kept: the verdict (eligible, eligible_if_unknowns_hold, points) of every row and the texts
     (gaps, needs_review) of the scored quarter, the only ones the run reads, as categoricals (they
-    repeat: at 10k firms 31k distinct gaps and 109 distinct needs_review texts over 80k rows;
-    `score` hands them on as text, and they are 3 GB as text at 1M firms); the
+    repeat: at 10k firms 31k distinct gaps and 109 distinct needs_review texts over 80k rows).
+    The candidates keep them categorical to the files (as text they were ~3 GB at 1M firms,
+    needs_review alone 2.25 GB); the CSV and xlsx writers write their text. The
     `criteria` JSON is not built (nothing reads it, and at ~1 kB a row it was 3 GB at 100k
     firms). The panel goes RULE_SLICE rows at a time so that the texts of one slice at most are
     in memory as text (each row's verdict is its own: the result is the same rows as one call)."""
@@ -432,7 +433,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         order.get_column("rank"), position.alias("_i"),
         pl.concat(texts, rechunk=False).alias("reasons").gather(position),
         *[panel.get_column(c).gather(p) for c in ("name", "district")],
-        *[rules.get_column(c).gather(r).cast(pl.Utf8) for c in TEXTS],
+        *[rules.get_column(c).gather(r) for c in TEXTS],   # still categorical (apply_rules)
     ).select(list_columns(keep=["_i"]))
     del keys, order, position, texts, p, r
     # uscc, tier_key, rank and scored row number of the N_TOP_EXPLAINED of each tier

@@ -41,13 +41,18 @@ DEFLATE_LEVEL = 1
 
 def neutralize(frame: pl.DataFrame) -> pl.DataFrame:
     """Every text cell that a spreadsheet would read as a formula, prefixed with `'`. Only the
-    columns that hold such a cell are rewritten (a province's candidates have gigabytes of text)."""
+    columns that hold such a cell are rewritten (a province's candidates have gigabytes of text).
+    Categorical columns (texts that repeat, such as the rule texts) are checked on their distinct
+    values and, when one reads as a formula, rewritten as text."""
     text = [c for c, dtype in frame.schema.items() if dtype == pl.Utf8]
-    flagged = frame.select(pl.col(c).str.contains(FORMULA_START).any() for c in text).row(0) if text else ()
-    return frame.with_columns([
-        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c))
-        .otherwise(pl.col(c)).alias(c)
-        for c, hit in zip(text, flagged, strict=True) if hit])
+    coded = [c for c, dtype in frame.schema.items() if isinstance(dtype, (pl.Categorical, pl.Enum))]
+    checks = [*(pl.col(c).str.contains(FORMULA_START).any() for c in text),
+              *(pl.col(c).unique().cast(pl.Utf8).str.contains(FORMULA_START).any() for c in coded)]
+    flagged = frame.select(checks).row(0) if checks else ()
+    hits = [c for c, hit in zip([*text, *coded], flagged, strict=True) if hit]
+    return frame.with_columns(
+        pl.when(v.str.contains(FORMULA_START)).then(pl.lit("'") + v).otherwise(v).alias(c)
+        for c in hits for v in [pl.col(c).cast(pl.Utf8)])
 
 
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:

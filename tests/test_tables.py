@@ -17,6 +17,19 @@ def test_formula_like_text_is_neutralised_numbers_untouched():
     assert out.get_column("amount").to_list() == [-5.0, 1.0, 2.0, 3.0, 4.0]
 
 
+def test_categorical_text_is_neutralised_too_and_kept_coded_when_clean():
+    """The run hands the rule texts on as categoricals (they repeat; at 1M firms needs_review as
+    text was 2.25 GB): one whose values read as a formula is rewritten as text, a clean one stays
+    coded, and both write the same CSV as their text would."""
+    frame = pl.DataFrame({"review": ["-负债率(需人工核实)", "正常", None, "正常"],
+                          "gaps": ["甲", "乙", "甲", None]}).with_columns(pl.all().cast(pl.Categorical))
+    out = neutralize(frame)
+    assert out.get_column("review").to_list() == ["'-负债率(需人工核实)", "正常", None, "正常"]
+    assert out.schema["review"] == pl.Utf8 and out.schema["gaps"] == pl.Categorical
+    as_text = neutralize(frame.with_columns(pl.all().cast(pl.Utf8)))
+    assert out.write_csv() == as_text.write_csv()
+
+
 def test_csv_has_bom_and_neutralised_text(tmp_path):
     path = write_csv(pl.DataFrame({"name": [EVIL]}), tmp_path / "x.csv")
     data = path.read_bytes()
