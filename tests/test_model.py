@@ -278,6 +278,15 @@ def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys
     assert on_cut.window_ == whole.window_ and on_cut.window_["rows_refit"] == plan.full.height
     assert on_cut.validation_.equals(whole.validation_)
     assert on_cut.data_hash_ == whole.data_hash_ == model.data_hash_
+    # the run makes the cut and the scored quarter a column at a time, emptying its panel
+    from pipelines.run import take_apart
+
+    taken = panel.clone()
+    scored = pl.col("quarter") == str(END)
+    history, now = take_apart(taken, plan.pairs(), scored, ["uscc", "quarter", *model.features])
+    assert taken.width == 0 and panel.width > 0
+    assert history.equals(cut.select("uscc", "quarter", *model.features))
+    assert now.equals(panel.filter(scored)) and now.height > 0
 
 
 def test_data_hash_is_the_sorted_csv_of_the_labelled_keys(city):
