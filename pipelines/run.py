@@ -125,7 +125,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
     # go (at a million firms each copy of the typed tables is gigabytes).
     result.accepted, result.patent_owners = {}, result.patent_owners.clear()
     with timer.stage("features"):
-        panel = build_features(tables, opts.quarter)
+        panel = build_features(tables, opts.quarter, history=opts.model is None)
     honors = tables["honors"]
     del tables  # the panel holds what the rest of the run reads, but for the honours (labels)
     _return_freed_memory()
@@ -204,15 +204,22 @@ def _empty(name: str) -> pl.DataFrame:
     return pl.DataFrame(schema={c.name: column_dtype(c.kind) for c in TABLES[name].columns})
 
 
-def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter) -> pl.DataFrame:
+def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: bool = True) -> pl.DataFrame:
     """The panel for the quarters the run reads: those whose outcome window has closed by the
     scored quarter (training, tuning, validation) and the scored quarter itself. The HORIZON − 1
     quarters just before it have no label and feed nothing, so they are not built (at a
     province's size that is a quarter of the panel's memory). A history too short to train on
-    is built whole, so that the model's refusal counts the drop's quarters."""
+    is built whole, so that the model's refusal counts the drop's quarters.
+
+    Without `history` (scoring with a saved model: nothing is trained or validated) only the
+    scored quarter is built — the same rows, as every quarter's features read the drop's tables
+    up to that quarter's end and no other quarter of the panel (at 1M firms 1 of 9 quarters; the
+    whole panel was the scoring run's peak, 9.7 GB)."""
     from features.panel import build_panel
     from scoring.model import HORIZON, MIN_QUARTERS
 
+    if not history:
+        return build_panel(tables, [quarter])
     periods = tables["filings"].get_column("period") if tables["filings"].height else None
     first = Quarter.parse(periods.min()) if periods is not None else quarter
     first = min(first, quarter)

@@ -367,7 +367,9 @@ class PromotionModel:
 
     def fit_plan(self, plan: TrainingPlan, panel: pl.DataFrame | None = None) -> PromotionModel:
         """`fit` on the rows of a plan; `panel` needs to hold only the plan's pairs (or be None when
-        the keys carry their features)."""
+        the keys carry their features). A plan is fitted once: its labelled keys are let go."""
+        if plan.labeled is None:
+            raise ValueError("this training plan has already been fitted (its labelled keys are gone)")
         keys, test_q = plan.keys, plan.last_labeled
         # The labelled keys are hashed here, after the run has let the whole panel go (at 1M firms
         # the hash's sort of 48M keys beside the panel was the run's peak), and then let go.
