@@ -432,6 +432,13 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
 
     n = rows.height
     sample = _shap_sample_rows(n)
+    # Each scored row's sort keys and the row numbers of its panel and rules rows, joined before
+    # the rows are explained: the joins' tables are then not held beside the reasons texts (at a
+    # province's 7.4M rows that moment was the scoring run's peak, 8.0 GB).
+    keys = (rows.select("uscc", "tier")
+            .join(panel.select("uscc").with_row_index("_p"), on="uscc", how="left", maintain_order="left")
+            .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points")
+                  .with_row_index("_r"), on=["uscc", "tier"], how="left", maintain_order="left"))
     margins, texts, kept_c, kept_x, names, total = [], [], [], [], None, None
     for start, part in zip(range(0, max(n, 1), SLICE), _with_features_in_slices(rows, panel), strict=True):
         contrib, x, names = model.contributions(part)
@@ -449,11 +456,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     # then gathered once each, already in that order, through the row numbers of their source
     # (a join would copy every column of its left side again, and the texts held as text twice:
     # at a province's 7.4M rows each of these copies was gigabytes, and the run's peak).
-    keys = (rows.select("uscc", "tier")
-            .join(panel.select("uscc").with_row_index("_p"), on="uscc", how="left", maintain_order="left")
-            .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points")
-                  .with_row_index("_r"), on=["uscc", "tier"], how="left", maintain_order="left")
-            .with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins)))))
+    keys = keys.with_columns(pl.Series("probability", model.calibrate(np.concatenate(margins))))
     order = rank_order(keys)
     position = order.get_column("_row")
     keys = keys.gather(position)
