@@ -377,7 +377,8 @@ def take_apart(panel: pl.DataFrame, pairs: pl.DataFrame, scored: pl.Expr, column
             history[name] = column.gather(at)
         current.append(column.gather(now))
         del column
-    return pl.DataFrame([history[c] for c in columns]), pl.DataFrame(current)
+    # (a column the panel lacks is left out: the model names it when it is given the cut)
+    return pl.DataFrame([history[c] for c in columns if c in history]), pl.DataFrame(current)
 
 
 def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.DataFrame, opts: RunOptions):

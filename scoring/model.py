@@ -322,9 +322,6 @@ class PromotionModel:
         as ModelKeys), the features then come from `panel`, joined after negatives are subsampled.
         The same as `plan` then `fit_plan` (the run cuts its panel to the plan's rows between)."""
         keys = rows if isinstance(rows, ModelKeys) else ModelKeys.from_rows(rows)
-        absent = [f for f in self.features if f not in keys.columns() and (panel is None or f not in panel.columns)]
-        if absent:
-            raise ValueError(f"model features missing from rows and panel: {absent}")
         return self.fit_plan(self.plan(keys, last_quarter, refit), panel)
 
     def plan(self, keys: ModelKeys, last_quarter: Quarter, refit: bool = True) -> TrainingPlan:
@@ -371,6 +368,9 @@ class PromotionModel:
         if plan.labeled is None:
             raise ValueError("this training plan has already been fitted (its labelled keys are gone)")
         keys, test_q = plan.keys, plan.last_labeled
+        absent = [f for f in self.features if f not in keys.columns() and (panel is None or f not in panel.columns)]
+        if absent:
+            raise ValueError(f"model features missing from rows and panel: {absent}")
         # The labelled keys are hashed here, after the run has let the whole panel go (at 1M firms
         # the hash's sort of 48M keys beside the panel was the run's peak), and then let go.
         self.data_hash_ = keys.data_hash(plan.labeled)

@@ -279,6 +279,9 @@ def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys
     on_cut = fresh().fit_plan(plan, cut)
     with pytest.raises(ValueError, match="already been fitted"):   # its labelled keys are gone
         fresh().fit_plan(plan, cut)
+    # a cut without one of the model's columns is refused by name, as fit refuses a whole panel
+    with pytest.raises(ValueError, match=f"missing from rows and panel: \\['{model.features[0]}'\\]"):
+        fresh().fit_plan(fresh().plan(keys, END), cut.drop(model.features[0]))
     whole = fresh().fit(keys, END, panel=panel)
     assert on_cut.model_id == whole.model_id
     assert on_cut.window_ == whole.window_ and on_cut.window_["rows_refit"] == plan.full.height
