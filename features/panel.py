@@ -258,8 +258,29 @@ def financial_columns(tables: Mapping[str, Table], firms: pl.DataFrame,
     )
 
 
+class _Taken(Mapping):
+    """A dict of tables seen through: each table is taken out of the dict when it is read, so it
+    is let go as soon as its features are made (build_panel's `release`). A table read twice is
+    an error, not an empty table."""
+
+    def __init__(self, tables: dict[str, Table]) -> None:
+        self._tables, self._taken = tables, set()
+
+    def __getitem__(self, name: str) -> Table:
+        if name in self._taken:
+            raise RuntimeError(f"build_panel: table {name!r} read twice with release=True")
+        self._taken.add(name)
+        return self._tables.pop(name)
+
+    def __iter__(self):
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
 def build_panel(tables: Mapping[str, Table], quarters: Sequence[Quarter],
-                config: PanelConfig | None = None) -> pl.DataFrame:
+                config: PanelConfig | None = None, release: bool = False) -> pl.DataFrame:
     """The point-in-time feature panel: one row per (uscc, quarter) for every enterprise founded
     by the quarter's end (any status), sorted by uscc then quarter; columns KEYS +
     PANEL_FEATURES (units and definitions in features/catalog.yaml).
@@ -268,8 +289,14 @@ def build_panel(tables: Mapping[str, Table], quarters: Sequence[Quarter],
     filings one row per (uscc, period)), eager or lazy: a LazyFrame (e.g. `pl.scan_parquet`)
     is read for the columns the panel needs only. A feature of quarter q reads only rows dated
     by q's end.
+
+    With `release`, `tables` is a dict the panel's tables are taken out of as they are read, so
+    that each goes once its features are made, not after the whole panel is built (at a
+    province's size the returns and patents, 1.6 GB at 1M firms, sat beside the 4 GB panel).
     """
     config = config or PanelConfig()
+    if release:
+        tables = _Taken(tables)
     calendar = quarter_calendar(quarters)
     firms = firm_table(tables)
     n, firm_ids = firms.height, firms.select("uscc", "fid")

@@ -124,10 +124,11 @@ def run_quarter(opts: RunOptions) -> Manifest:
     # From here the tables read back from the warehouse are the inputs; the checked copies are let
     # go (at a million firms each copy of the typed tables is gigabytes).
     result.accepted, result.patent_owners = {}, result.patent_owners.clear()
+    honors = tables["honors"]  # what the rest of the run reads besides the panel (the labels)
     with timer.stage("features"):
-        panel = build_features(tables, opts.quarter, history=opts.model is None)
-    honors = tables["honors"]
-    del tables  # the panel holds what the rest of the run reads, but for the honours (labels)
+        # the tables are let go as the panel is made from them
+        panel = build_features(tables, opts.quarter, history=opts.model is None, release=True)
+    del tables
     _return_freed_memory()
     with timer.stage("rules"):
         rules, rulebooks = apply_rules(panel, opts.quarter)
@@ -204,7 +205,8 @@ def _empty(name: str) -> pl.DataFrame:
     return pl.DataFrame(schema={c.name: column_dtype(c.kind) for c in TABLES[name].columns})
 
 
-def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: bool = True) -> pl.DataFrame:
+def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: bool = True,
+                   release: bool = False) -> pl.DataFrame:
     """The panel for the quarters the run reads: those whose outcome window has closed by the
     scored quarter (training, tuning, validation) and the scored quarter itself. The HORIZON − 1
     quarters just before it have no label and feed nothing, so they are not built (at a
@@ -214,20 +216,23 @@ def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: b
     Without `history` (scoring with a saved model: nothing is trained or validated) only the
     scored quarter is built — the same rows, as every quarter's features read the drop's tables
     up to that quarter's end and no other quarter of the panel (at 1M firms 1 of 9 quarters; the
-    whole panel was the scoring run's peak, 9.7 GB)."""
+    whole panel was the scoring run's peak, 9.7 GB).
+
+    With `release` the tables are taken out of `tables` as the panel reads them (build_panel)."""
     from features.panel import build_panel
     from scoring.model import HORIZON, MIN_QUARTERS
 
     if not history:
-        return build_panel(tables, [quarter])
+        return build_panel(tables, [quarter], release=release)
     periods = tables["filings"].get_column("period") if tables["filings"].height else None
     first = Quarter.parse(periods.min()) if periods is not None else quarter
     first = min(first, quarter)
+    del periods
     span = quarter_range(first, quarter)
     if len(span) <= MIN_QUARTERS:
-        return build_panel(tables, span)
+        return build_panel(tables, span, release=release)
     read = [q for q in span if q + HORIZON <= quarter]
-    return build_panel(tables, [*read, quarter])
+    return build_panel(tables, [*read, quarter], release=release)
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:

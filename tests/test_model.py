@@ -47,6 +47,28 @@ def city(inputs):
     return base, drop, with_features(keys, panel), model
 
 
+def test_the_panel_can_let_its_tables_go_as_it_reads_them(inputs):
+    """With release, each table leaves the dict as the panel reads it; the panel is the same."""
+    from pipelines import warehouse
+
+    base, _, panel, _, _ = inputs
+    con = warehouse.connect(base / "w.duckdb", read_only=True)
+    try:
+        tables = warehouse.read_tables(con)
+    finally:
+        con.close()
+    assert {"enterprises", "filings", "patents", "honors"} <= set(tables)
+    assert build_features(tables, END, release=True).equals(panel)
+    assert tables == {}
+    # A table read a second time is an error, not an empty table (typed_input reads with .get).
+    from features.panel import _Taken
+
+    taken = _Taken({"patents": panel})
+    assert taken.get("patents") is panel and taken.get("projects") is None
+    with pytest.raises(RuntimeError, match="read twice"):
+        taken.get("patents")
+
+
 def _qi(q: str) -> int:
     return Quarter.parse(q).index
 
@@ -206,6 +228,19 @@ def test_subsampling_keeps_every_positive_and_reweights_negatives(city):
     assert keys.draws(keys.frame, seed=3, chunk=997).equals(labeled.get_column("_u"))
     other = _subsample(keys.frame.with_columns(keys.draws(keys.frame, seed=4)), cap=20_000)
     assert not other.get_column("_row").equals(kept.get_column("_row"))
+    # A window thins the rows inside it, the same rows as thinning a copy of them.
+    window = pl.col("_qi") <= pl.col("_qi").median()
+    inside = _subsample(labeled, cap=8_000, window=window)
+    assert inside.equals(_subsample(labeled.filter(window), cap=8_000))
+    assert 0 < inside.height < labeled.filter(window).height
+
+
+@pytest.mark.parametrize("share", [1e-7, 0.0123457, 1 / 3, 0.5, 0.999999, 0.9999995, 1.0, 3 / 7])
+def test_a_share_keeps_the_draws_below_it(share):
+    """The integer bound keeps the same draws as comparing each draw / 10⁶ with the share."""
+    from scoring.model import _draws_below
+
+    assert _draws_below(share) == np.count_nonzero(np.arange(1_000_000) / 1_000_000 < share)
 
 
 @pytest.fixture(scope="module")
