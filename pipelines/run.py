@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from contextlib import contextmanager
+from tempfile import TemporaryDirectory
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from data_contracts.validate import ORDER, TableInput, ValidationResult, judge, 
 from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
+from pipelines.panel_files import PanelFiles
 from reports.tables import write_candidates_xlsx, write_csv
 from scoring.tiers import TIERS
 
@@ -121,24 +123,25 @@ def run_quarter(opts: RunOptions) -> Manifest:
 
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
-    # From here the tables read back from the warehouse are the inputs; the checked copies are let
-    # go (at a million firms each copy of the typed tables is gigabytes).
-    result.accepted, result.patent_owners = {}, result.patent_owners.clear()
     honors = tables["honors"]  # what the rest of the run reads besides the panel (the labels)
-    with timer.stage("features"):
-        # the tables are let go as the panel is made from them
-        panel = build_features(tables, opts.quarter, history=opts.model is None, release=True)
-    del tables
-    _return_freed_memory()
-    with timer.stage("rules"):
-        rules, rulebooks = apply_rules(panel, opts.quarter)
-    manifest.data["rulebooks"] = rulebooks
+    # The panel lives on disk until the model's plan is made (a province's is 4 GB in memory):
+    # each stage reads what it needs of it (PanelFiles); from then on, the scored quarter.
+    with TemporaryDirectory(dir=out, prefix=".panel-") as scratch:
+        with timer.stage("features"):
+            # the tables are let go as the panel's last part is made from them
+            files = PanelFiles.build(tables, panel_quarters(tables, opts.quarter, history=opts.model is None),
+                                     Path(scratch))
+        del tables
+        _return_freed_memory()
+        with timer.stage("rules"):
+            rules, rulebooks = apply_rules(files.read(_rules_quarters(opts.quarter)), opts.quarter)
+        manifest.data["rulebooks"] = rulebooks
+        with timer.stage("train"):
+            # Training reads the panel only at the rows its plan chose; the rest of the run reads
+            # the scored quarter.
+            training, panel = plan_training(files, rules, honors, opts)
     scored_quarter = pl.col("quarter") == str(opts.quarter)
     with timer.stage("train"):
-        # Training reads the panel only at the rows its plan chose (a province's panel is 4 GB);
-        # the rest of the run reads the scored quarter. The whole panel and the rule verdicts of
-        # other quarters go before any booster is trained.
-        training, panel = plan_training(panel, rules, honors, opts)
         rules = rules.filter(scored_quarter)  # all the rest reads
         del honors
         _return_freed_memory()
@@ -181,10 +184,13 @@ def _return_freed_memory() -> None:
 
 
 def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str, pl.DataFrame]:
+    """The checked tables loaded into the warehouse, and every table read back from it: from here
+    these are the run's inputs. The checked copies are taken out of `result` and let go a table
+    at a time as they are loaded (at a million firms each copy of the typed tables is gigabytes)."""
     files = {r.path.name: r.sha256 for r in drop.tables.values()}
     did = warehouse.drop_id(files)
-    tables = dict(result.accepted)
-    tables["patent_owners"] = result.patent_owners
+    tables = {**result.accepted, "patent_owners": result.patent_owners}
+    result.accepted, result.patent_owners = {}, result.patent_owners.clear()
     con = warehouse.connect(path)
     try:
         warehouse.load_drop(con, did, str(drop.folder), files, result.counts, tables, result.quarantine)
@@ -207,7 +213,15 @@ def _empty(name: str) -> pl.DataFrame:
 
 def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: bool = True,
                    release: bool = False) -> pl.DataFrame:
-    """The panel for the quarters the run reads: those whose outcome window has closed by the
+    """The panel of panel_quarters, in memory (the run builds the same rows to disk, PanelFiles).
+    With `release` the tables are taken out of `tables` as the panel reads them (build_panel)."""
+    from features.panel import build_panel
+
+    return build_panel(tables, panel_quarters(tables, quarter, history), release=release)
+
+
+def panel_quarters(tables: dict[str, pl.DataFrame], quarter: Quarter, history: bool = True) -> list[Quarter]:
+    """The quarters the run reads: those whose outcome window has closed by the
     scored quarter (training, tuning, validation) and the scored quarter itself. The HORIZON − 1
     quarters just before it have no label and feed nothing, so they are not built (at a
     province's size that is a quarter of the panel's memory). A history too short to train on
@@ -216,23 +230,25 @@ def build_features(tables: dict[str, pl.DataFrame], quarter: Quarter, history: b
     Without `history` (scoring with a saved model: nothing is trained or validated) only the
     scored quarter is built — the same rows, as every quarter's features read the drop's tables
     up to that quarter's end and no other quarter of the panel (at 1M firms 1 of 9 quarters; the
-    whole panel was the scoring run's peak, 9.7 GB).
-
-    With `release` the tables are taken out of `tables` as the panel reads them (build_panel)."""
-    from features.panel import build_panel
+    whole panel was the scoring run's peak, 9.7 GB)."""
     from scoring.model import HORIZON, MIN_QUARTERS
 
     if not history:
-        return build_panel(tables, [quarter], release=release)
+        return [quarter]
     periods = tables["filings"].get_column("period") if tables["filings"].height else None
     first = Quarter.parse(periods.min()) if periods is not None else quarter
     first = min(first, quarter)
-    del periods
     span = quarter_range(first, quarter)
     if len(span) <= MIN_QUARTERS:
-        return build_panel(tables, span, release=release)
-    read = [q for q in span if q + HORIZON <= quarter]
-    return build_panel(tables, [*read, quarter], release=release)
+        return span
+    return [*(q for q in span if q + HORIZON <= quarter), quarter]
+
+
+def _rules_quarters(quarter: Quarter) -> pl.Expr:
+    """The panel rows apply_rules judges: the scored quarter and the model's validation quarter."""
+    from scoring.model import HORIZON
+
+    return pl.col("quarter") >= str(quarter - HORIZON)
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
@@ -251,11 +267,14 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
-    recent = panel.filter(pl.col("quarter") >= str(quarter - HORIZON))
+    recent = pl.col("quarter") >= str(quarter - HORIZON)   # filtered a slice at a time: no copy of them all
     scored = pl.col("quarter") == str(quarter)
     parts = []
-    for start in range(0, max(recent.height, 1), RULE_SLICE):
-        part = evaluate(recent.slice(start, RULE_SLICE), books, details=False)
+    for start in range(0, max(panel.height, 1), RULE_SLICE):
+        rows = panel.slice(start, RULE_SLICE).filter(recent)
+        if rows.height == 0 and parts:
+            continue
+        part = evaluate(rows, books, details=False)
         parts.append(part.select("uscc", "quarter", "tier", "eligible", "eligible_if_unknowns_hold", "points",
                                  *[pl.when(scored).then(pl.col(c)).cast(pl.Categorical).alias(c) for c in TEXTS]))
         del part
@@ -344,46 +363,24 @@ class Training:
     history: pl.DataFrame
 
 
-def plan_training(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
+def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
                   ) -> tuple[Training | None, pl.DataFrame]:
-    """The model's training plan, made from integer keys (`model_keys`), with the panel's model
-    columns at the plan's (firm, quarter) pairs (None when a saved model is used, opts.model);
-    and the scored quarter's panel. The panel is taken apart to make them (`take_apart`): on
-    return it has no columns left."""
+    """The model's training plan, made from integer keys (`model_keys`, from a few columns of every
+    panel row), with the panel's model columns at the plan's (firm, quarter) pairs (None when a
+    saved model is used, opts.model); and the scored quarter's panel."""
     from features.catalog import load_catalog, model_features
     from scoring.model import DEFAULT_PARAMS, PromotionModel
 
-    scored = pl.col("quarter") == str(opts.quarter)
+    now = files.read(pl.col("quarter") == str(opts.quarter))
     if opts.model is not None:
-        return None, panel.filter(scored)
+        return None, now
     catalog = load_catalog()
     features = model_features()
     monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
     model = PromotionModel(features, monotone, {**DEFAULT_PARAMS, "seed": opts.seed})
-    plan = model.plan(model_keys(panel, rules, honors, opts.quarter), opts.quarter)
-    history, now = take_apart(panel, plan.pairs(), scored, ["uscc", "quarter", *features])
-    return Training(model, plan, history), now
-
-
-def take_apart(panel: pl.DataFrame, pairs: pl.DataFrame, scored: pl.Expr, columns: list[str]
-               ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`columns` of the panel rows at `pairs` (uscc, quarter), and every column of the rows where
-    `scored` holds, both in the panel's order: the same frames as a semi-join and a filter. Made
-    a column at a time, each column dropped from `panel` once it is gathered, so `panel` is left
-    empty — at a province's size the whole panel (4 GB) never sits beside both copies, which was
-    the run's peak (10.7 GB at 1M firms)."""
-    at = (panel.select("uscc", "quarter").with_row_index("_i")
-          .join(pairs, on=["uscc", "quarter"], how="semi").get_column("_i").sort())
-    now = panel.select(scored.arg_true()).to_series()
-    history, current = {}, []
-    for name in panel.columns:
-        column = panel.drop_in_place(name)
-        if name in columns:
-            history[name] = column.gather(at)
-        current.append(column.gather(now))
-        del column
-    # (a column the panel lacks is left out: the model names it when it is given the cut)
-    return pl.DataFrame([history[c] for c in columns if c in history]), pl.DataFrame(current)
+    columns = ["uscc", "quarter", "status", *(c for c in files.scan().collect_schema().names() if c.startswith("holds_"))]
+    plan = model.plan(model_keys(files.sorted(columns), rules, honors, opts.quarter), opts.quarter)
+    return Training(model, plan, files.at(plan.pairs(), ["uscc", "quarter", *features])), now
 
 
 def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.DataFrame, opts: RunOptions):

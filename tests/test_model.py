@@ -47,16 +47,52 @@ def city(inputs):
     return base, drop, with_features(keys, panel), model
 
 
-def test_the_panel_can_let_its_tables_go_as_it_reads_them(inputs):
-    """With release, each table leaves the dict as the panel reads it; the panel is the same."""
+def _tables(base):
+    """The tables the run reads, back from the fixture's warehouse."""
     from pipelines import warehouse
 
-    base, _, panel, _, _ = inputs
     con = warehouse.connect(base / "w.duckdb", read_only=True)
     try:
-        tables = warehouse.read_tables(con)
+        return warehouse.read_tables(con)
     finally:
         con.close()
+
+
+@pytest.fixture(scope="module")
+def panel_files(inputs):
+    """The fixture's panel as the run keeps it: on disk, built two quarters at a time."""
+    from pipelines.panel_files import PanelFiles
+    from pipelines.run import panel_quarters
+
+    base, _, _, _, _ = inputs
+    tables = _tables(base)
+    folder = base / "panel"
+    folder.mkdir()
+    files = PanelFiles.build(tables, panel_quarters(tables, END), folder, at_once=2)
+    assert tables == {}   # the last part takes them
+    return files
+
+
+def test_panel_files_hold_the_panel_and_give_back_what_each_stage_reads(inputs, panel_files):
+    """Built two quarters at a time, the files hold the panel's rows (a quarter's features read no
+    other quarter); read back whole, by quarter, or at some (firm, quarter) pairs."""
+    _, _, panel, _, _ = inputs
+    quarters = panel.get_column("quarter").unique().sort()
+    assert len(panel_files.files) == (len(quarters) + 1) // 2 >= 4
+    assert panel_files.sorted(panel.columns).equals(panel)
+    scored = pl.col("quarter") == str(END)
+    assert panel_files.read(scored).equals(panel.filter(scored))
+    pairs = panel.select("uscc", "quarter").sample(500, seed=2)
+    at = panel_files.at(pairs, ["uscc", "quarter", "revenue_ttm", "not_a_column"])
+    assert at.columns == ["uscc", "quarter", "revenue_ttm"]
+    assert at.sort("uscc", "quarter").equals(
+        panel.join(pairs, on=["uscc", "quarter"], how="semi").select(at.columns))
+
+
+def test_the_panel_can_let_its_tables_go_as_it_reads_them(inputs):
+    """With release, each table leaves the dict as the panel reads it; the panel is the same."""
+    base, _, panel, _, _ = inputs
+    tables = _tables(base)
     assert {"enterprises", "filings", "patents", "honors"} <= set(tables)
     assert build_features(tables, END, release=True).equals(panel)
     assert tables == {}
@@ -288,7 +324,7 @@ def test_integer_keys_train_the_same_model_as_text_keys(city, integer_keys):
     assert again.validation_.equals(model.validation_)
 
 
-def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys, monkeypatch):
+def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys, panel_files, monkeypatch):
     """The run keeps only the panel rows the training plan reads (plan.pairs) and lets the rest go.
     With caps small enough that the negatives are subsampled, that cut is a fraction of the labelled
     quarters' rows, and the model fitted on it is the one fitted on the whole panel."""
@@ -322,15 +358,9 @@ def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys
     assert on_cut.window_ == whole.window_ and on_cut.window_["rows_refit"] == plan.full.height
     assert on_cut.validation_.equals(whole.validation_)
     assert on_cut.data_hash_ == whole.data_hash_ == model.data_hash_
-    # the run makes the cut and the scored quarter a column at a time, emptying its panel
-    from pipelines.run import take_apart
-
-    taken = panel.clone()
-    scored = pl.col("quarter") == str(END)
-    history, now = take_apart(taken, plan.pairs(), scored, ["uscc", "quarter", *model.features])
-    assert taken.width == 0 and panel.width > 0
-    assert history.equals(cut.select("uscc", "quarter", *model.features))
-    assert now.equals(panel.filter(scored)) and now.height > 0
+    # the run reads the cut and the scored quarter from the panel's files (test_panel_files)
+    history = panel_files.at(plan.pairs(), ["uscc", "quarter", *model.features])
+    assert history.sort("uscc", "quarter").equals(cut.select("uscc", "quarter", *model.features))
 
 
 def test_data_hash_is_the_sorted_csv_of_the_labelled_keys(city):
