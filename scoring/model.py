@@ -114,6 +114,9 @@ def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
         .alias("rq")).select("uscc", "tier", "rq")
 
 
+VERDICT_COLUMNS = ("rule_eligible", "rule_eligible_if_unknowns_hold", "rule_points")
+
+
 def rule_verdict(rules: pl.DataFrame) -> pl.DataFrame:
     """The rulebooks' verdict as the model rows carry it: (uscc, quarter, tier, rule_eligible,
     rule_eligible_if_unknowns_hold, rule_points), eligibility as 1.0/0.0 (null: undecided)."""
@@ -167,15 +170,14 @@ class ModelKeys:
             "label": part.get_column("label"),
         })
 
-    def rows(self, part: pl.DataFrame, panel: pl.DataFrame | None, verdict: pl.DataFrame | None = None
-             ) -> pl.DataFrame:
-        """`part` as the model's rows: text keys, label, the source's columns (or the `verdict`
-        of `verdict_of`), the subsample weight _w when `part` has one, then the panel's columns."""
+    def rows(self, part: pl.DataFrame, panel: pl.DataFrame | None) -> pl.DataFrame:
+        """`part` as the model's rows: text keys, label, the source's columns, the columns `part`
+        carries besides its keys (the rule verdict of verdict_of, the subsample weight _w), then
+        the panel's columns."""
         out = self.source.gather(part["_row"]) if self.source is not None else self.text(part)
-        if verdict is not None:
-            out = out.join(verdict, on=["uscc", "quarter", "tier"], how="left", maintain_order="left")
-        if "_w" in part.columns:
-            out = out.with_columns(part.get_column("_w"))
+        carried = [c for c in part.columns if c not in ("_f", "_qi", "_t", "label", "_row", "_u")]
+        if carried:
+            out = out.with_columns(part.select(carried))
         return with_features(out, panel)
 
     def without_rows(self) -> ModelKeys:
@@ -184,10 +186,14 @@ class ModelKeys:
         return ModelKeys(self.frame.clear(), self.firms, self.source)
 
     def verdict_of(self, quarter: int) -> pl.DataFrame | None:
-        """The rule verdict (rule_verdict) of one quarter, for keys that carry none of their own."""
+        """The rule verdict (rule_verdict) of one quarter on integer keys (_f, _qi, _t), for keys
+        that carry none of their own. (With text keys, 7.2M rows of a province's quarter were
+        0.4 GB, joined again to every slice of the validation rows.)"""
         if self.source is not None or self.verdict is None:
             return None
-        return rule_verdict(self.verdict.filter(pl.col("quarter") == str(Quarter.from_index(quarter))))
+        verdict = rule_verdict(self.verdict.filter(pl.col("quarter") == str(Quarter.from_index(quarter))))
+        return verdict.join(firm_numbers(self.firms), on="uscc", how="inner").select(
+            "_f", pl.lit(quarter, pl.Int32).alias("_qi"), tier_code("tier"), *VERDICT_COLUMNS)
 
     def draws(self, part: pl.DataFrame, seed: int, chunk: int = 2_000_000) -> pl.Series:
         """Each row's subsampling draw in [0, 10⁶): a hash of its text keys and the seed, so which
@@ -223,7 +229,8 @@ class ModelKeys:
 class TrainingPlan:
     """The rows PromotionModel.fit reads (PromotionModel.plan), as keys (ModelKeys.frame rows):
     the subsampled training and tuning rows, the refit rows (None: no refit), every row of the
-    validation quarter with the quarter's rule verdict; and what the model records of all the
+    validation quarter with the quarter's rule verdict (VERDICT_COLUMNS, when the keys have the
+    rules); and what the model records of all the
     labelled rows: the span of their quarters, positives per tier, and the keys themselves for
     the data hash."""
 
@@ -231,7 +238,6 @@ class TrainingPlan:
     train: pl.DataFrame
     tune: pl.DataFrame
     valid: pl.DataFrame
-    verdict: pl.DataFrame | None
     full: pl.DataFrame | None
     first_labeled: int
     last_labeled: int
@@ -356,7 +362,7 @@ class PromotionModel:
         positives = labeled.group_by("_t").agg(pl.col("label").sum())
         return TrainingPlan(
             keys=keys.without_rows(), train=train, tune=tune,
-            valid=labeled.filter(pl.col("_qi") == test_q).drop("_u"), verdict=keys.verdict_of(test_q),
+            valid=_with_verdict(labeled.filter(pl.col("_qi") == test_q).drop("_u"), keys.verdict_of(test_q)),
             full=_subsample(labeled, MAX_TRAIN_ROWS) if refit else None,
             first_labeled=int(labeled.get_column("_qi").min()), last_labeled=last_labeled,
             positives_by_tier={TIER_KEYS[t]: int(n) for t, n in sorted(positives.iter_rows(),
@@ -407,7 +413,7 @@ class PromotionModel:
         quarter_panel = None if panel is None else panel.filter(
             pl.col("quarter") == str(Quarter.from_index(test_q)))
         for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
-            part = keys.rows(valid.slice(i, PREDICT_CHUNK), None, plan.verdict)
+            part = keys.rows(valid.slice(i, PREDICT_CHUNK), None)
             margins.append(self.margin(with_features(part, quarter_panel)))
             kept.append(part.select("uscc", "quarter", "tier", "label",
                                     *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
@@ -586,6 +592,13 @@ def _subsample(rows: pl.DataFrame, cap: int, window: pl.Expr | None = None) -> p
     share = keep / n_neg
     kept = rows.filter(inside & ((pl.col("label") == 1) | (pl.col("_u") < _draws_below(share))))
     return kept.with_columns(pl.when(pl.col("label") == 1).then(1.0).otherwise(1.0 / share).alias("_w"))
+
+
+def _with_verdict(keys: pl.DataFrame, verdict: pl.DataFrame | None) -> pl.DataFrame:
+    """Keys (rows of ModelKeys.frame) with their rule verdict (verdict_of), joined once."""
+    if verdict is None:
+        return keys
+    return keys.join(verdict, on=["_f", "_qi", "_t"], how="left", maintain_order="left")
 
 
 def _draws_below(share: float) -> int:
