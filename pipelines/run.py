@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 MAX_QUARANTINE_SHARE = 0.5     # above this share of a table quarantined, nothing is scored
 N_TOP_EXPLAINED = 3            # firms per tier with a page and a waterfall chart in the report
 SHAP_SAMPLE = 2_000
-SLICE = 500_000                # scored rows given their features (and SHAP values) at a time
+SLICE = 250_000                # scored rows given their features (and SHAP values) at a time
 RULE_SLICE = 250_000           # panel rows through the rulebooks at a time
 TEXTS = ("gaps", "needs_review")  # the rule texts the run hands on (the scored quarter's)
 

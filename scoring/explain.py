@@ -122,11 +122,15 @@ class AbsoluteSum:
         self.width, self.rows = width, 0
         self.total = np.zeros(width)
 
+    CHUNK = 65_536   # rows added at a time: the same additions in the same order, a small copy
+
     def add(self, contrib: np.ndarray) -> None:
-        work = np.empty((len(contrib) + 1, self.width))
-        work[0] = self.total
-        np.abs(contrib[:, : self.width], out=work[1:])
-        self.total = work.sum(axis=0)
+        for start in range(0, len(contrib), self.CHUNK):
+            part = contrib[start:start + self.CHUNK, : self.width]
+            work = np.empty((len(part) + 1, self.width))
+            work[0] = self.total
+            np.abs(part, out=work[1:])
+            self.total = work.sum(axis=0)
         self.rows += len(contrib)
 
     def mean(self) -> np.ndarray:

@@ -52,9 +52,12 @@ def test_no_rows_no_reasons():
     assert reasons(np.zeros((0, len(NAMES) + 1)), np.zeros((0, len(NAMES))), NAMES) == []
 
 
-def test_sum_over_slices_gives_the_mean_of_the_whole_matrix_bit_for_bit():
-    """global importance is accumulated slice by slice in the run; it must equal NumPy's mean
-    over the whole (n × F+1) matrix exactly, not just to rounding."""
+@pytest.mark.parametrize("chunk", [AbsoluteSum.CHUNK, 97])
+def test_sum_over_slices_gives_the_mean_of_the_whole_matrix_bit_for_bit(chunk, monkeypatch):
+    """global importance is accumulated slice by slice in the run (and each slice a chunk of rows
+    at a time); it must equal NumPy's mean over the whole (n × F+1) matrix exactly, not just to
+    rounding."""
+    monkeypatch.setattr(AbsoluteSum, "CHUNK", chunk)
     rng = np.random.default_rng(5)
     contrib = rng.normal(0, 1, (10_007, len(NAMES) + 1)) * np.exp(rng.normal(0, 4, (10_007, 1)))
     contrib[rng.random(contrib.shape) < 0.1] = 0.0
