@@ -263,11 +263,10 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     `criteria` JSON is not built (nothing reads it, and at ~1 kB a row it was 3 GB at 100k
     firms). The panel goes RULE_SLICE rows at a time so that the texts of one slice at most are
     in memory as text (each row's verdict is its own: the result is the same rows as one call)."""
-    from scoring.model import HORIZON
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
-    recent = pl.col("quarter") >= str(quarter - HORIZON)   # filtered a slice at a time: no copy of them all
+    recent = _rules_quarters(quarter)   # filtered a slice at a time: no copy of them all
     scored = pl.col("quarter") == str(quarter)
     parts = []
     for start in range(0, max(panel.height, 1), RULE_SLICE):
@@ -569,12 +568,12 @@ def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7) -> pl.Data
 
 
 def allocate_budget(candidates: pl.DataFrame, panel: pl.DataFrame, opts: RunOptions):
+    """The allocation and its policy; `panel` is the scored quarter's (as the run holds it)."""
     from scoring.allocation import allocate
     from scoring.policy import load_policy
 
     policy = load_policy(opts.policy)
-    firms = panel.filter(pl.col("quarter") == str(opts.quarter))
-    return allocate(candidates, firms, policy), policy
+    return allocate(candidates, panel, policy), policy
 
 
 FACT_COLUMNS = ["revenue_ttm", "revenue_growth_yoy", "rd_expense_py", "rd_intensity_py", "invention_granted_valid",
@@ -598,7 +597,7 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
         getattr(alloc, name).write_parquet(out / "tables" / f"{name}.parquet")
     memo = draft_memo(alloc, policy, str(opts.quarter), opts.city)
     (out / "memo.md").write_text(memo, encoding="utf-8")
-    now = panel.filter(pl.col("quarter") == str(opts.quarter))
+    now = panel   # the scored quarter's (as the run holds it from training on)
     top = candidates.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc").unique()
     cols = [c for c in FACT_COLUMNS if c in now.columns]
     now.join(top, on="uscc").select("uscc", "name", "district", *cols).sort("uscc").write_parquet(

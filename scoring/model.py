@@ -115,6 +115,7 @@ def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
 
 
 VERDICT_COLUMNS = ("rule_eligible", "rule_eligible_if_unknowns_hold", "rule_points")
+KEY_COLUMNS = ("_f", "_qi", "_t", "label", "_row")   # a ModelKeys.frame row (_row: keys from text rows)
 
 
 def rule_verdict(rules: pl.DataFrame) -> pl.DataFrame:
@@ -175,7 +176,7 @@ class ModelKeys:
         carries besides its keys (the rule verdict of verdict_of, the subsample weight _w), then
         the panel's columns."""
         out = self.source.gather(part["_row"]) if self.source is not None else self.text(part)
-        carried = [c for c in part.columns if c not in ("_f", "_qi", "_t", "label", "_row", "_u")]
+        carried = [c for c in part.columns if c not in (*KEY_COLUMNS, "_u")]
         if carried:
             out = out.with_columns(part.select(carried))
         return with_features(out, panel)
