@@ -196,10 +196,21 @@ def _render_rows(part: pl.DataFrame, styles: dict[int, str], path: Path) -> int:
             chunk = part.slice(start, ROWS_PER_CHUNK).with_columns(
                 (pl.int_range(pl.len(), dtype=pl.Int64) + start + 2).alias("_row"))
             rows = chunk.select(_row_xml(chunk, styles)).to_series()
-            out.write(rows.str.join("").cast(pl.Binary).item())
+            out.write(_back_to_back(rows))
             written = chunk["_row"].filter(rows.is_not_null())
             last_row = written[-1] if len(written) else last_row
     return last_row
+
+
+def _back_to_back(text: pl.Series) -> memoryview:
+    """The strings one after another, a null leaving nothing: Arrow's character buffer between the
+    first string's start and the last one's end, not copied (joined into one string, then copied
+    out to Python bytes, this took a quarter of the rendering)."""
+    array = text.to_arrow(compat_level=pl.CompatLevel.oldest())   # large_string: 64-bit offsets
+    _, offsets, characters = array.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)
+    start, stop = ends[array.offset], ends[array.offset + len(array)]
+    return memoryview(characters)[start:stop] if stop > start else memoryview(b"")
 
 
 def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
@@ -235,7 +246,10 @@ def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | N
 
 
 def _number_text(values: pl.Series) -> pl.Series:
-    """Each number as xlsxwriter writes it (`%.16G`), each distinct value formatted once."""
+    """Each number as xlsxwriter writes it (`%.16G`), each distinct value formatted once. Whole
+    numbers under 10^15 (ranks) read the same in %.16G as in Polars' own text."""
+    if values.dtype.is_integer() and values.drop_nulls().is_between(-10**15, 10**15).all():
+        return values.cast(pl.Utf8)
     key = values
     if values.dtype.is_float():
         if not values.is_finite().fill_null(True).all():

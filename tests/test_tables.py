@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fastexcel
 import polars as pl
+import pytest
 
 from reports.tables import neutralize, write_candidates_xlsx, write_csv
 
@@ -114,14 +115,15 @@ def _members(path) -> dict[str, bytes]:
         return {i.filename: z.read(i) for i in z.infolist() if i.filename != "docProps/core.xml"}
 
 
-def test_xlsx_is_what_xlsxwriter_writes_cell_by_cell(tmp_path):
+@pytest.mark.parametrize("first_rank", [len(ODD_TEXT), 10**17])  # 10^17: %.16G writes 1E+17
+def test_xlsx_is_what_xlsxwriter_writes_cell_by_cell(tmp_path, first_rank):
     n = len(ODD_TEXT)
     cands = pl.DataFrame({
         "uscc": [f"U{i:02d}" for i in range(n)], "name": ODD_TEXT, "district": ODD_TEXT[::-1],
         "tier": ["雏鹰企业"] * n, "eligible": [True, False, None] + [True] * (n - 3),
         "points": [72.0, None, -0.0, 1e-5, 1e16, 0.1 + 0.2] + [85.0] * (n - 6),
         "gaps": ODD_TEXT, "probability": [0.30000000000000004, 1 / 3, 0.0] + [0.5] * (n - 3),
-        "rank": list(range(n, 0, -1)), "reasons": ODD_TEXT[3:] + ODD_TEXT[:3],
+        "rank": [first_rank, *range(n - 1, 0, -1)], "reasons": ODD_TEXT[3:] + ODD_TEXT[:3],
         "tier_key": ["eaglet"] * n, "needs_review": [None] * n})
     tiers = {"eaglet": "雏鹰企业", "gazelle": "瞪羚企业"}  # 瞪羚企业: no candidates, header only
     fast = write_candidates_xlsx(cands, tmp_path / "fast.xlsx", tiers)
