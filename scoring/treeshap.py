@@ -52,8 +52,28 @@ Tiers, constraints, fallbacks
   truncated to int and looked up in the split's category bitset, as LightGBM does).
 * Values with ``|x| <= 1e-35`` are read as 0, as LightGBM's dense-matrix reader does.
 
+Raw-score prediction
+--------------------
+``tree_predict(booster, X)`` returns, bit for bit, ``booster.predict(X, raw_score=True)``
+(``(n,)``; multiclass ``(n, K)``), with ~13x less CPU time for a model like tidu's (binary, 480
+trees, num_leaves 15, max_depth 8, 108 features, 1M rows on 2 busy cores: 1.8 s against 25 s;
+about 4 ns per row and tree). It uses the same parsed arrays and split semantics, no SHAP
+tables, and the vectorised leaf search of QuickScorer (Lucchese et al., SIGIR 2015) rather than
+a walk down each tree, whose data-dependent branches make a per-row walk no faster than
+LightGBM's: leaves are numbered left to right, each row of a block keeps the set of leaves it
+can still reach (32 or 64 bits), every split of the tree is evaluated for all rows at once
+(vectorised over rows, as in the SHAP kernel) and a row that goes right removes the split's left
+subtree from its set; the row's leaf is then the lowest remaining bit. Each row's output starts
+at 0.0 and gets the trees' leaf values added in tree order, one addition per tree (a single-leaf
+tree adds its value), as LightGBM's ``GBDT::PredictRaw`` does, hence identical sums. Arrays of
+other dtypes than float32/float64 are read as float32, as LightGBM's predict does. Models with a
+tree of more than 64 leaves, and the models and inputs that ``tree_shap`` passes on (not the
+62-path-feature limit, which does not apply), fall back to ``booster.predict(...,
+raw_score=True)`` (see ``fallback_reason(booster, X, predict=True)``).
+
 The model is parsed from ``booster.dump_model()`` once into flat numpy arrays and cached per
-booster (``compile_model`` does it explicitly). Numba's on-disk cache (``cache=True``) is used
+booster (``compile_model`` does it explicitly; ``shap_tables=False`` parses without building
+the SHAP tables, all that ``tree_predict`` needs). Numba's on-disk cache (``cache=True``) is used
 when numba finds a writable place (``NUMBA_CACHE_DIR``, ``__pycache__`` next to this file, or the
 user cache dir); otherwise the kernels are compiled in memory (read-only site-packages is fine).
 """
@@ -76,6 +96,7 @@ __all__ = [
     "TreeShapModel",
     "compile_model",
     "fallback_reason",
+    "tree_predict",
     "tree_shap",
 ]
 
@@ -93,6 +114,23 @@ DEFAULT_TABLE_BUDGET_BYTES = 256 * 1024 * 1024
 MAX_PATH_FEATURES = 62
 #: Rows per parallel work item (at most).
 DEFAULT_BLOCK_ROWS = 4096
+#: tree_predict: rows per block (its feature-major copy, 108 features: 221 KB, stays in L2) ...
+DEFAULT_PREDICT_BLOCK_ROWS = 256
+#: ... and at most this many blocks per parallel work item.
+PREDICT_BLOCKS_PER_ITEM = 64
+#: tree_predict keeps each row's reachable leaves in a w-bit set: w = 32 when every tree has at
+#: most 32 leaves (twice the rows per SIMD instruction: ~25% faster), else 64.
+MAX_PREDICT_LEAVES = 64
+#: w -> (de Bruijn constant, shift): ``((b * constant) mod 2^w) >> shift`` is distinct for the w
+#: powers of two ``b``, so the lowest set bit of a leaf set is found by one multiplication and a
+#: table of w entries.
+DEBRUIJN = {32: (0x077CB531, 27), 64: (0x022FDD63CC95386D, 58)}
+
+
+def _debruijn_slots(w: int) -> np.ndarray:
+    """Where leaf position i (bit 2^i) falls in a tree's w-entry table of leaf values."""
+    c, shift = DEBRUIJN[w]
+    return np.array([((c << i) & ((1 << w) - 1)) >> shift for i in range(w)], np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +437,93 @@ def _shap_kernel(
                 out[s0 + s, f] = Ot[f, s]
 
 
+@_njit(nogil=True, error_model="numpy")
+def _predict_kernel(
+    X, out, b_lo, b_hi, K, t_lo, t_hi, t_node_off, t_n_int,
+    n_feat, n_thr, n_nan_left, n_zero_left, n_cat_off, n_cat_len, n_rmask, t_slot_value,
+    cat_bits, all_leaves, debruijn, shift, block, kzero,
+):  # fmt: skip
+    """Raw scores of the rows of blocks [b_lo, b_hi) (``block`` rows each) into ``out`` (n, K).
+    Releases the GIL: callers run several of these in threads on disjoint blocks.
+
+    Per tree, ``reach[s]`` is the set of leaves (bit = left-to-right position) row ``s`` may
+    still reach; a row going right at a split loses the split's left subtree (``n_rmask`` is the
+    complement of its leaves). The lowest remaining bit is the row's leaf; ``t_slot_value``
+    (trees x w) holds each tree's leaf values at the de Bruijn slots of their positions. The
+    sets have the integer type of ``n_rmask`` and ``all_leaves`` (uint32 or uint64: w bits);
+    ``debruijn`` and ``shift`` are ``DEBRUIJN[w]`` as uint64.
+
+    Values with ``|x| <= kzero`` are set to 0.0 in the block copy (LightGBM's reader drops
+    them), after which a numerical split whose zero goes where ``0.0 <= threshold`` sends it
+    (missing type NaN or None, or Zero with that default side) needs one comparison per row:
+    ``x <= thr`` (NaN goes right) or ``not x > thr`` (NaN goes left). Only zero-as-missing
+    splits with the other default side test for 0 and NaN.
+    """
+    n = X.shape[0]
+    F = X.shape[1]
+    for b in range(b_lo, b_hi):
+        s0 = b * block
+        s1 = min(n, s0 + block)
+        B = s1 - s0
+        # block buffers, feature-major so that the inner loops run over rows (SIMD)
+        Xt = np.empty((F, B))
+        for s in range(B):
+            for f in range(F):
+                x = np.float64(X[s0 + s, f])
+                Xt[f, s] = 0.0 if abs(x) <= kzero else x
+        acc = np.zeros((K, B))  # LightGBM's PredictRaw also starts every output at 0.0
+        reach = np.empty(B, n_rmask.dtype)
+        for t in range(t_lo, t_hi):
+            a = acc[t % K]
+            no = t_node_off[t]
+            for s in range(B):
+                reach[s] = all_leaves
+            for j in range(t_n_int[t]):
+                g = no + j
+                xr = Xt[n_feat[g]]
+                rm = n_rmask[g]
+                co = n_cat_off[g]
+                thr = n_thr[g]
+                nan_l = n_nan_left[g] != 0
+                zero_l = n_zero_left[g] != 0
+                if co < 0 and zero_l == (0.0 <= thr):
+                    if nan_l:
+                        for s in range(B):
+                            reach[s] &= rm if xr[s] > thr else all_leaves
+                    else:
+                        for s in range(B):
+                            reach[s] &= all_leaves if xr[s] <= thr else rm
+                elif co < 0:
+                    for s in range(B):
+                        x = xr[s]
+                        if x == 0.0 or np.isnan(x):
+                            gl = zero_l
+                        else:
+                            gl = x <= thr
+                        reach[s] &= all_leaves if gl else rm
+                else:
+                    nw = n_cat_len[g]
+                    for s in range(B):
+                        x = xr[s]
+                        gl = False
+                        if x > -1.0 and x < 2147483648.0:  # False for NaN
+                            iv = np.int64(x)
+                            wi = iv >> 5
+                            if wi < nw:
+                                gl = ((cat_bits[co + wi] >> (iv & 31)) & 1) != 0
+                        if not gl:
+                            reach[s] &= rm
+            # one addition per row and tree, in tree order (a single-leaf tree: position 0)
+            tv = t_slot_value[t]
+            for s in range(B):
+                r = np.uint64(reach[s])
+                low = r & (np.uint64(0) - r)
+                a[s] += tv[np.int64(((low * debruijn) & all_leaves) >> shift)]
+        for s in range(B):
+            for k in range(K):
+                out[s0 + s, k] = acc[k, s]
+
+
 # ---------------------------------------------------------------------------------------------
 # model parsing
 # ---------------------------------------------------------------------------------------------
@@ -416,6 +541,7 @@ class TreeShapModel:
     n_classes: int  # trees per iteration (K)
     n_trees: int
     fallback: str | None = None  # why tree_shap must use pred_contrib (None: it need not)
+    predict_fallback: str | None = None  # why tree_predict must use LightGBM's predict
     pandas_categorical: bool = False
     arrays: dict = field(default_factory=dict, repr=False)
     expected: np.ndarray | None = field(default=None, repr=False)  # per tree
@@ -505,6 +631,71 @@ class TreeShapModel:
             out[:, k * F1 + self.n_features] += self.expected[lo + k : hi : K].sum()
         return out
 
+    def raw_scores(
+        self,
+        X: np.ndarray,
+        num_iteration: int | None = -1,
+        start_iteration: int = 0,
+        block_rows: int | None = None,
+        n_jobs: int | None = None,
+    ) -> np.ndarray:
+        """Raw scores of a 2-D array, bit for bit LightGBM's (no fallback handling; see
+        :func:`tree_predict`). ``(n,)``, multiclass ``(n, K)``.
+
+        ``num_iteration`` here is taken literally (``None``/``<= 0``: all iterations). As in
+        LightGBM's predict, arrays neither float32 nor float64 are read as float32 (int64
+        values above 2^24 round); float32 rows are not copied to float64 (the kernel reads
+        them exactly).
+        """
+        if self.predict_fallback is not None:
+            raise RuntimeError(f"model not supported by the fast path: {self.predict_fallback}")
+        X = np.asarray(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float32)
+        X = np.ascontiguousarray(X)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}")
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"The number of features in data ({X.shape[1]}) is not the same as it was in "
+                f"training data ({self.n_features})."
+            )
+        n = X.shape[0]
+        K = self.n_classes
+        lo, hi = self.iteration_range(num_iteration, start_iteration)
+        out = np.zeros((n, K), dtype=np.float64)
+        if n and hi > lo:
+            a = self.arrays
+            threads = _default_threads() if not n_jobs or n_jobs <= 0 else int(n_jobs)
+            block_rows = int(block_rows or DEFAULT_PREDICT_BLOCK_ROWS)
+            n_blocks = -(-n // block_rows)
+            # >= 4 work items per thread (load balance on a shared machine)
+            per_item = max(1, min(PREDICT_BLOCKS_PER_ITEM, n_blocks // (4 * threads)))
+            itype = a["n_rmask"].dtype.type
+            all_leaves = itype(np.iinfo(itype).max)
+            debruijn, shift = DEBRUIJN[np.iinfo(itype).bits]
+            args = (
+                K, lo, hi, a["t_node_off"], a["t_n_int"],
+                a["n_feat"], a["n_thr"], a["n_nan_left"], a["n_zero_left"], a["n_cat_off"],
+                a["n_cat_len"], a["n_rmask"], a["t_slot_value"], a["cat_bits"],
+                all_leaves, np.uint64(debruijn), np.uint64(shift), block_rows, K_ZERO_THRESHOLD,
+            )  # fmt: skip
+            starts = range(0, n_blocks, per_item)
+            threads = min(threads, len(starts))
+            if threads <= 1:
+                _predict_kernel(X, out, 0, n_blocks, *args)
+            else:
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    jobs = [
+                        pool.submit(_predict_kernel, X, out, b, min(b + per_item, n_blocks), *args)
+                        for b in starts
+                    ]
+                    for job in jobs:
+                        job.result()
+        return out[:, 0] if K == 1 else out
+
 
 def _default_threads() -> int:
     try:
@@ -520,6 +711,8 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
     child reference is its row in the kernel's "failed bits" buffer: the child's id if internal,
     ``n_int + leaf_index`` if a leaf. ``slot`` of a node is the position of its feature among the
     distinct features of the root path (first occurrence), identical for all leaves below it.
+    For tree_predict, ``l_pos`` is a leaf's position counted from the left and ``n_rmask`` the
+    leaves (bit = position) not below a node's left child (0 for trees of more than 64 leaves).
     """
     root = tree["tree_structure"]
     out["t_node_off"].append(len(out["n_feat"]))
@@ -532,6 +725,7 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
         out["l_d"].append(0)
         out["l_path_off"].append(len(out["lp_feat"]))
         out["l_value"].append(value)
+        out["l_pos"].append(0)
         return
 
     nl = int(tree["num_leaves"])
@@ -547,6 +741,8 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
     slot = [0] * n_int
     leaf_value = [0.0] * nl
     leaf_paths: list = [None] * nl
+    leaf_pos = [0] * nl
+    n_seen = 0  # the stack visits leaves from left to right
     root_count = float(root["internal_count"])
     expected = 0.0
     next_id = 0
@@ -560,6 +756,8 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
             v = float(node["leaf_value"])
             leaf_value[li] = v
             leaf_paths[li] = (pfeat, pz)
+            leaf_pos[li] = n_seen
+            n_seen += 1
             expected += float(node["leaf_count"]) / root_count * v
             continue
         f = int(node["split_feature"])
@@ -619,6 +817,12 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
     if next_id != n_int - 1 or any(p is None for p in leaf_paths):
         raise _Unsupported("inconsistent tree structure in the model dump")
 
+    # the leaves below each node (bit = position), children (larger ids) before parents
+    below = [0] * n_int + [1 << p for p in leaf_pos]  # indexed like left/right
+    for j in range(n_int - 1, -1, -1):
+        below[j] = below[left[j]] | below[right[j]]
+    full = (1 << MAX_PREDICT_LEAVES) - 1
+    rmask = [full ^ below[left[j]] if nl <= MAX_PREDICT_LEAVES else 0 for j in range(n_int)]
     leaf0 = out["t_leaf_off"][-1]
     out["cherries"].extend((leaf0 + a, leaf0 + b, k) for a, b, k in cherries)
     out["t_n_leaves"].append(nl)
@@ -633,6 +837,8 @@ def _parse_tree(tree: dict, out: dict, cat_words: list) -> None:
     out["n_left"].extend(left)
     out["n_right"].extend(right)
     out["n_slot"].extend(slot)
+    out["n_rmask"].extend(rmask)
+    out["l_pos"].extend(leaf_pos)
     for li in range(nl):
         pfeat, pz = leaf_paths[li]
         out["l_d"].append(len(pfeat))
@@ -687,6 +893,7 @@ def compile_model(
     compact_table_depth: int = DEFAULT_COMPACT_TABLE_DEPTH,
     table_budget_bytes: int = DEFAULT_TABLE_BUDGET_BYTES,
     merge_siblings: bool = True,
+    shap_tables: bool = True,
 ) -> TreeShapModel:
     """Parse ``booster.dump_model()`` once into flat arrays and build the per-leaf tables.
 
@@ -694,7 +901,8 @@ def compile_model(
     ``d <= full_table_depth``, a compact one (``2 * 2^d``) when ``d <= compact_table_depth``,
     otherwise they are computed on the fly; depths are lowered until the tables fit the budget.
     ``merge_siblings``: two sibling leaves with full tables share one pair table (half the
-    look-ups for them; same memory).
+    look-ups for them; same memory). ``shap_tables=False``: parse only (enough for
+    :meth:`TreeShapModel.raw_scores`; ``shap_values`` then refuses).
     """
     dump = booster.dump_model(num_iteration=-1)
     n_features = int(dump["max_feature_idx"]) + 1
@@ -707,16 +915,17 @@ def compile_model(
         pandas_categorical=bool(dump.get("pandas_categorical")),
     )
     if dump.get("average_output"):
-        model.fallback = "average_output (random forest) model"
+        model.fallback = model.predict_fallback = "average_output (random forest) model"
         return model
     if _is_linear(trees):  # LightGBM's own pred_contrib raises for these
-        model.fallback = "linear_tree model (leaves hold linear models)"
+        reason = "linear_tree model (leaves hold linear models)"
+        model.fallback = model.predict_fallback = reason
         return model
 
     keys = [
         "t_node_off", "t_n_int", "t_leaf_off", "t_n_leaves", "expected", "n_feat", "n_thr",
         "n_nan_left", "n_zero_left", "n_cat_off", "n_cat_len", "n_left", "n_right", "n_slot",
-        "l_d", "l_path_off", "l_value", "lp_feat", "lp_z", "cherries",
+        "n_rmask", "l_d", "l_path_off", "l_value", "l_pos", "lp_feat", "lp_z", "cherries",
     ]  # fmt: skip
     lists: dict = {k: [] for k in keys}
     cat_words: list = []
@@ -724,11 +933,66 @@ def compile_model(
         for tree in trees:
             _parse_tree(tree, lists, cat_words)
     except (_Unsupported, KeyError, ValueError) as exc:
-        model.fallback = f"cannot parse model dump: {exc!r}"
+        model.fallback = model.predict_fallback = f"cannot parse model dump: {exc!r}"
         return model
+
+    def arr(key, dtype):
+        x = np.asarray(lists[key], dtype=dtype)
+        return x if x.size else np.zeros(1, dtype)  # numba wants non-empty typed buffers
 
     l_d = np.asarray(lists["l_d"], dtype=np.int64)
     max_d = int(l_d.max()) if l_d.size else 0
+    a = {
+        "t_node_off": arr("t_node_off", np.int64),
+        "t_n_int": arr("t_n_int", np.int64),
+        "t_leaf_off": arr("t_leaf_off", np.int64),
+        "t_n_leaves": arr("t_n_leaves", np.int64),
+        "n_feat": arr("n_feat", np.int64),
+        "n_thr": arr("n_thr", np.float64),
+        "n_nan_left": arr("n_nan_left", np.uint8),
+        "n_zero_left": arr("n_zero_left", np.uint8),
+        "n_cat_off": arr("n_cat_off", np.int64),
+        "n_cat_len": arr("n_cat_len", np.int64),
+        "n_left": arr("n_left", np.int64),
+        "n_right": arr("n_right", np.int64),
+        "n_slot": arr("n_slot", np.int64),
+        "l_d": l_d,
+        "l_path_off": np.asarray(lists["l_path_off"], np.int64),
+        "l_value": np.asarray(lists["l_value"], np.float64),
+        "lp_feat": arr("lp_feat", np.int64),
+        "lp_z": arr("lp_z", np.float64),
+        "cat_bits": np.asarray(cat_words if cat_words else [0], np.int64),
+    }
+    model.arrays = a
+    model.expected = np.asarray(lists["expected"], np.float64)
+    model.max_int = int(a["t_n_int"].max()) if trees else 0
+    model.max_leaves = int(a["t_n_leaves"].max()) if trees else 0
+    model.max_d = max_d
+    model.stats = {
+        "trees": len(trees),
+        "leaves": int(l_d.size),
+        "max_path_features": max_d,
+        "mean_path_features": round(float(l_d.mean()), 3) if l_d.size else 0.0,
+        "categorical_splits": int(np.sum(a["n_cat_off"][: len(lists["n_cat_off"])] >= 0)),
+    }
+    # tree_predict: w-bit leaf sets, each tree's leaf values at the de Bruijn slots of their
+    # positions
+    if model.max_leaves > MAX_PREDICT_LEAVES:
+        model.predict_fallback = (
+            f"a tree has {model.max_leaves} leaves (> {MAX_PREDICT_LEAVES}; num_leaves too large)"
+        )
+    else:
+        w = 32 if model.max_leaves <= 32 else 64
+        rmask = arr("n_rmask", np.uint64) & np.uint64((1 << w) - 1)
+        a["n_rmask"] = rmask.astype(np.uint32 if w == 32 else np.uint64)
+        leaf_tree = np.repeat(np.arange(len(trees), dtype=np.int64), a["t_n_leaves"][: len(trees)])
+        slot_value = np.zeros((max(len(trees), 1), w), np.float64)
+        slot_value[leaf_tree, _debruijn_slots(w)[lists["l_pos"]]] = a["l_value"]
+        a["t_slot_value"] = slot_value
+    if not shap_tables:
+        model.fallback = "compiled without SHAP tables (shap_tables=False)"
+        return model
+
     if max_d > MAX_PATH_FEATURES:
         model.fallback = f"a leaf has {max_d} distinct features on its path (> {MAX_PATH_FEATURES})"
         return model
@@ -751,33 +1015,8 @@ def compile_model(
     p_off = int(single_size.sum()) + _exclusive_cumsum(pair_size)
     tab_size = int(single_size.sum() + pair_size.sum())
 
-    def arr(key, dtype):
-        x = np.asarray(lists[key], dtype=dtype)
-        return x if x.size else np.zeros(1, dtype)  # numba wants non-empty typed buffers
-
-    a = {
-        "t_node_off": arr("t_node_off", np.int64),
-        "t_n_int": arr("t_n_int", np.int64),
-        "t_leaf_off": arr("t_leaf_off", np.int64),
-        "t_n_leaves": arr("t_n_leaves", np.int64),
-        "n_feat": arr("n_feat", np.int64),
-        "n_thr": arr("n_thr", np.float64),
-        "n_nan_left": arr("n_nan_left", np.uint8),
-        "n_zero_left": arr("n_zero_left", np.uint8),
-        "n_cat_off": arr("n_cat_off", np.int64),
-        "n_cat_len": arr("n_cat_len", np.int64),
-        "n_left": arr("n_left", np.int64),
-        "n_right": arr("n_right", np.int64),
-        "n_slot": arr("n_slot", np.int64),
-        "l_d": l_d,
-        "l_path_off": np.asarray(lists["l_path_off"], np.int64),
-        "l_tier": tier,
-        "l_tab_off": offs,
-        "l_value": np.asarray(lists["l_value"], np.float64),
-        "lp_feat": arr("lp_feat", np.int64),
-        "lp_z": arr("lp_z", np.float64),
-        "cat_bits": np.asarray(cat_words if cat_words else [0], np.int64),
-    }
+    a["l_tier"] = tier
+    a["l_tab_off"] = offs
     a["lp_omz"] = 1.0 - a["lp_z"]
     a["wtab"] = _shapley_weights(max(max_d, 1))
     # kernel work items per tree: pairs of sibling leaves, then the other leaves
@@ -816,25 +1055,15 @@ def compile_model(
                 for job in jobs:
                     job.result()
 
-    model.arrays = a
-    model.expected = np.asarray(lists["expected"], np.float64)
-    model.max_int = int(a["t_n_int"].max()) if trees else 0
-    model.max_leaves = int(a["t_n_leaves"].max()) if trees else 0
-    model.max_d = max_d
-    model.stats = {
-        "trees": len(trees),
-        "leaves": int(l_d.size),
-        "max_path_features": max_d,
-        "mean_path_features": round(float(l_d.mean()), 3) if l_d.size else 0.0,
-        "full_table_depth": full_depth,
-        "compact_table_depth": compact_depth,
-        "leaves_full_table": int(np.sum(tier == TIER_FULL)),
-        "leaves_compact_table": int(np.sum(tier == TIER_COMPACT)),
-        "leaves_on_the_fly": int(np.sum(tier == TIER_ON_THE_FLY)),
-        "sibling_pairs": len(pairs),
-        "table_bytes": int(tab_size * 8),
-        "categorical_splits": int(np.sum(a["n_cat_off"][: len(lists["n_cat_off"])] >= 0)),
-    }
+    model.stats.update(
+        full_table_depth=full_depth,
+        compact_table_depth=compact_depth,
+        leaves_full_table=int(np.sum(tier == TIER_FULL)),
+        leaves_compact_table=int(np.sum(tier == TIER_COMPACT)),
+        leaves_on_the_fly=int(np.sum(tier == TIER_ON_THE_FLY)),
+        sibling_pairs=len(pairs),
+        table_bytes=int(tab_size * 8),
+    )
     return model
 
 
@@ -851,21 +1080,28 @@ def _fingerprint(booster) -> tuple:
     return (booster.num_trees(), booster.current_iteration(), hash(booster.model_to_string(-1)))
 
 
-def _get_model(booster, options: tuple) -> TreeShapModel:
+def _get_model(booster, options: tuple | None) -> TreeShapModel:
+    """The cached parse of ``booster`` for tree_shap's table ``options``; ``None`` (prediction):
+    any cached parse will do, else one without tables."""
     key = (_fingerprint(booster), options)
     with _cache_lock:
         hit = _cache.get(booster)
-    if hit is not None and hit[0] == key:
+    if hit is not None and hit[0][0] == key[0] and (options is None or hit[0] == key):
         return hit[1]
-    model = compile_model(booster, *options)
+    model = (
+        compile_model(booster, shap_tables=False)
+        if options is None
+        else compile_model(booster, *options)
+    )
     with _cache_lock:
         _cache[booster] = (key, model)
     return model
 
 
-def _input_fallback(model: TreeShapModel, X) -> str | None:
-    if model.fallback is not None:
-        return model.fallback
+def _input_fallback(model: TreeShapModel, X, predict: bool = False) -> str | None:
+    reason = model.predict_fallback if predict else model.fallback
+    if reason is not None:
+        return reason
     if X is None:
         return None
     mod = type(X).__module__ or ""
@@ -883,8 +1119,11 @@ _DEFAULT_OPTIONS = (
 )
 
 
-def fallback_reason(booster, X=None) -> str | None:
-    """Why :func:`tree_shap` would call ``pred_contrib`` for this booster (and input), or None."""
+def fallback_reason(booster, X=None, *, predict: bool = False) -> str | None:
+    """Why :func:`tree_shap` would call ``pred_contrib`` for this booster (and input), or None;
+    ``predict=True``: why :func:`tree_predict` would call LightGBM's predict."""
+    if predict:
+        return _input_fallback(_get_model(booster, None), X, predict=True)
     return _input_fallback(_get_model(booster, _DEFAULT_OPTIONS), X)
 
 
@@ -923,6 +1162,45 @@ def tree_shap(
         )
     return model.shap_values(
         np.asarray(X, dtype=np.float64),
+        num_iteration=num_iteration,
+        start_iteration=start_iteration,
+        block_rows=block_rows,
+        n_jobs=n_jobs,
+    )
+
+
+def tree_predict(
+    booster,
+    X,
+    num_iteration: int | None = None,
+    start_iteration: int = 0,
+    *,
+    n_jobs: int | None = None,
+    block_rows: int | None = None,
+) -> np.ndarray:
+    """Raw scores, bit for bit ``booster.predict(X, raw_score=True, ...)``: ``(n,)`` for binary
+    and regression, ``(n, K)`` for multiclass, float64.
+
+    ``num_iteration``/``start_iteration`` follow ``Booster.predict`` (``None``: the best
+    iteration when it is set and ``start_iteration <= 0``). The parsed model is cached per
+    booster, shared with :func:`tree_shap` (no SHAP tables are built for prediction alone).
+    ``n_jobs``: threads (default: all CPUs this process may use); ``block_rows``: rows per block
+    of the kernel (default 256). Unsupported models / inputs are passed to LightGBM (logged; see
+    ``fallback_reason(booster, X, predict=True)``).
+    """
+    if num_iteration is None:
+        num_iteration = booster.best_iteration if start_iteration <= 0 else -1
+    model = _get_model(booster, None)
+    reason = _input_fallback(model, X, predict=True)
+    if reason is not None:
+        log.warning("tree_predict: falling back to LightGBM predict (%s)", reason)
+        return booster.predict(
+            X, raw_score=True, num_iteration=num_iteration, start_iteration=start_iteration
+        )
+    if not isinstance(X, (np.ndarray, list)):  # data frames: LightGBM reads them as floats
+        X = np.asarray(X, dtype=np.float64)
+    return model.raw_scores(
+        X,
         num_iteration=num_iteration,
         start_iteration=start_iteration,
         block_rows=block_rows,
