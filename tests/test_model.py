@@ -162,10 +162,36 @@ def test_margin_is_the_mean_of_pooled_and_own_tier_model(city):
     for tier in model.window_["tiers_with_own_model"]:
         idx = tiers == tier
         own = model.boosters_[tier].predict(x[idx], raw_score=True)
-        np.testing.assert_allclose(margin[idx], 0.5 * pooled[idx] + 0.5 * own, rtol=0, atol=1e-12)
+        # bit for bit: tree_predict gives LightGBM's raw scores, mixed as written here
+        np.testing.assert_array_equal(margin[idx], 0.5 * pooled[idx] + 0.5 * own)
     alone = ~np.isin(tiers, model.window_["tiers_with_own_model"])
     assert alone.any()
-    np.testing.assert_allclose(margin[alone], pooled[alone], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(margin[alone], pooled[alone])
+
+
+def test_a_large_sample_trains_the_pooled_booster_at_the_faster_rate(city, monkeypatch):
+    """From LARGE_SAMPLE_ROWS training rows (a province's sample) the pooled booster learns at
+    LARGE_SAMPLE_POOLED_RATE and the tiers' own boosters at the model's rate; below, all at the
+    model's rate. The rates are the boosters' own (their model text) and in the window."""
+    import re
+
+    import scoring.model as model_module
+
+    _, _, rows, small = city
+
+    def rate(booster) -> float:
+        return float(re.search(r"\[learning_rate: ([0-9.e+-]+)\]", booster.model_to_string()).group(1))
+
+    assert {rate(b) for b in small.boosters_.values()} == {DEFAULT_PARAMS["learning_rate"]}
+    assert set(small.window_["learning_rate"].values()) == {DEFAULT_PARAMS["learning_rate"]}
+    # the city's training sample just reaches the line
+    monkeypatch.setattr(model_module, "LARGE_SAMPLE_ROWS", small.window_["rows_train"])
+    large = PromotionModel(small.features, small.monotone, dict(DEFAULT_PARAMS)).fit(rows, END)
+    assert large.window_["rows_train"] == small.window_["rows_train"]
+    assert rate(large.boosters_[None]) == model_module.LARGE_SAMPLE_POOLED_RATE != DEFAULT_PARAMS["learning_rate"]
+    assert len(large.boosters_) > 1
+    assert {rate(b) for t, b in large.boosters_.items() if t is not None} == {DEFAULT_PARAMS["learning_rate"]}
+    assert large.window_["learning_rate"]["pooled"] == model_module.LARGE_SAMPLE_POOLED_RATE
 
 
 def test_contributions_are_exact_and_add_up_to_the_margin(city):
