@@ -301,6 +301,31 @@ def _leaf_on_the_fly(Ot, s, col0, O, d, po, v, lp_feat, lp_z, lp_omz, wtab, c, q
 
 
 @_njit(nogil=True, error_model="numpy")
+def _feature_major(X, s0, s1, kzero, zero_tiny):
+    """Rows s0..s1 of X as a feature-major block (the kernels' inner loops then run over rows,
+    SIMD); with ``zero_tiny``, values with ``|x| <= kzero`` become 0.0 (LightGBM's reader)."""
+    F = X.shape[1]
+    Xt = np.empty((F, s1 - s0))
+    for s in range(s1 - s0):
+        for f in range(F):
+            x = np.float64(X[s0 + s, f])
+            Xt[f, s] = 0.0 if zero_tiny and abs(x) <= kzero else x
+    return Xt
+
+
+@_njit(nogil=True, error_model="numpy")
+def _category_goes_left(x, cat_bits, co, nw):
+    """LightGBM's categorical decision: NaN and negative values go right; others are truncated to
+    int and go left when in the split's bitset (``nw`` 32-bit words from ``cat_bits[co]``)."""
+    if x > -1.0 and x < 2147483648.0:  # False for NaN
+        iv = np.int64(x)
+        wi = iv >> 5
+        if wi < nw:
+            return ((cat_bits[co + wi] >> (iv & 31)) & 1) != 0
+    return False
+
+
+@_njit(nogil=True, error_model="numpy")
 def _shap_kernel(
     X, out, b_lo, b_hi, F1, K, t_lo, t_hi,
     t_node_off, t_n_int, t_leaf_off, t_n_leaves, t_grp_off, t_n_grp,
@@ -312,17 +337,12 @@ def _shap_kernel(
     """Rows of blocks [b_lo, b_hi) (``block`` rows each). Releases the GIL: callers run several
     of these in threads on disjoint blocks."""
     n = X.shape[0]
-    F = X.shape[1]
     n_out = out.shape[1]
     for b in range(b_lo, b_hi):
         s0 = b * block
         s1 = min(n, s0 + block)
         B = s1 - s0
-        # block buffers, feature-major so that the inner loops run over rows (SIMD)
-        Xt = np.empty((F, B))
-        for s in range(B):
-            for f in range(F):
-                Xt[f, s] = X[s0 + s, f]
+        Xt = _feature_major(X, s0, s1, kzero, False)
         Ot = np.zeros((n_out, B))
         fail = np.zeros((max_int + max_leaves, B), np.int64)  # rows: internal nodes, then leaves
         Ob = np.empty(B, np.int64)
@@ -366,15 +386,8 @@ def _shap_kernel(
                 else:
                     nw = n_cat_len[g]
                     for s in range(B):
-                        x = xr[s]
-                        gl = False
-                        if x > -1.0 and x < 2147483648.0:  # False for NaN
-                            iv = np.int64(x)
-                            wi = iv >> 5
-                            if wi < nw:
-                                gl = ((cat_bits[co + wi] >> (iv & 31)) & 1) != 0
                         m = fr[s]
-                        if gl:
+                        if _category_goes_left(xr[s], cat_bits, co, nw):
                             fl[s] = m
                             frr[s] = m | bit
                         else:
@@ -460,17 +473,11 @@ def _predict_kernel(
     splits with the other default side test for 0 and NaN.
     """
     n = X.shape[0]
-    F = X.shape[1]
     for b in range(b_lo, b_hi):
         s0 = b * block
         s1 = min(n, s0 + block)
         B = s1 - s0
-        # block buffers, feature-major so that the inner loops run over rows (SIMD)
-        Xt = np.empty((F, B))
-        for s in range(B):
-            for f in range(F):
-                x = np.float64(X[s0 + s, f])
-                Xt[f, s] = 0.0 if abs(x) <= kzero else x
+        Xt = _feature_major(X, s0, s1, kzero, True)
         acc = np.zeros((K, B))  # LightGBM's PredictRaw also starts every output at 0.0
         reach = np.empty(B, n_rmask.dtype)
         for t in range(t_lo, t_hi):
@@ -504,14 +511,7 @@ def _predict_kernel(
                 else:
                     nw = n_cat_len[g]
                     for s in range(B):
-                        x = xr[s]
-                        gl = False
-                        if x > -1.0 and x < 2147483648.0:  # False for NaN
-                            iv = np.int64(x)
-                            wi = iv >> 5
-                            if wi < nw:
-                                gl = ((cat_bits[co + wi] >> (iv & 31)) & 1) != 0
-                        if not gl:
+                        if not _category_goes_left(xr[s], cat_bits, co, nw):
                             reach[s] &= rm
             # one addition per row and tree, in tree order (a single-leaf tree: position 0)
             tv = t_slot_value[t]
