@@ -7,33 +7,15 @@ import logging
 import lightgbm as lgb
 import numpy as np
 import pytest
+from lgb_cases import categorical_case, nodes, train
+from lgb_cases import data as make_data
 
 from scoring import treeshap
 from scoring.treeshap import compile_model, fallback_reason, tree_predict, tree_shap
 
 
-def _data(n=1500, F=8, nan_frac=0.1, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, F))
-    X[:, 2] = np.round(X[:, 2] * 2)  # ties and exact zeros
-    X[rng.random((n, F)) < nan_frac] = np.nan
-    Z = np.nan_to_num(X)
-    logit = Z[:, 0] + Z[:, 1] * Z[:, 2] + np.sin(3 * Z[:, 3]) + 0.5 * np.isnan(X[:, 4])
-    y = (logit + rng.logistic(size=n) > 0).astype(int)
-    return X, y
-
-
 def _train(X, y, rounds=40, **params):
-    base = {
-        "objective": "binary",
-        "num_leaves": 15,
-        "max_depth": 8,
-        "verbose": -1,
-        "num_threads": 1,
-        "min_data_in_leaf": 5,
-    }
-    base.update(params)
-    return lgb.train(base, lgb.Dataset(X, y), num_boost_round=rounds)
+    return train(X, y, rounds, **{"num_leaves": 15, "max_depth": 8, **params})
 
 
 def _check(booster, X, **kw):
@@ -45,19 +27,9 @@ def _check(booster, X, **kw):
     return got
 
 
-def _nodes(booster):
-    for tree in booster.dump_model(num_iteration=-1)["tree_info"]:
-        stack = [tree["tree_structure"]]
-        while stack:
-            node = stack.pop()
-            if "leaf_index" not in node:
-                yield node
-                stack += [node["left_child"], node["right_child"]]
-
-
 @pytest.fixture(scope="module")
 def data():
-    return _data()
+    return make_data()
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +43,11 @@ def booster(data):
 
 def test_matches_predict_with_nans_and_default_left(data, booster):
     X, _ = data
-    nodes = list(_nodes(booster))
-    assert any(n["missing_type"] == "NaN" and n["default_left"] for n in nodes)
-    assert any(n["missing_type"] == "NaN" and not n["default_left"] for n in nodes)
+    splits = list(nodes(booster))
+    assert any(n["missing_type"] == "NaN" and n["default_left"] for n in splits)
+    assert any(n["missing_type"] == "NaN" and not n["default_left"] for n in splits)
     _check(booster, X)
-    _check(booster, _data(n=700, seed=1)[0])
+    _check(booster, make_data(n=700, seed=1)[0])
 
 
 def test_additions_in_lightgbm_s_order(data, booster):
@@ -116,17 +88,17 @@ def test_zero_as_missing_use_missing_false_and_tiny_values():
     Xt = X[:600].copy()
     Xt[:200] = rng.choice(special, size=(200, 5))
     zam = _train(X, y, zero_as_missing=True)
-    assert "Zero" in {n["missing_type"] for n in _nodes(zam)}
+    assert "Zero" in {n["missing_type"] for n in nodes(zam)}
     _check(zam, Xt)
     nomiss = _train(np.nan_to_num(X), y, use_missing=False)
-    assert {n["missing_type"] for n in _nodes(nomiss)} == {"None"}
+    assert {n["missing_type"] for n in nodes(nomiss)} == {"None"}
     _check(nomiss, Xt)  # NaNs at predict time are read as 0
 
 
 def test_rows_exactly_on_thresholds(data, booster):
     X, _ = data
     rows = []
-    for node in list(_nodes(booster))[:300]:
+    for node in list(nodes(booster))[:300]:
         r = X[len(rows) % len(X)].copy()
         r[node["split_feature"]] = node["threshold"]
         rows.append(r)
@@ -134,30 +106,14 @@ def test_rows_exactly_on_thresholds(data, booster):
 
 
 def test_categorical_splits():
-    rng = np.random.default_rng(5)
-    n = 3000
-    X = rng.normal(size=(n, 4))
-    X[:, 1] = rng.integers(0, 40, n)
-    X[:, 2] = rng.integers(0, 6, n)
-    X[rng.random(n) < 0.1, 1] = np.nan
-    y = ((np.isin(X[:, 1], [3, 7, 11, 19, 33]) ^ (X[:, 2] % 2 == 0)) | (X[:, 0] > 1.2)).astype(int)
-    params = {"min_data_per_group": 5, "cat_smooth": 1, "cat_l2": 1, "max_cat_to_onehot": 4}
-    booster = lgb.train(
-        dict(objective="binary", num_leaves=15, verbose=-1, num_threads=1, **params),
-        lgb.Dataset(X, y, categorical_feature=[1, 2]),
-        num_boost_round=30,
-    )
+    booster, Xt = categorical_case(rounds=30, extra_odd=[1e-36])
     assert compile_model(booster, shap_tables=False).stats["categorical_splits"] > 0
-    Xt = X[:600].copy()
-    odd = [np.nan, -1.0, -0.5, 0.7, 3.9, 39.0, 40.0, 63.0, 64.0, 1e10, 2.0**31, -(2.0**31), 1e-36]
-    Xt[: len(odd), 1] = odd
-    Xt[len(odd) : 2 * len(odd), 2] = odd
     _check(booster, Xt)
 
 
 def test_num_iteration_start_iteration_and_best_iteration(data):
     X, y = data
-    Xv, yv = _data(n=600, seed=7)
+    Xv, yv = make_data(n=600, seed=7)
     booster = lgb.train(
         {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1},
         lgb.Dataset(X, y),
@@ -317,7 +273,7 @@ def test_fallback_random_forest_linear_trees_and_sparse(data, caplog):
 
 
 def test_leaf_set_widths_and_trees_with_more_than_64_leaves():
-    X, y = _data(n=4000, seed=9)
+    X, y = make_data(n=4000, seed=9)
     big = _train(X, y, rounds=3, num_leaves=80, max_depth=-1, min_data_in_leaf=3)
     assert max(t["num_leaves"] for t in big.dump_model()["tree_info"]) > 64
     assert "> 64" in fallback_reason(big, predict=True)

@@ -14,6 +14,8 @@ import warnings
 import lightgbm as lgb
 import numpy as np
 import pytest
+from lgb_cases import categorical_case, nodes, train
+from lgb_cases import data as make_data
 
 from scoring import treeshap
 from scoring.treeshap import compile_model, fallback_reason, tree_shap
@@ -21,27 +23,8 @@ from scoring.treeshap import compile_model, fallback_reason, tree_shap
 TOL = 1e-9
 
 
-def _data(n=1500, F=8, nan_frac=0.1, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, F))
-    X[:, 2] = np.round(X[:, 2] * 2)  # ties and exact zeros
-    X[rng.random((n, F)) < nan_frac] = np.nan
-    Z = np.nan_to_num(X)
-    logit = Z[:, 0] + Z[:, 1] * Z[:, 2] + np.sin(3 * Z[:, 3]) + 0.5 * np.isnan(X[:, 4])
-    y = (logit + rng.logistic(size=n) > 0).astype(int)
-    return X, y
-
-
 def _train(X, y, rounds=25, **params):
-    base = {
-        "objective": "binary",
-        "num_leaves": 31,
-        "verbose": -1,
-        "num_threads": 1,
-        "min_data_in_leaf": 5,
-    }
-    base.update(params)
-    return lgb.train(base, lgb.Dataset(X, y), num_boost_round=rounds)
+    return train(X, y, rounds, **{"num_leaves": 31, **params})
 
 
 def _check(booster, X, **kw):
@@ -51,16 +34,6 @@ def _check(booster, X, **kw):
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, ref, rtol=0, atol=TOL)
     return got
-
-
-def _nodes(booster):
-    for tree in booster.dump_model(num_iteration=-1)["tree_info"]:
-        stack = [tree["tree_structure"]]
-        while stack:
-            node = stack.pop()
-            if "leaf_index" not in node:
-                yield node
-                stack += [node["left_child"], node["right_child"]]
 
 
 def _max_repeats(booster) -> int:
@@ -80,7 +53,7 @@ def _max_repeats(booster) -> int:
 
 @pytest.fixture(scope="module")
 def data():
-    return _data()
+    return make_data()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +69,7 @@ def deep_model(data):
 def test_matches_pred_contrib_with_nans(data, max_depth):
     X, y = data
     booster = _train(X, y, max_depth=max_depth)
-    Xt, _ = _data(n=700, seed=1)
+    Xt, _ = make_data(n=700, seed=1)
     _check(booster, Xt)
     _check(booster, X[:300])
 
@@ -164,7 +137,7 @@ def test_zero_as_missing_and_tiny_values():
     X[rng.random(X.shape) < 0.05] = np.nan
     y = ((X[:, 0] == 0) ^ (np.nan_to_num(X[:, 1]) > 0.2)).astype(int)
     booster = _train(X, y, zero_as_missing=True)
-    assert "Zero" in {n.get("missing_type") for n in _nodes(booster)}
+    assert "Zero" in {n.get("missing_type") for n in nodes(booster)}
     special = np.array([0.0, -0.0, 1e-36, -1e-36, 1e-35, 1e-34, -1e-30, np.nan, np.inf, -np.inf])
     Xt = X[:400].copy()
     Xt[:60] = rng.choice(special, size=(60, 5))
@@ -174,29 +147,13 @@ def test_zero_as_missing_and_tiny_values():
 def test_use_missing_false_reads_nan_as_zero(data):
     X, y = data
     booster = _train(np.nan_to_num(X), y, use_missing=False)
-    assert {n.get("missing_type") for n in _nodes(booster)} == {"None"}
+    assert {n.get("missing_type") for n in nodes(booster)} == {"None"}
     _check(booster, X)  # NaNs at predict time
 
 
 def test_categorical_splits():
-    rng = np.random.default_rng(5)
-    n = 3000
-    X = rng.normal(size=(n, 4))
-    X[:, 1] = rng.integers(0, 40, n)
-    X[:, 2] = rng.integers(0, 6, n)
-    X[rng.random(n) < 0.1, 1] = np.nan
-    y = ((np.isin(X[:, 1], [3, 7, 11, 19, 33]) ^ (X[:, 2] % 2 == 0)) | (X[:, 0] > 1.2)).astype(int)
-    params = {"min_data_per_group": 5, "cat_smooth": 1, "cat_l2": 1, "max_cat_to_onehot": 4}
-    booster = lgb.train(
-        dict(objective="binary", num_leaves=15, verbose=-1, num_threads=1, **params),
-        lgb.Dataset(X, y, categorical_feature=[1, 2]),
-        num_boost_round=20,
-    )
+    booster, Xt = categorical_case(rounds=20, extra_odd=[np.inf])
     assert compile_model(booster).stats["categorical_splits"] > 0
-    Xt = X[:600].copy()
-    odd = [np.nan, -1.0, -0.5, 0.7, 3.9, 39.0, 40.0, 63.0, 64.0, 1e10, 2.0**31, -(2.0**31), np.inf]
-    Xt[: len(odd), 1] = odd
-    Xt[len(odd) : 2 * len(odd), 2] = odd
     _check(booster, Xt)
 
 
@@ -222,7 +179,7 @@ def test_single_leaf_trees():
 
 def test_num_iteration_start_iteration_and_best_iteration(data):
     X, y = data
-    Xv, yv = _data(n=600, seed=7)
+    Xv, yv = make_data(n=600, seed=7)
     booster = lgb.train(
         {
             "objective": "binary",
