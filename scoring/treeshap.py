@@ -578,16 +578,7 @@ class TreeShapModel:
         """
         if self.fallback is not None:
             raise RuntimeError(f"model not supported by the fast path: {self.fallback}")
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {X.shape}")
-        if X.shape[1] != self.n_features:
-            raise ValueError(
-                f"The number of features in data ({X.shape[1]}) is not the same as it was in "
-                f"training data ({self.n_features})."
-            )
+        X = self._rows(np.ascontiguousarray(X, dtype=np.float64))
         n = X.shape[0]
         F1 = self.n_features + 1
         K = self.n_classes
@@ -631,6 +622,19 @@ class TreeShapModel:
             out[:, k * F1 + self.n_features] += self.expected[lo + k : hi : K].sum()
         return out
 
+    def _rows(self, X: np.ndarray) -> np.ndarray:
+        """X as a 2-D array of rows (a 1-D array is one row), checked against the model's features."""
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got shape {X.shape}")
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"The number of features in data ({X.shape[1]}) is not the same as it was in "
+                f"training data ({self.n_features})."
+            )
+        return X
+
     def raw_scores(
         self,
         X: np.ndarray,
@@ -652,16 +656,7 @@ class TreeShapModel:
         X = np.asarray(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float32)
-        X = np.ascontiguousarray(X)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {X.shape}")
-        if X.shape[1] != self.n_features:
-            raise ValueError(
-                f"The number of features in data ({X.shape[1]}) is not the same as it was in "
-                f"training data ({self.n_features})."
-            )
+        X = self._rows(np.ascontiguousarray(X))
         n = X.shape[0]
         K = self.n_classes
         lo, hi = self.iteration_range(num_iteration, start_iteration)
