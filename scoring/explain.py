@@ -38,11 +38,11 @@ def value_text(name: str, value: float) -> str:
 
 
 def contributions(booster, x: np.ndarray) -> np.ndarray:
-    """(n, F+1) SHAP values, last column the base value; fast TreeSHAP where it applies."""
-    try:
-        from scoring.treeshap import tree_shap
-    except ImportError:  # the numba kernel is optional; LightGBM's own is the reference
-        return booster.predict(x, pred_contrib=True)
+    """(n, F+1) SHAP values, last column the base value: exact TreeSHAP in numba (a required
+    dependency, as for the model's predictions); tree_shap itself passes the models and inputs
+    it does not handle to LightGBM's pred_contrib."""
+    from scoring.treeshap import tree_shap
+
     return tree_shap(booster, x)
 
 
