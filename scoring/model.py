@@ -516,26 +516,35 @@ class PromotionModel:
         """The model's matrix for these rows and the column names (one-hots expanded)."""
         return design_matrix(rows, self.features, self.categories_)
 
-    def _blend(self, rows: pl.DataFrame, per_booster) -> np.ndarray:
+    def _blend(self, rows: pl.DataFrame, per_booster, x: np.ndarray | None = None) -> np.ndarray:
         """Mean over the pooled and the row's own tier booster of per_booster(booster, rounds, x),
-        in slices of PREDICT_CHUNK rows (one design matrix of a province would not fit)."""
+        in slices of PREDICT_CHUNK rows (one design matrix of a province would not fit). `x`: the
+        rows' design matrix when the caller has made it already."""
         if rows.height > PREDICT_CHUNK:
-            return np.concatenate([self._blend(rows.slice(i, PREDICT_CHUNK), per_booster)
-                                   for i in range(0, rows.height, PREDICT_CHUNK)])
-        x, _ = self.design(rows)
+            return np.concatenate([
+                self._blend(rows.slice(i, PREDICT_CHUNK), per_booster,
+                            None if x is None else x[i:i + PREDICT_CHUNK])
+                for i in range(0, rows.height, PREDICT_CHUNK)])
+        if x is None:
+            x, _ = self.design(rows)
         out = per_booster(self.boosters_[None], self.rounds_[None], x)
         tiers = rows.get_column("tier")
         for tier, booster in self.boosters_.items():
             idx = np.flatnonzero((tiers == tier).to_numpy()) if tier is not None else []
             if len(idx):
+                # Rows come tier by tier (model_rows), so a tier's rows are mostly one run: then
+                # its part of x and out are views, not copies (at a province's 7.4M rows the
+                # copies of x and of the SHAP values were ~18 GB of memory written).
+                part = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
                 # 0.5·pooled + 0.5·own, the same two products and one sum as written out, in place:
                 # for SHAP values (F+1 columns) each temporary was a quarter of a slice's matrix
-                own = per_booster(booster, self.rounds_[tier], x[idx])
+                own = per_booster(booster, self.rounds_[tier], x[part])
                 own *= 0.5
-                mixed = out[idx]
+                mixed = out[part]
                 mixed *= 0.5
                 mixed += own
-                out[idx] = mixed
+                if not isinstance(part, slice):
+                    out[part] = mixed
         return out
 
     def margin(self, rows: pl.DataFrame) -> np.ndarray:
@@ -567,7 +576,7 @@ class PromotionModel:
             return contributions(booster, x)
 
         x, names = self.design(rows)
-        return self._blend(rows, per_booster), x, names
+        return self._blend(rows, per_booster, x), x, names
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
