@@ -591,7 +591,8 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     public = ["uscc", "name", "district", "tier", "eligible", "points", "gaps", "probability", "rank", "reasons"]
     write_csv(candidates.select(public), out / "candidates.csv")
     candidates.write_parquet(out / "tables" / "candidates.parquet")
-    write_candidates_xlsx(candidates, out / "candidates.xlsx", TIERS)
+    write_candidates_xlsx(candidates, out / "candidates.xlsx", TIERS,
+                          created=dt.datetime.combine(opts.quarter.end, dt.time()))
     a = alloc.allocation
     write_csv(a.select("uscc", "name", "tier", "instrument", "amount_wan", "rationale"), out / "allocation.csv")
     a.write_parquet(out / "tables" / "allocation.parquet")

@@ -12,6 +12,7 @@ them (inline strings), and streamed into each sheet of the package.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ CANDIDATE_HEADERS = {
     "gaps": "差距", "needs_review": "需人工核实", "reasons": "主要因素",
 }
 SHEET_ROWS = 1_048_576  # Excel's limit, header row included
+DOCUMENT_DATE = dt.datetime(2000, 1, 1)  # the workbook's date when the caller gives none
 ROWS_PER_CHUNK = 50_000  # data rows rendered at a time
 # zlib level of the package's parts. The sheets' XML is ~1 kB a row; level 1 compresses it 4×
 # faster than zlib's default 6 for a file 34 % larger (835 MB of sheets at 100k firms: 2.8 s and
@@ -66,10 +68,13 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
 
 
 def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str, str],
-                          rows_per_sheet: int = SHEET_ROWS - 1) -> Path:
+                          rows_per_sheet: int = SHEET_ROWS - 1, created: dt.datetime = DOCUMENT_DATE
+                          ) -> Path:
     """One sheet per tier in rank order, Chinese headers, frozen header row, widths and number
     formats. A tier with more rows than a sheet holds goes on in sheets `<tier> (2)`, `(3)`, …,
-    so that the workbook keeps every row of candidates.csv."""
+    so that the workbook keeps every row of candidates.csv. `created` is the workbook's date in
+    its properties (the run passes its quarter's last day), never the time of writing: the same
+    lists give the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
     sheets = [page for key, zh in tiers.items()
@@ -77,7 +82,7 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
                                  .select(list(CANDIDATE_HEADERS)), rows_per_sheet)]
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         layout = Path(tmp) / "layout.xlsx"
-        _write_layout(layout, sheets)
+        _write_layout(layout, sheets, created)
         _fill_sheets(layout, path, [part for _, part in sheets], Path(tmp))
     return path
 
@@ -97,13 +102,13 @@ _COLUMN_FORMATS = {"probability": "pct", "points": "pts", "gaps": "wrap", "needs
                    "reasons": "wrap"}
 
 
-def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]]) -> None:
+def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: dt.datetime) -> None:
     """The workbook with its header rows only; the filter covers the rows to come."""
     import xlsxwriter
 
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     with xlsxwriter.Workbook(str(path), options) as wb:
-        wb.set_properties({"created": None})
+        wb.set_properties({"created": created})
         fmt = {"head": wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True,
                                       "valign": "vcenter"}),
                "pct": wb.add_format({"num_format": "0.0%"}),

@@ -143,5 +143,6 @@ def test_formula_text_is_neutralised(city):
 
 def test_same_inputs_same_outputs(city):
     _, out1, out2 = city
-    for name in ("candidates.csv", "allocation.csv", "quarantine.csv", "memo.md", "report.pdf"):
+    for name in ("candidates.csv", "allocation.csv", "quarantine.csv", "memo.md", "report.pdf",
+                 "candidates.xlsx"):
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name

@@ -75,12 +75,12 @@ def _cell_by_cell(candidates: pl.DataFrame, path, tiers: dict[str, str]) -> None
     """The reference: every cell through xlsxwriter's own API, as the writer did before."""
     import xlsxwriter
 
-    from reports.tables import _COLUMN_FORMATS, _WIDTHS, CANDIDATE_HEADERS
+    from reports.tables import _COLUMN_FORMATS, _WIDTHS, CANDIDATE_HEADERS, DOCUMENT_DATE
 
     frame = neutralize(candidates)
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     with xlsxwriter.Workbook(str(path), options) as wb:
-        wb.set_properties({"created": None})
+        wb.set_properties({"created": DOCUMENT_DATE})
         fmt = {"head": wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1,
                                       "text_wrap": True, "valign": "vcenter"}),
                "pct": wb.add_format({"num_format": "0.0%"}),
@@ -111,8 +111,7 @@ def _members(path) -> dict[str, bytes]:
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        # core.xml carries the time of writing
-        return {i.filename: z.read(i) for i in z.infolist() if i.filename != "docProps/core.xml"}
+        return {i.filename: z.read(i) for i in z.infolist()}
 
 
 @pytest.mark.parametrize("first_rank", [len(ODD_TEXT), 10**17])  # 10^17: %.16G writes 1E+17
@@ -143,3 +142,4 @@ def test_xlsx_tier_longer_than_a_sheet_goes_on_in_numbered_sheets(tmp_path):
     assert reader.sheet_names == ["雏鹰企业", "雏鹰企业 (2)", "雏鹰企业 (3)"]
     ranks = [reader.load_sheet(k).to_polars().get_column("排名").to_list() for k in range(3)]
     assert ranks == [[1, 2, 3], [4, 5, 6], [7]]
+
