@@ -39,6 +39,13 @@ ROWS_PER_CHUNK = 50_000  # data rows rendered at a time
 # 95 MB against 11.4 s and 71 MB). The whole workbook of 7.4M rows (1M firms): 199 s against
 # 244 s at level 6 on a busy machine; the rest is rendering the rows' XML.
 DEFLATE_LEVEL = 1
+# The sheets themselves are deflated by ISA-L (python-isal) at its level 1: the same format, a
+# file of the same size (−0.7 %), ~4× less CPU than zlib's level 1 (300 MB of rows' XML: 0.17 s
+# against 0.69 s). With both cores rendering, the workbook of 7.4M rows takes 27 s, against 41 s.
+SHEET_DEFLATE_LEVEL = 1
+# Sheets rendered at once ahead of the one being compressed (each holds its rows' XML on disk
+# until it is compressed: ~0.9 GB for a sheet of a million rows).
+RENDER_AHEAD = 2
 
 
 def neutralize(frame: pl.DataFrame) -> pl.DataFrame:
@@ -124,9 +131,10 @@ def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: d
 
 
 def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path) -> None:
-    """Copy the layout's package to `path`, each sheet with its data rows after the header. A
-    worker thread renders the next sheet's rows while this one is compressed (Polars and zlib
-    both release the GIL, so the two share the cores)."""
+    """Copy the layout's package to `path`, each sheet with its data rows after the header.
+    RENDER_AHEAD worker threads render the next sheets' rows while this one is compressed
+    (Polars and zlib release the GIL; one sheet's rendering runs on one core, so a single worker
+    left the second core half idle: 7.4M rows 41 s, against 31 s with two)."""
     with zipfile.ZipFile(layout) as src:
         members = [(info, src.read(info)) for info in src.infolist()]
     sheets = {int(found.group(1)) - 1: data for info, data in members
@@ -137,8 +145,8 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path)
         return rows, _render_rows(parts[k], _column_styles(sheets[k]), rows)
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst, \
-            ThreadPoolExecutor(max_workers=1) as worker:
-        rendering = {0: worker.submit(render, 0)} if sheets else {}
+            ThreadPoolExecutor(max_workers=RENDER_AHEAD) as worker:
+        rendering = {k: worker.submit(render, k) for k in sorted(sheets)[:RENDER_AHEAD]}
         for info, data in members:
             found = _SHEET.fullmatch(info.filename)
             if found is None:
@@ -146,13 +154,14 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path)
                 continue
             k = int(found.group(1)) - 1
             rows, last_row = (rendering.pop(k, None) or worker.submit(render, k)).result()
-            if k + 1 in sheets:
-                rendering[k + 1] = worker.submit(render, k + 1)
+            if k + RENDER_AHEAD in sheets:
+                rendering[k + RENDER_AHEAD] = worker.submit(render, k + RENDER_AHEAD)
             head, tail = data.split(b"</sheetData>")
             head, tail = _with_dimension(head, last_row), b"</sheetData>" + tail
             size = len(head) + rows.stat().st_size + len(tail)
             with dst.open(_entry(info), "w", force_zip64=size > zipfile.ZIP64_LIMIT) as out, \
                     rows.open("rb") as body:
+                _deflate_with_isal(out)
                 out.write(head)
                 shutil.copyfileobj(body, out, 1 << 20)
                 out.write(tail)
@@ -160,6 +169,18 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path)
 
 
 _SHEET = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
+
+
+def _deflate_with_isal(entry) -> None:
+    """Have a zip entry opened for writing, before its first byte, deflated by ISA-L instead of
+    zlib: zipfile makes its compressor when the entry is opened, a zlib compressobj (raw deflate,
+    `compress` and `flush`), and python-isal's is a drop-in one. Python's zipfile keeps it in a
+    private attribute; where that is not there, the entry stays with zlib (slower, same format)."""
+    from isal import isal_zlib
+
+    info = getattr(entry, "_zinfo", None)
+    if getattr(info, "compress_type", None) == zipfile.ZIP_DEFLATED and getattr(entry, "_compressor", None):
+        entry._compressor = isal_zlib.compressobj(SHEET_DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)
 
 
 def _entry(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
