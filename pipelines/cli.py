@@ -7,6 +7,7 @@ An internal error (a bug in tidu) is written to error.log in the output folder w
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import sys
 import traceback
@@ -60,15 +61,32 @@ def _guard(out: Path | None, action):
         raise typer.Exit(1) from None
     except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
         raise
-    except Exception:
-        if os.environ.get("TIDU_DEBUG"):
-            raise
-        log = (out or Path(".")) / "error.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        err.print(f"[bold red]tidu 内部错误[/] (这是程序问题, 不是您的数据问题)。详细信息已写入 {log}, "
-                  "请把该文件发给技术支持。")
+    except OSError as e:
+        if e.errno not in DISK_FULL or os.environ.get("TIDU_DEBUG"):
+            _internal_error(out)
+        # not a program error, and no room for an error.log either
+        err.print(f"[bold red]磁盘空间不足:[/] 写入 {e.filename or out or Path('.')} 时磁盘已满, 本次运行"
+                  "未完成。请清理磁盘, 或用 --out 指向空间更大的磁盘后重新运行 (docs/scale.md 列出各规模"
+                  "所需的空间)。")
         raise typer.Exit(3) from None
+    except Exception:
+        _internal_error(out)
+
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _internal_error(out: Path | None) -> None:
+    """A program error (called inside an except block): the traceback goes to error.log, the
+    user gets one line about it; with TIDU_DEBUG set, the exception itself."""
+    if os.environ.get("TIDU_DEBUG"):
+        raise
+    log = (out or Path(".")) / "error.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(traceback.format_exc(), encoding="utf-8")
+    err.print(f"[bold red]tidu 内部错误[/] (这是程序问题, 不是您的数据问题)。详细信息已写入 {log}, "
+              "请把该文件发给技术支持。")
+    raise typer.Exit(3) from None
 
 
 @app.command()
