@@ -61,19 +61,26 @@ def _guard(out: Path | None, action):
         raise typer.Exit(1) from None
     except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
         raise
-    except OSError as e:
-        if e.errno not in DISK_FULL or os.environ.get("TIDU_DEBUG"):
+    except Exception as e:
+        if not _disk_full(e) or os.environ.get("TIDU_DEBUG"):
             _internal_error(out)
         # not a program error, and no room for an error.log either
-        err.print(f"[bold red]磁盘空间不足:[/] 写入 {e.filename or out or Path('.')} 时磁盘已满, 本次运行"
-                  "未完成。请清理磁盘, 或用 --out 指向空间更大的磁盘后重新运行 (docs/scale.md 列出各规模"
-                  "所需的空间)。")
+        where = getattr(e, "filename", None) or out or Path(".")
+        err.print(f"[bold red]磁盘空间不足:[/] 写入 {where} 时磁盘已满, 本次运行未完成。请清理磁盘, "
+                  "或用 --out 指向空间更大的磁盘后重新运行 (docs/scale.md 列出各规模所需的空间)。")
         raise typer.Exit(3) from None
-    except Exception:
-        _internal_error(out)
 
 
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _disk_full(e: BaseException) -> bool:
+    """The disk (or the user's quota) is full: Python's own OSError, or the message of a library
+    that reports it in its own exception (DuckDB's IOException, Polars' errors)."""
+    if isinstance(e, OSError) and e.errno in DISK_FULL:
+        return True
+    text = str(e)
+    return "No space left on device" in text or "Disk quota exceeded" in text
 
 
 def _internal_error(out: Path | None) -> None:

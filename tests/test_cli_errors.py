@@ -30,6 +30,17 @@ def test_a_full_disk_is_named_and_leaves_no_log(tmp_path, capsys, code):
     assert not (tmp_path / "out" / "error.log").exists()
 
 
+def test_a_library_reporting_a_full_disk_in_its_own_words_is_named_too(tmp_path, capsys):
+    import duckdb
+
+    error = duckdb.IOException('IO Error: Could not write file "w.duckdb.tmp/x": No space left on device')
+    with pytest.raises(typer.Exit) as stop:
+        _guard(tmp_path, _fail(error))
+    assert stop.value.exit_code == 3
+    assert "磁盘空间不足" in capsys.readouterr().err
+    assert not (tmp_path / "error.log").exists()
+
+
 @pytest.mark.parametrize("exc", [OSError(errno.EACCES, "Permission denied", "x"), RuntimeError("bug")])
 def test_a_program_error_goes_to_error_log(tmp_path, capsys, monkeypatch, exc):
     monkeypatch.delenv("TIDU_DEBUG", raising=False)
