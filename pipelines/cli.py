@@ -61,9 +61,9 @@ def _guard(out: Path | None, action):
         raise typer.Exit(1) from None
     except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the top of the command: every other error ends here
         if not _disk_full(e) or os.environ.get("TIDU_DEBUG"):
-            _internal_error(out)
+            _internal_error(out, e)
         # not a program error, and no room for an error.log either
         where = getattr(e, "filename", None) or out or Path(".")
         err.print(f"[bold red]磁盘空间不足:[/] 写入 {where} 时磁盘已满, 本次运行未完成。请清理磁盘, "
@@ -83,14 +83,14 @@ def _disk_full(e: BaseException) -> bool:
     return "No space left on device" in text or "Disk quota exceeded" in text
 
 
-def _internal_error(out: Path | None) -> None:
-    """A program error (called inside an except block): the traceback goes to error.log, the
-    user gets one line about it; with TIDU_DEBUG set, the exception itself."""
+def _internal_error(out: Path | None, error: Exception) -> None:
+    """A program error: the traceback goes to error.log, the user gets one line about it; with
+    TIDU_DEBUG set, the exception itself."""
     if os.environ.get("TIDU_DEBUG"):
-        raise
+        raise error
     log = (out or Path(".")) / "error.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(traceback.format_exc(), encoding="utf-8")
+    log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
     err.print(f"[bold red]tidu 内部错误[/] (这是程序问题, 不是您的数据问题)。详细信息已写入 {log}, "
               "请把该文件发给技术支持。")
     raise typer.Exit(3) from None

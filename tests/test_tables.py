@@ -156,11 +156,10 @@ def test_sheets_are_deflated_by_isal_and_read_back_whole():
     buffer = io.BytesIO()
     info = zipfile.ZipInfo("xl/worksheets/sheet1.xml")
     info.compress_type = zipfile.ZIP_DEFLATED   # as _entry copies it from the layout's entry
-    with zipfile.ZipFile(buffer, "w") as z:
-        with z.open(info, "w") as entry:
-            _deflate_with_isal(entry)
-            assert type(entry._compressor).__module__.startswith("isal")
-            entry.write(data)
+    with zipfile.ZipFile(buffer, "w") as z, z.open(info, "w") as entry:
+        _deflate_with_isal(entry)
+        assert type(entry._compressor).__module__.startswith("isal")
+        entry.write(data)
     with zipfile.ZipFile(buffer) as z:
         assert z.testzip() is None
         info = z.getinfo("xl/worksheets/sheet1.xml")
