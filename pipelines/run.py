@@ -397,6 +397,9 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
         model = PromotionModel.load(opts.model)
     else:
         model = training.model.fit_plan(training.plan, training.history)
+        # The plan's panel rows (~1.5 GB at a province's size) are not read again: let go before
+        # the scored quarter's rows are made (at 1M firms that moment was the run's top, 7.4 GiB).
+        training.history = None
         model.save(opts.out / "model")
     # After training (a province's 7M text rows would otherwise sit beside the training frames);
     # no labels: the scored quarter's outcome window has not begun.
