@@ -45,6 +45,9 @@ def peak_rss_mb() -> float:
 @dataclass
 class Manifest:
     data: dict = field(default_factory=dict)
+    # (path, size, modification time) → sha256 of the outputs this run has hashed: `finish` runs
+    # again after the PDF, and a province's outputs are 3.3 GB to read again for one new file
+    _digests: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def start(cls, quarter: Quarter, city: str, seed: int) -> Manifest:
@@ -90,7 +93,16 @@ class Manifest:
             self.data["problems"] = problems
         self.data["seconds"] = dict(seconds)
         self.data["finished_at"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        self.data["outputs"] = {name: file_sha256(out / name) for name in OUTPUT_FILES if (out / name).exists()}
+        self.data["outputs"] = {name: self._sha256(out / name) for name in OUTPUT_FILES if (out / name).exists()}
         path = out / "manifest.json"
         path.write_text(json.dumps(self.data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
         return path
+
+    def _sha256(self, path: Path) -> str:
+        """The file's sha256, read again only when its size or modification time has changed
+        since this manifest last hashed it."""
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = file_sha256(path)
+        return self._digests[key]
