@@ -34,10 +34,10 @@ CANDIDATE_HEADERS = {
 SHEET_ROWS = 1_048_576  # Excel's limit, header row included
 DOCUMENT_DATE = dt.datetime(2000, 1, 1)  # the workbook's date when the caller gives none
 ROWS_PER_CHUNK = 50_000  # data rows rendered at a time
-# zlib level of the package's parts. The sheets' XML is ~1 kB a row; level 1 compresses it 4×
-# faster than zlib's default 6 for a file 34 % larger (835 MB of sheets at 100k firms: 2.8 s and
-# 95 MB against 11.4 s and 71 MB). The whole workbook of 7.4M rows (1M firms): 199 s against
-# 244 s at level 6 on a busy machine; the rest is rendering the rows' XML.
+# zlib level of the package's small parts, and of the sheets where ISA-L's compressor cannot be
+# put in (see below). Measured when zlib deflated the sheets: their XML is ~1 kB a row; level 1
+# compresses it 4× faster than zlib's default 6 for a file 34 % larger (835 MB of sheets at 100k
+# firms: 2.8 s and 95 MB against 11.4 s and 71 MB).
 DEFLATE_LEVEL = 1
 # The sheets themselves are deflated by ISA-L (python-isal) at its level 1: the same format, a
 # file of the same size (−0.7 %), ~4× less CPU than zlib's level 1 (300 MB of rows' XML: 0.17 s

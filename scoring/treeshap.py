@@ -588,7 +588,7 @@ class TreeShapModel:
             return out
         a = self.arrays
         if hi > lo and a["l_d"].size:
-            threads = _default_threads() if not n_jobs or n_jobs <= 0 else int(n_jobs)
+            threads = _threads(n_jobs)
             if block_rows is None:
                 # >= 4 blocks per thread (load balance on a shared machine), <= 4096 rows each
                 block_rows = min(DEFAULT_BLOCK_ROWS, max(16, -(-n // (4 * threads))))
@@ -606,17 +606,7 @@ class TreeShapModel:
                 a["tab"], a["cat_bits"], a["wtab"],
                 self.max_int, self.max_leaves, self.max_d, block_rows, K_ZERO_THRESHOLD,
             )  # fmt: skip
-            threads = min(threads, n_blocks)
-            if threads <= 1:
-                _shap_kernel(X, out, 0, n_blocks, *args)
-            else:
-                # the kernel releases the GIL; blocks are handed out one at a time
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    jobs = [
-                        pool.submit(_shap_kernel, X, out, b, b + 1, *args) for b in range(n_blocks)
-                    ]
-                    for job in jobs:
-                        job.result()
+            _run_blocks(_shap_kernel, X, out, n_blocks, 1, threads, args)  # blocks one at a time
         # bias column(s): sum of the trees' expected values, per class
         for k in range(K):
             out[:, k * F1 + self.n_features] += self.expected[lo + k : hi : K].sum()
@@ -663,7 +653,7 @@ class TreeShapModel:
         out = np.zeros((n, K), dtype=np.float64)
         if n and hi > lo:
             a = self.arrays
-            threads = _default_threads() if not n_jobs or n_jobs <= 0 else int(n_jobs)
+            threads = _threads(n_jobs)
             block_rows = int(block_rows or DEFAULT_PREDICT_BLOCK_ROWS)
             n_blocks = -(-n // block_rows)
             # >= 4 work items per thread (load balance on a shared machine)
@@ -677,19 +667,28 @@ class TreeShapModel:
                 a["n_cat_len"], a["n_rmask"], a["t_slot_value"], a["cat_bits"],
                 all_leaves, np.uint64(debruijn), np.uint64(shift), block_rows, K_ZERO_THRESHOLD,
             )  # fmt: skip
-            starts = range(0, n_blocks, per_item)
-            threads = min(threads, len(starts))
-            if threads <= 1:
-                _predict_kernel(X, out, 0, n_blocks, *args)
-            else:
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    jobs = [
-                        pool.submit(_predict_kernel, X, out, b, min(b + per_item, n_blocks), *args)
-                        for b in starts
-                    ]
-                    for job in jobs:
-                        job.result()
+            _run_blocks(_predict_kernel, X, out, n_blocks, per_item, threads, args)
         return out[:, 0] if K == 1 else out
+
+
+def _run_blocks(kernel, X, out, n_blocks: int, per_item: int, threads: int, args: tuple) -> None:
+    """``kernel(X, out, b_lo, b_hi, *args)`` over the row blocks [0, n_blocks), ``per_item``
+    blocks per work item, on up to ``threads`` threads (the kernels release the GIL and write
+    disjoint rows of ``out``)."""
+    starts = range(0, n_blocks, per_item)
+    threads = min(threads, len(starts))
+    if threads <= 1:
+        kernel(X, out, 0, n_blocks, *args)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        jobs = [pool.submit(kernel, X, out, b, min(b + per_item, n_blocks), *args) for b in starts]
+        for job in jobs:
+            job.result()
+
+
+def _threads(n_jobs: int | None) -> int:
+    """Threads for a kernel: n_jobs when positive, else every core this process may use."""
+    return _default_threads() if not n_jobs or n_jobs <= 0 else int(n_jobs)
 
 
 def _default_threads() -> int:
