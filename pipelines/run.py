@@ -391,7 +391,7 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     """The model (fitted to its plan, or loaded from opts.model), the scored quarter's model rows
     (keys with the rule verdict) and the rule-points baseline. `panel` and `rules` are the scored
     quarter's."""
-    from scoring.model import PromotionModel, score_metrics
+    from scoring.model import PromotionModel, tier_metrics
 
     if training is None:
         model = PromotionModel.load(opts.model)
@@ -404,23 +404,18 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     # After training (a province's 7M text rows would otherwise sit beside the training frames);
     # no labels: the scored quarter's outcome window has not begun.
     now = model_rows(panel, rules)
-    baseline = _rule_baseline(model, score_metrics)
+    baseline = _rule_baseline(model, tier_metrics)
     return model, now, baseline
 
 
-def _rule_baseline(model, score_metrics) -> dict:
+def _rule_baseline(model, tier_metrics) -> dict:
     """The rule points alone as a score, on the model's own out-of-time validation rows."""
     from scoring.backtest import rule_score
 
     valid = getattr(model, "validation_", None)
     if valid is None or valid.height == 0:
         return {}
-    valid = valid.with_columns(rule_score().alias("s"))
-    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), valid.get_column("s").to_numpy(), False)}
-    for tier in TIERS:
-        part = valid.filter(pl.col("tier") == tier)
-        out[tier] = score_metrics(part.get_column("label").to_numpy(), part.get_column("s").to_numpy(), False)
-    return out
+    return tier_metrics(valid.with_columns(rule_score().alias("s")), "s", probabilistic=False)
 
 
 def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, out: Path

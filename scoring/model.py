@@ -112,8 +112,14 @@ def with_features_at(rows: pl.DataFrame, panel: pl.DataFrame, at: pl.Series) -> 
 
 
 def quarter_text(qi: pl.Series) -> pl.Series:
-    """Quarter indices (year · 4 + quarter − 1) as text, '2025Q4' (the inverse of _quarter_index)."""
-    return pl.select(pl.concat_str((qi // 4).cast(pl.Utf8), pl.lit("Q"), (qi % 4 + 1).cast(pl.Utf8))).to_series()
+    """Quarter indices (year · 4 + quarter − 1) as text, '2025Q4' (the inverse of _quarter_index).
+    Each quarter of the span is written once and looked up (a province's 49M keys hold ~16)."""
+    if qi.len() == qi.null_count():
+        return pl.Series(qi.name, [None] * qi.len(), dtype=pl.Utf8)
+    first, last = int(qi.min()), int(qi.max())
+    span = pl.Series(range(first, last + 1))
+    text = pl.select(pl.concat_str((span // 4).cast(pl.Utf8), pl.lit("Q"), (span % 4 + 1).cast(pl.Utf8))).to_series()
+    return text.gather(qi.cast(pl.Int64) - first).alias(qi.name)
 
 
 def _quarter_index() -> pl.Expr:
@@ -482,7 +488,7 @@ class PromotionModel:
         self.validation_ = pl.concat(kept).with_columns(
             pl.Series("p", self.calibrate(np.concatenate(margins)))).select(
             "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
-        self.metrics_ = _metrics(self.validation_)
+        self.metrics_ = tier_metrics(self.validation_)
         if refit is not None:
             self.boosters_ = refit
         self.window_ = {
@@ -697,11 +703,14 @@ def _quarter_span(rows: pl.DataFrame) -> list[str]:
     return [qs.min(), qs.max()] if rows.height else []
 
 
-def _metrics(valid: pl.DataFrame) -> dict:
-    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), valid.get_column("p").to_numpy())}
+def tier_metrics(valid: pl.DataFrame, score: str = "p", probabilistic: bool = True) -> dict:
+    """score_metrics of the `score` column over all rows ("overall") and per tier."""
+    out = {"overall": score_metrics(valid.get_column("label").to_numpy(), valid.get_column(score).to_numpy(),
+                                    probabilistic)}
     for tier in TIERS:
         part = valid.filter(pl.col("tier") == tier)
-        out[tier] = score_metrics(part.get_column("label").to_numpy(), part.get_column("p").to_numpy())
+        out[tier] = score_metrics(part.get_column("label").to_numpy(), part.get_column(score).to_numpy(),
+                                  probabilistic)
     return out
 
 
@@ -712,9 +721,16 @@ def score_metrics(y: np.ndarray, p: np.ndarray, probabilistic: bool = True) -> d
     result = {"rows": int(len(y)), "positives": positives}
     if positives < MIN_POSITIVES or positives == len(y):
         return {**result, "note": f"正例少于 {MIN_POSITIVES} 个, 不报告指标"}
-    order = np.argsort(-p, kind="stable")
+    # highest score first, ties in row order (Polars' stable sort: NumPy's order, in half the time)
+    order = pl.DataFrame({"p": p}).select(pl.arg_sort_by("p", descending=True, maintain_order=True)
+                                           ).to_series().to_numpy()
     top = order[: max(1, int(round(0.1 * len(y))))]
-    result.update(auc=float(roc_auc_score(y, p)), pr_auc=float(average_precision_score(y, p)),
+    # AUC and PR-AUC depend only on the (score, label) pairs, not their order, and sklearn's
+    # curves begin with a stable sort of the scores: handed them already in ascending order, that
+    # sort is one pass over them (6.6M rows at a province's size: 2.3 s → 0.7 s, the same values).
+    ascending = order[::-1]
+    y_up, p_up = y[ascending], p[ascending]
+    result.update(auc=float(roc_auc_score(y_up, p_up)), pr_auc=float(average_precision_score(y_up, p_up)),
                   recall_top10=float(y[top].sum() / positives))
     if probabilistic:
         result.update(brier=float(brier_score_loss(y, p)), ece=_ece(y, p))

@@ -17,8 +17,16 @@ from features.catalog import load_catalog, model_features
 from pipelines.cli import app
 from pipelines.run import Timer, apply_rules, build_features, check_drop, load_warehouse, model_rows
 from pipelines.synth import synthesize
-from scoring.model import (DEFAULT_PARAMS, HORIZON, MIN_TIER_POSITIVES, PromotionModel, make_labels,
-                           with_features)
+from scoring.model import (
+    DEFAULT_PARAMS,
+    HORIZON,
+    MIN_TIER_POSITIVES,
+    PromotionModel,
+    _quarter_index,
+    make_labels,
+    quarter_text,
+    with_features,
+)
 
 END = Quarter(2025, 4)
 
@@ -446,3 +454,13 @@ def test_with_features_is_the_left_join_on_firm_and_quarter(inputs):
     assert_frame_equal(got, plain)
     assert got.height == rows.height and got.get_column("uscc").to_list() == rows.get_column("uscc").to_list()
     assert got.filter(pl.col("uscc") == "91320282MA00000000").get_column("name").to_list() == [None]
+
+
+def test_quarter_text_inverts_the_quarter_index():
+    quarters = [Quarter(2019, 4), Quarter(2025, 1), None, Quarter(2022, 3), Quarter(2019, 4)]
+    qi = pl.Series("_qi", [q.index if q else None for q in quarters], dtype=pl.Int32)
+    text = quarter_text(qi)
+    assert text.to_list() == [str(q) if q else None for q in quarters]
+    assert pl.DataFrame({"quarter": text}).select(_quarter_index()).to_series().to_list() == qi.to_list()
+    assert quarter_text(pl.Series([], dtype=pl.Int32)).to_list() == []
+    assert quarter_text(pl.Series([None], dtype=pl.Int32)).to_list() == [None]
