@@ -1,17 +1,21 @@
-"""Benchmark: build_panel (Polars) vs a plain pandas implementation of the financial features.
+"""Benchmark: build_panel (Polars) vs a plain pandas implementation of the whole feature panel.
 
 Generates simple synthetic typed tables itself (independent of pipelines/synth.py) for 10k, 100k
 and 1M enterprises, 12 panel quarters (2022Q1–2024Q4) with returns from 2019Q1, and writes them
 to parquet. Each measurement then runs in its own fresh process, starting from those files:
 
 - polars: `build_panel` on parquet scans (it reads only the columns it needs), the full panel;
+- pandas: `pd.read_parquet` of the columns `bench.pandas_panel.PANEL_INPUTS` names, then
+  `pandas_panel`, the full panel (like for like with polars);
 - polars fin: `financial_panel` on scans of the enterprises and returns — uscc, quarter and the
-  financial features, exactly the columns the pandas baseline computes (like for like);
-- pandas: `pd.read_parquet` of the columns the baseline uses, then `pandas_financial_panel`.
+  financial features only;
+- pandas fin: `pd.read_parquet` of the enterprises' and returns' columns, then
+  `pandas_financial_panel` (like for like with polars fin).
 
-It checks that pandas and Polars agree on the financial columns and prints the ratios. Times are
-wall seconds with the process's CPU seconds (all threads, user + system) in brackets, since the
-machine is shared and wall time moves with its load; memory is the peak RSS of each process.
+It checks that pandas and Polars agree on every column of the full panel (KEYS +
+PANEL_FEATURES) and prints both ratios. Times are wall seconds with the process's CPU seconds
+(all threads, user + system) in brackets, since the machine is shared and wall time moves with
+its load; memory is the peak RSS of each full-panel process by the end of its timed work.
 With `--repeat N` each side runs in N fresh processes and the least time is reported.
 `--scored-quarters` builds only the 9 quarters a scored run needs (the 8 with a complete
 four-quarter outcome window, 2022Q1–2023Q4, and the scored quarter 2024Q4).
@@ -41,9 +45,9 @@ from polars.testing import assert_frame_equal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pandas_panel import pandas_financial_panel
+from bench.pandas_panel import PANEL_INPUTS, pandas_financial_panel, pandas_panel
 from data_contracts.periods import Quarter, quarter_range
-from features.panel import FINANCIAL_FEATURES, build_panel, financial_panel
+from features.panel import build_panel, financial_panel
 
 PANEL_QUARTERS = quarter_range(Quarter(2022, 1), Quarter(2024, 4))
 FIRST_FILING = Quarter(2019, 1)
@@ -224,40 +228,69 @@ def polars_side(folder: Path, quarters: list[Quarter], out: Path) -> dict[str, f
     panel, wall, cpu = timed(build_panel, scans(folder), quarters)
     row = {"panel_rows": panel.height, "panel_mb": panel.estimated_size() / 1e6,
            "polars_s": wall, "polars_cpu": cpu, "polars_peak_mb": peak_rss_mb()}
+    panel.write_parquet(out)
     del panel
-    money, row["polars_fin_s"], row["polars_fin_cpu"] = timed(
+    _, row["polars_fin_s"], row["polars_fin_cpu"] = timed(
         financial_panel, scans(folder, ("enterprises", "filings")), quarters)
-    money.write_parquet(out)
     return row
 
 
 def pandas_side(folder: Path, quarters: list[Quarter], out: Path) -> dict[str, float]:
+    """The full pandas panel, timed from reading the parquet files; written to out/<quarter>.parquet
+    a quarter at a time, so the copy for writing stays small (at 1M firms the panel is 13 GB)."""
     baseline, wall, cpu = timed(read_and_run_pandas, folder, quarters)
-    pl.from_pandas(baseline[["uscc", "quarter", *FINANCIAL_FEATURES]]).write_parquet(out)
-    return {"pandas_s": wall, "pandas_cpu": cpu, "pandas_peak_mb": peak_rss_mb()}
+    row = {"pandas_s": wall, "pandas_cpu": cpu, "pandas_peak_mb": peak_rss_mb()}
+    out.mkdir(exist_ok=True)
+    for quarter in quarters:
+        rows = baseline[baseline["quarter"] == str(quarter)]
+        pl.from_pandas(rows).write_parquet(out / f"{quarter}.parquet")
+    return row
+
+
+def pandas_fin_side(folder: Path, quarters: list[Quarter]) -> dict[str, float]:
+    _, wall, cpu = timed(read_and_run_pandas_fin, folder, quarters)
+    return {"pandas_fin_s": wall, "pandas_fin_cpu": cpu}
+
+
+def read_pandas(folder: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The columns the pandas baseline uses of the named tables."""
+    return {name: pd.read_parquet(folder / f"{name}.parquet", columns=PANEL_INPUTS[name])
+            for name in names}
 
 
 def read_and_run_pandas(folder: Path, quarters: list[Quarter]) -> pd.DataFrame:
-    enterprises = pd.read_parquet(folder / "enterprises.parquet", columns=["uscc", "founded_on"])
-    filings = pd.read_parquet(folder / "filings.parquet", columns=[
-        "uscc", "period", *[f"{n}_ytd" for n in ("revenue", "main_revenue", "profit",
-                                                   "net_profit", "rd_expense")],
-        "total_assets", "total_liabilities", "employees", "rd_staff"])
-    return pandas_financial_panel(enterprises, filings, quarters)
+    return pandas_panel(read_pandas(folder, tuple(PANEL_INPUTS)), quarters)
 
 
-def compare(polars_file: Path, pandas_file: Path, quarters: list[Quarter]) -> None:
-    """Assert the pandas baseline equals the panel on every financial feature (per quarter,
-    to keep memory low)."""
+def read_and_run_pandas_fin(folder: Path, quarters: list[Quarter]) -> pd.DataFrame:
+    tables = read_pandas(folder, ("enterprises", "filings"))
+    return pandas_financial_panel(tables["enterprises"], tables["filings"], quarters)
+
+
+def as_panel_types(baseline: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """The pandas baseline (as Polars) in the panel's column order and dtypes: NaN → null,
+    datetimes → dates, counts → their integer types."""
+    return baseline.select(
+        (pl.col(c).fill_nan(None) if baseline.schema[c].is_float() else pl.col(c)).cast(dtype)
+        for c, dtype in schema.items())
+
+
+def assert_same_panel(baseline: pl.DataFrame, panel: pl.DataFrame) -> None:
+    """The pandas baseline equals the Polars panel: same rows in the same order, numbers to
+    rtol 1e-9, nulls where the panel has nulls."""
+    assert_frame_equal(as_panel_types(baseline, panel.schema),
+                       panel.with_columns(pl.col(pl.Float64).fill_nan(None)),
+                       check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def compare(polars_file: Path, pandas_folder: Path, quarters: list[Quarter]) -> None:
+    """Assert the pandas baseline equals the panel on every column (per quarter, to keep memory
+    low)."""
     def one(path: Path, quarter: Quarter) -> pl.DataFrame:
-        return (pl.scan_parquet(path).filter(pl.col("quarter") == str(quarter))
-                .with_columns(pl.col(pl.Float64).fill_nan(None))
-                .with_columns(pl.col("employees").cast(pl.Int64))
-                .sort("uscc").collect())
+        return pl.scan_parquet(path).filter(pl.col("quarter") == str(quarter)).sort("uscc").collect()
 
     for quarter in quarters:
-        assert_frame_equal(one(pandas_file, quarter), one(polars_file, quarter),
-                           check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+        assert_same_panel(one(pandas_folder / "*.parquet", quarter), one(polars_file, quarter))
 
 
 def in_child(fn, *args):
@@ -275,12 +308,13 @@ def best_of(repeat: int, fn, *args) -> dict[str, float]:
 def run(n: int, quarters: list[Quarter], with_pandas: bool, repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        polars_file, pandas_file = folder / "polars.out", folder / "pandas.out"
+        polars_file, pandas_folder = folder / "polars.out", folder / "pandas.out"
         row = {"firms": n, "filings": in_child(write_tables, n, folder)}
         row |= best_of(repeat, polars_side, folder, quarters, polars_file)
         if with_pandas:
-            row |= best_of(repeat, pandas_side, folder, quarters, pandas_file)
-            compare(polars_file, pandas_file, quarters)
+            row |= best_of(repeat, pandas_side, folder, quarters, pandas_folder)
+            row |= best_of(repeat, pandas_fin_side, folder, quarters)
+            compare(polars_file, pandas_folder, quarters)
     return row
 
 
@@ -302,26 +336,30 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     quarters = scored_quarters() if args.scored_quarters else PANEL_QUARTERS
     print(f"{len(quarters)} panel quarters ({quarters[0]}–{quarters[-1]}); polars = build_panel, "
-          f"full panel; polars fin = financial_panel; pandas = financial features only; "
-          f"wall s (CPU s); load average at start {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+          f"pandas = pandas_panel (full panel, from reading parquet); polars fin = "
+          f"financial_panel, pandas fin = pandas_financial_panel (financial features only); "
+          f"wall s (CPU s); ratios pandas ÷ polars; peak MB of the full-panel processes; load "
+          f"average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'firms':>9} {'filings':>11} {'panel rows':>11} {'panel MB':>8} {'polars':>15} "
-          f"{'polars fin':>15} {'pandas':>15} {'pandas/fin':>10} {'CPU ratio':>9} "
-          f"{'peak MB polars/pandas':>22}")
+          f"{'pandas':>15} {'ratio':>6} {'CPU':>6} {'polars fin':>15} {'pandas fin':>15} "
+          f"{'ratio':>6} {'CPU':>6} {'peak MB polars/pandas':>22}")
 
     def cell(r: dict[str, float], key: str) -> str:
         return f"{r[key + '_s']:6.2f} ({r[key + '_cpu']:6.2f})" if key + "_s" in r else "-"
 
+    def ratio(r: dict[str, float], slow: str, fast: str, unit: str) -> str:
+        return f"{r[slow + unit] / r[fast + unit]:5.1f}x" if slow + unit in r else "-"
+
     for n in args.sizes:
         r = run(n, quarters, not args.no_pandas, args.repeat)
-        ratio = f"{r['pandas_s'] / r['polars_fin_s']:9.1f}x" if "pandas_s" in r else "-"
-        cpu_ratio = f"{r['pandas_cpu'] / r['polars_fin_cpu']:8.1f}x" if "pandas_s" in r else "-"
         print(f"{r['firms']:>9,} {r['filings']:>11,} {r['panel_rows']:>11,} "
-              f"{r['panel_mb']:>8,.0f} {cell(r, 'polars'):>15} "
-              f"{cell(r, 'polars_fin'):>15} {cell(r, 'pandas'):>15} {ratio:>10} {cpu_ratio:>9} "
+              f"{r['panel_mb']:>8,.0f} {cell(r, 'polars'):>15} {cell(r, 'pandas'):>15} "
+              f"{ratio(r, 'pandas', 'polars', '_s'):>6} {ratio(r, 'pandas', 'polars', '_cpu'):>6} "
+              f"{cell(r, 'polars_fin'):>15} {cell(r, 'pandas_fin'):>15} "
+              f"{ratio(r, 'pandas_fin', 'polars_fin', '_s'):>6} "
+              f"{ratio(r, 'pandas_fin', 'polars_fin', '_cpu'):>6} "
               f"{r['polars_peak_mb']:>10,.0f}/{r.get('pandas_peak_mb', float('nan')):<,.0f} "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
-
 
 if __name__ == "__main__":
     main()
