@@ -97,12 +97,14 @@ def read_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
 
 
 def latest_query(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    """The query of a table's latest value per key. A history holding one drop is its own latest
-    value — the contracts let one row per key into a drop (repeated rows and key conflicts are
-    quarantined, patent owners are made unique) — so it is read as stored, the accepted rows in
-    their file's order, without the view's window and sort (at a province's size ~7 s of the
-    ~9 s that reading took). Otherwise the view, sorted by the key."""
+    """The query of a table's latest value per key, sorted by the key. A history holding one
+    drop is its own latest value — the contracts let one row per key into a drop (repeated rows
+    and key conflicts are quarantined, patent owners are made unique) — so it is sorted as
+    stored, without the view's window (at a province's size reading took 8-11 s through the
+    view, 7 s so). The panel reads the returns firm by firm: in a file's order (by period) its
+    gathers run ~2 s slower per part, more than the sort costs."""
+    key = ", ".join(KEYS[name])
     drops = con.execute(f"SELECT count(DISTINCT drop_seq) FROM {name}_history").fetchall()[0][0]
     if drops <= 1:
-        return f"SELECT * EXCLUDE (drop_seq) FROM {name}_history"
-    return f"SELECT * FROM {name} ORDER BY {', '.join(KEYS[name])}"
+        return f"SELECT * EXCLUDE (drop_seq) FROM {name}_history ORDER BY {key}"
+    return f"SELECT * FROM {name} ORDER BY {key}"
