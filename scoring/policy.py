@@ -316,6 +316,7 @@ class Solver(_Model):
     tie_break_epsilon: float = Field(default=1e-6, ge=0, lt=1e-3)
     amount_step_wan: float = Field(default=1.0, gt=0)
     decompose_above_options: int = Field(default=5000, ge=0)
+    decomposition_gap: float = Field(default=1e-3, ge=0, lt=0.1)
 
 
 class Policy(_Model):

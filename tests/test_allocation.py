@@ -568,6 +568,30 @@ def test_decomposition_matches_the_full_program():
     )
 
 
+def test_decomposition_stops_within_its_gap_rather_than_solve_the_whole_program():
+    """Equal candidates and a budget that is no multiple of the 3 万元 reward: the LP bound sits
+    a third of a reward above every integer solution, so an exact proof would take in every firm
+    (at 100,000 firms such a proof cost HiGHS 305 s). Within decomposition_gap the restricted
+    optimum is returned with the gap the bound proves; at 0 the proof goes on, as before."""
+    reward_only = {"recognition_reward": {"name_zh": "认定奖励", "effect_per_wan": 1.0, "source": "假设"}}
+    candidates, firms = make_city(300, 16)
+    candidates = candidates.with_columns(pl.lit(0.5).alias("probability"))
+
+    def run(**solver):
+        return allocate(candidates, firms, make_policy(31, instruments=reward_only, **solver))
+
+    full = run(decompose_above_options=10**9)
+    split = run(decompose_above_options=0, decomposition_gap=0.09)
+    exact = run(decompose_above_options=0, decomposition_gap=0)
+    gap = split.summary()["mip_gap"]
+    assert 0.01 < gap <= 0.09                       # (U − z) ÷ U: a third of 3 万元 in 31
+    assert split.expected_value >= full.expected_value * (1 - gap)
+    assert split.expected_value == pytest.approx(full.expected_value, rel=1e-6)
+    assert any("相对差距不超过 3.2" in n for n in split.notes), split.notes
+    assert exact.summary()["mip_gap"] == 0 and not any("相对差距" in n for n in exact.notes)
+    assert exact.expected_value == pytest.approx(full.expected_value, rel=1e-6)
+
+
 # --------------------------------------------------------------------------- KPIs
 
 
