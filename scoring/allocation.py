@@ -840,7 +840,7 @@ class _Problem:
             if (len(self._cols(inside | add)) > opts.decompose_above_options
                     and slack <= opts.decomposition_gap * abs(bound)):
                 # too many firms to prove exactness cheaply; U proves z within (U − z) ÷ U
-                return x, res, max(gap, slack / abs(bound))
+                return x, res, max(gap, slack / abs(bound) if bound else 0.0)
             inside |= add
         return None
 
