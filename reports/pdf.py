@@ -125,7 +125,9 @@ class Run:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the run manifest is missing; the report needs it")
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        tables = {name: _parquet(run_dir / "tables" / f"{name}.parquet") for name in PARQUET_TABLES}
+        tables = {name: _parquet(run_dir / "tables" / f"{name}.parquet") for name in PARQUET_TABLES
+                  if name != "candidates"}
+        tables["candidates"], tables["printed"] = _candidates(run_dir / "tables" / "candidates.parquet")
         memo_path = run_dir / "memo.md"
         memo = memo_path.read_text(encoding="utf-8-sig") if memo_path.is_file() else None
         quarantine, total = _quarantine(run_dir / "quarantine.csv")
@@ -138,16 +140,34 @@ class Run:
 
     def tiers(self) -> list[tuple[str, str]]:
         """(tier_key, Chinese name) in report order, from the candidates."""
-        cands = self.table("candidates")
-        if cands is None:
+        cands, printed = self.table("candidates"), self.table("printed")
+        if cands is None or printed is None:
             return []
-        pairs = cands.select("tier_key", "tier").unique(maintain_order=True).rows()
+        name = dict(printed.select("tier_key", "tier").unique().rows())
+        pairs = [(k, name.get(k, k)) for k in cands.get_column("tier_key").unique(maintain_order=True)]
         rank = {k: i for i, k in enumerate(TIER_ORDER)}
         return sorted(pairs, key=lambda p: rank.get(p[0], len(rank)))
 
 
 def _parquet(path: Path) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.is_file() else None
+
+
+# What the report reads of every candidate: the counts per tier. The whole row only of those it
+# prints (a tier's first TOP_LISTED, the firm pages among them): a province's 7.4M candidates
+# with their texts were 2.5 GB, read while the run still held its own frames (the run's top).
+COUNTED = ("uscc", "tier_key", "eligible", "probability", "rank")
+assert TOP_EXPLAINED <= TOP_LISTED
+
+
+def _candidates(path: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """(every candidate's COUNTED columns, every column of the printed candidates)."""
+    if not path.is_file():
+        return None, None
+    scan = pl.scan_parquet(path)
+    have = scan.collect_schema().names()
+    return (scan.select(c for c in COUNTED if c in have).collect(),
+            scan.filter(pl.col("rank") <= TOP_LISTED).collect())
 
 
 def _quarantine(path: Path) -> tuple[pl.DataFrame | None, int]:
@@ -200,7 +220,7 @@ def _in_tier_order(frame: pl.DataFrame, run: Run) -> pl.DataFrame:
 
 def _explained(run: Run) -> list[tuple[str, int, dict]]:
     """(tier_key, rank, candidate row) for the firms that get a page of their own."""
-    cands = run.table("candidates")
+    cands = run.table("printed")
     if cands is None:
         return []
     out = []
@@ -404,11 +424,11 @@ CANDIDATE_COLUMNS = {
 
 def tier_lists(run: Run) -> list[dict]:
     """Per tier, the first TOP_LISTED candidates by rank and a sentence on where the rest are."""
-    cands = run.table("candidates")
+    cands, printed = run.table("candidates"), run.table("printed")
     out = []
     for key, zh in run.tiers():
-        part = cands.filter(pl.col("tier_key") == key).sort("rank")
-        shown = part.head(TOP_LISTED)
+        part = cands.filter(pl.col("tier_key") == key)
+        shown = printed.filter(pl.col("tier_key") == key).sort("rank").head(TOP_LISTED)
         rows = _rows(shown, CANDIDATE_COLUMNS)
         for row, verdict in zip(rows, _verdicts(shown), strict=True):
             row["eligible"] = verdict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -201,3 +202,22 @@ def test_memo_blocks():
         {"text": " 内容", "strong": False},
     ]
     assert blocks[3]["header"] == ["a", "b"] and blocks[3]["rows"] == [["1", "2"]]
+
+
+def test_counts_read_every_candidate_and_texts_only_the_printed(rendered):
+    """Run.load reads every candidate's COUNTED columns and whole rows only for the first
+    TOP_LISTED of each tier (a province's texts were 2.5 GB); the summary still counts them all."""
+    full = pl.read_parquet(rendered.parent / "tables" / "candidates.parquet")
+    run = pdf.Run.load(rendered.parent)
+    assert run.table("candidates").columns == list(pdf.COUNTED)
+    assert run.table("candidates").height == full.height
+    printed = full.filter(pl.col("rank") <= pdf.TOP_LISTED)
+    assert run.table("printed").equals(printed)
+    assert full.height > printed.height   # the fixture has tiers longer than the list
+    rows = {r["tier"]: r for r in pdf.summary(run)["rows"]}
+    for (key,), part in full.group_by("tier_key"):
+        zh = part["tier"][0]
+        top = math.ceil(part.height * pdf.LIKELY_TOP_SHARE)
+        likely = part.filter((pl.col("probability") >= pdf.LIKELY_PROBABILITY) | (pl.col("rank") <= top))
+        assert rows[zh]["n"] == f"{part.height:,}" and rows[zh]["eligible"] == f"{part['eligible'].sum():,}"
+        assert rows[zh]["likely"] == f"{likely.height:,}"
