@@ -445,7 +445,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
             .join(rules.select("uscc", "tier", "eligible", "eligible_if_unknowns_hold", "points")
                   .with_row_index("_r"), on=["uscc", "tier"], how="left", maintain_order="left"))
     margins, texts, kept_c, kept_x, names, total = [], [], [], [], None, None
-    slices = _with_features_in_slices(rows, panel, keys.get_column("_p"))
+    slices = _with_features_in_slices(rows, panel, keys.get_column("_p"), model.features)
     for start, part in zip(range(0, max(n, 1), SLICE), slices, strict=True):
         contrib, x, names = model.contributions(part)
         margins.append(contrib.sum(axis=1))
@@ -488,13 +488,14 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     return ranked.drop("_i")
 
 
-def _with_features_in_slices(rows: pl.DataFrame, panel: pl.DataFrame, at: pl.Series):
-    """rows in slices of SLICE (one empty slice if no rows), each with the panel's columns taken
-    at its panel row numbers `at` (not joined: the quarter's panel probed 30 times at 1M firms)."""
+def _with_features_in_slices(rows: pl.DataFrame, panel: pl.DataFrame, at: pl.Series, features: list[str]):
+    """rows in slices of SLICE (one empty slice if no rows), each with the panel's `features`
+    taken at its panel row numbers `at` (not joined: the quarter's panel probed 30 times at 1M
+    firms)."""
     from scoring.model import with_features_at
 
     for start in range(0, max(rows.height, 1), SLICE):
-        yield with_features_at(rows.slice(start, SLICE), panel, at.slice(start, SLICE))
+        yield with_features_at(rows.slice(start, SLICE), panel, at.slice(start, SLICE), features)
 
 
 def _shap_sample_rows(n: int) -> np.ndarray:

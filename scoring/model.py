@@ -104,11 +104,14 @@ def with_features(rows: pl.DataFrame, panel: pl.DataFrame | None) -> pl.DataFram
     return rows.join(needed, on=["uscc", "quarter"], how="left", maintain_order="left")
 
 
-def with_features_at(rows: pl.DataFrame, panel: pl.DataFrame, at: pl.Series) -> pl.DataFrame:
+def with_features_at(rows: pl.DataFrame, panel: pl.DataFrame, at: pl.Series,
+                     columns: list[str] | None = None) -> pl.DataFrame:
     """rows with the panel's columns they lack, taken at the panel row numbers `at` (one per row,
     null: no panel row): the frame with_features joins, for rows whose panel rows are known, so
-    that a quarter's panel is not probed again for every slice of its rows."""
-    return rows.hstack(panel.select(c for c in panel.columns if c not in rows.columns).gather(at))
+    that a quarter's panel is not probed again for every slice of its rows. `columns`: only
+    those (a model's features: not the names and other texts the model does not read)."""
+    wanted = [c for c in panel.columns if c not in rows.columns and (columns is None or c in columns)]
+    return rows.hstack(panel.select(wanted).gather(at))
 
 
 def quarter_text(qi: pl.Series) -> pl.Series:
@@ -481,7 +484,8 @@ class PromotionModel:
         for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
             part = keys.rows(valid.slice(i, PREDICT_CHUNK), None)
             margins.append(self.margin(part if quarter_panel is None
-                                       else with_features_at(part, quarter_panel, at.slice(i, PREDICT_CHUNK))))
+                                       else with_features_at(part, quarter_panel, at.slice(i, PREDICT_CHUNK),
+                                                             self.features)))
             kept.append(part.select("uscc", "quarter", "tier", "label",
                                     *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
         del quarter_panel
