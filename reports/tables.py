@@ -277,7 +277,7 @@ def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | N
 def _inline_coded(values: pl.Series) -> pl.Series:
     """`_inline_string` of a categorical column, worked out once per distinct value and laid out
     by the values' codes (a province's needs_review holds 2.4 GB of text in 102 distinct values:
-    checked and escaped row by row, it was a third of the workbook's CPU time)."""
+    checked and escaped row by row, these columns took 8.5 of the workbook's 45.5 CPU seconds)."""
     distinct = values.drop_nulls().unique()
     bodies = pl.select(_inline_string(distinct.cast(pl.Utf8))).to_series()
     return values.to_physical().replace_strict(distinct.to_physical(), bodies, default=None,
