@@ -391,7 +391,7 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     """The model (fitted to its plan, or loaded from opts.model), the scored quarter's model rows
     (keys with the rule verdict) and the rule-points baseline. `panel` and `rules` are the scored
     quarter's."""
-    from scoring.model import PromotionModel, tier_metrics
+    from scoring.model import PromotionModel
 
     if training is None:
         model = PromotionModel.load(opts.model)
@@ -404,13 +404,14 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     # After training (a province's 7M text rows would otherwise sit beside the training frames);
     # no labels: the scored quarter's outcome window has not begun.
     now = model_rows(panel, rules)
-    baseline = _rule_baseline(model, tier_metrics)
+    baseline = _rule_baseline(model)
     return model, now, baseline
 
 
-def _rule_baseline(model, tier_metrics) -> dict:
+def _rule_baseline(model) -> dict:
     """The rule points alone as a score, on the model's own out-of-time validation rows."""
     from scoring.backtest import rule_score
+    from scoring.model import tier_metrics
 
     valid = getattr(model, "validation_", None)
     if valid is None or valid.height == 0:
