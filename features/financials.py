@@ -39,6 +39,13 @@ def quarter_index(period: pl.Expr) -> pl.Expr:
     return period.str.slice(0, 4).cast(pl.Int32) * 4 + period.str.slice(5, 1).cast(pl.Int32) - 1
 
 
+def as_row_index(rows: pl.Series) -> pl.Series:
+    """Row numbers in Polars' own index type (UInt32), so that a gather reusing them across
+    many columns does not convert and bounds-check them once per column (a strict cast: a
+    number past the type's range raises)."""
+    return rows.cast(pl.get_index_type())
+
+
 def first_grid_quarter(panel_qis: Sequence[int], max_stock_age: int) -> int:
     """The earliest quarter any panel row reads: revenue_ttm a year earlier needs the return
     eight quarters back, py3 the Q4 three years before the quarter's prior year."""
@@ -67,7 +74,8 @@ def returns_grid(filings: pl.DataFrame, n_firms: int, first_qi: int, last_qi: in
     cells[located["cell"].to_numpy()] = located["return_row"].to_numpy()  # numpy: a fast scatter
     grid = pl.DataFrame({"return_row": cells})
     return grid.select(
-        pl.when(pl.col("return_row") >= 0).then(pl.col("return_row")).alias("return_row"),
+        pl.when(pl.col("return_row") >= 0).then(pl.col("return_row"))
+        .cast(pl.get_index_type()).alias("return_row"),
         ((pl.int_range(pl.len(), dtype=pl.Int64) % width + first_qi) % 4 == 0).alias("starts_year"),
     )
 
