@@ -29,11 +29,11 @@ def _times() -> tuple[float, float, float]:
 
 def fill(gib: float) -> tuple[float, float, float]:
     """Wall, user and system seconds to allocate and write `gib` GiB (then freed)."""
-    start = _times()
+    wall, user, system = _times()
     block = np.ones(int(gib * 2**30) // 8)
-    end = _times()
+    wall_end, user_end, system_end = _times()
     del block
-    return tuple(b - a for a, b in zip(start, end))  # type: ignore[return-value]
+    return wall_end - wall, user_end - user, system_end - system
 
 
 def kernel_command_line() -> str:

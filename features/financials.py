@@ -40,9 +40,9 @@ def quarter_index(period: pl.Expr) -> pl.Expr:
 
 
 def as_row_index(rows: pl.Series) -> pl.Series:
-    """Row numbers in Polars' own index type (UInt32), so that a gather reusing them across
-    many columns does not convert and bounds-check them once per column (a strict cast: a
-    number past the type's range raises)."""
+    """Row numbers in Polars' own index type (UInt32 with polars-runtime-32), so that a gather
+    reusing them across many columns does not convert and bounds-check them once per column
+    (a strict cast: a number past the type's range raises)."""
     return rows.cast(pl.get_index_type())
 
 
@@ -75,7 +75,7 @@ def returns_grid(filings: pl.DataFrame, n_firms: int, first_qi: int, last_qi: in
     grid = pl.DataFrame({"return_row": cells})
     return grid.select(
         pl.when(pl.col("return_row") >= 0).then(pl.col("return_row"))
-        .cast(pl.get_index_type()).alias("return_row"),
+        .cast(pl.get_index_type()).alias("return_row"),   # as_row_index, in an expression
         ((pl.int_range(pl.len(), dtype=pl.Int64) % width + first_qi) % 4 == 0).alias("starts_year"),
     )
 
