@@ -24,14 +24,17 @@ def lift_table(frame: pl.DataFrame, ks: tuple[int, ...] = KS) -> pl.DataFrame:
     rows = []
     for tier, zh in TIERS.items():
         part = frame.filter(pl.col("tier") == tier)
+        if part.height == 0:
+            continue
         positives = int(part.get_column("label").sum() or 0)
+        # each score's longest list once (top_k, then its few rows sorted), not a full sort per k
+        tops = {col: part.top_k(max(ks), by=[col, "uscc"], reverse=[False, True])
+                .sort([col, "uscc"], descending=[True, False]).get_column("label")
+                for col in ("score_rules", "p")}
         for k in ks:
-            if part.height == 0:
-                continue
             row = {"tier_key": tier, "tier": zh, "k": k, "firms": part.height, "positives": positives}
             for name, col in (("rules", "score_rules"), ("tidu", "p")):
-                top = part.sort([col, "uscc"], descending=[True, False]).head(k)
-                hits = int(top.get_column("label").sum() or 0)
+                hits = int(tops[col].head(k).sum() or 0)
                 row[f"recall_{name}"] = hits / positives if positives else None
                 row[f"precision_{name}"] = hits / min(k, part.height)
             rows.append(row)

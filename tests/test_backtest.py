@@ -1,0 +1,66 @@
+"""The backtest's lift table against recall and precision counted by hand, row by row."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from scoring.backtest import KS, lift_table
+from scoring.tiers import TIERS
+
+
+def _frame(seed: int) -> pl.DataFrame:
+    """Candidates of three tiers with many tied scores (so the credit-code tie-break decides who
+    is in a top k), one tier smaller than the longest list and one tier with no positives."""
+    rng = np.random.default_rng(seed)
+    sizes = {"innovative_sme": 400, "tech_sme": 60, "eaglet": 150}
+    parts = []
+    for tier, n in sizes.items():
+        labels = (rng.random(n) < 0.1).astype(np.int8) if tier != "eaglet" else np.zeros(n, np.int8)
+        parts.append(pl.DataFrame({
+            "uscc": [f"91320282{rng.integers(10**9):010d}" for _ in range(n)],
+            "tier": [tier] * n,
+            "label": labels,
+            "p": np.round(rng.random(n), 1),                      # 11 distinct values: ties
+            "score_rules": rng.integers(0, 2, n) + rng.integers(0, 5, n) * 10 / 100.0,
+        }))
+    return pl.concat(parts).sample(fraction=1.0, shuffle=True, seed=seed)
+
+
+def _by_hand(frame: pl.DataFrame, tier: str, score: str, k: int) -> int:
+    """Positives among the tier's first k rows, highest score first, then by credit code."""
+    rows = [r for r in frame.iter_rows(named=True) if r["tier"] == tier]
+    rows.sort(key=lambda r: (-r[score], r["uscc"]))
+    return sum(r["label"] for r in rows[:k])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lift_table_counts_the_top_k_as_a_full_sort_would(seed: int):
+    frame = _frame(seed)
+    table = lift_table(frame)
+    present = frame.get_column("tier").unique().to_list()
+    assert sorted(table.get_column("tier_key").unique().to_list()) == sorted(present)
+    assert table.height == len(present) * len(KS)
+    for row in table.iter_rows(named=True):
+        tier, k = row["tier_key"], row["k"]
+        firms = frame.filter(pl.col("tier") == tier)
+        positives = int(firms.get_column("label").sum())
+        assert row["tier"] == TIERS[tier]
+        assert (row["firms"], row["positives"]) == (firms.height, positives)
+        for name, score in (("rules", "score_rules"), ("tidu", "p")):
+            hits = _by_hand(frame, tier, score, k)
+            assert row[f"precision_{name}"] == pytest.approx(hits / min(k, firms.height))
+            if positives:
+                assert row[f"recall_{name}"] == pytest.approx(hits / positives)
+            else:
+                assert row[f"recall_{name}"] is None
+
+
+def test_lift_table_of_no_candidates_is_empty_with_its_columns():
+    empty = pl.DataFrame(schema={"uscc": pl.Utf8, "tier": pl.Utf8, "label": pl.Int8,
+                                 "p": pl.Float64, "score_rules": pl.Float64})
+    table = lift_table(empty)
+    assert table.height == 0
+    assert table.columns == ["tier_key", "tier", "k", "firms", "positives", "recall_rules",
+                             "precision_rules", "recall_tidu", "precision_tidu"]
