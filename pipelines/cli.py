@@ -42,7 +42,7 @@ def _guard(out: Path | None, action):
     """Run an action; map known failures to exit codes without tracebacks."""
     from pipelines.ingest import DropError
     from pipelines.run import ContractFailure
-    from scoring.model import HistoryTooShort
+    from scoring.errors import HistoryTooShort
     from scoring.policy import PolicyError
 
     try:

@@ -7,6 +7,8 @@ from and where outputs go, times every stage, and writes the manifest.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,9 +70,31 @@ class Timer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
-               ) -> tuple[Drop, ValidationResult]:
-    """Read and judge a drop; write quarantine.csv, flags.csv and the Data Docs."""
+def import_ahead(*modules: str) -> threading.Thread:
+    """Import `modules` on a thread of their own while the drop is read and typed. Great
+    Expectations takes ~6 s to import here and LightGBM ~1 s more; reading and typing are Polars'
+    work, which releases the GIL, so on the main thread these imports were time the run waited
+    for and now they mostly overlap it. The stages import them as before, and an import still
+    under way makes them wait for it (Python's per-module import locks). A failure here is left
+    to the stage's own import, which raises it where it is handled."""
+    def work() -> None:
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S110 - raised again, and handled, by the stage's import
+            pass
+
+    thread = threading.Thread(target=work, name="tidu-import-ahead")
+    thread.start()
+    return thread
+
+
+def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer,
+               later: tuple[str, ...] = ()) -> tuple[Drop, ValidationResult]:
+    """Read and judge a drop; write quarantine.csv, flags.csv and the Data Docs. Great
+    Expectations and the modules `later` stages need are imported meanwhile (import_ahead)."""
+    # data_contracts.validate, imported above, has switched GX's analytics off before GX loads
+    import_ahead("great_expectations", *later)
     with timer.stage("read"):
         files, ignored = locate_tables(drop_folder)
         if "enterprises" not in files:
@@ -114,7 +138,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
     (out / "tables").mkdir(exist_ok=True)
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
-    drop, result = check_drop(opts.drop, out, opts.as_of, timer)
+    drop, result = check_drop(opts.drop, out, opts.as_of, timer, later=("scoring.model",))
     manifest.record_inputs(drop, result)
     problems = blocking_problems(result)
     if problems:

@@ -26,6 +26,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from data_contracts.periods import Quarter
+from scoring.errors import HistoryTooShort
 from scoring.tiers import TIERS
 
 HORIZON = 4
@@ -56,10 +57,6 @@ PREDICT_CHUNK = 500_000     # rows per design matrix when predicting
 LARGE_SAMPLE_ROWS = 500_000
 LARGE_SAMPLE_POOLED_RATE = 0.1
 MARGIN_DECIMALS = 9         # log-odds are rounded to this many decimals before calibration
-
-
-class HistoryTooShort(ValueError):
-    """The drop's history cannot support an out-of-time model; the message is for the clerk."""
 
 
 def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter,
