@@ -70,7 +70,7 @@ class Timer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def import_ahead(*modules: str) -> threading.Thread:
+def import_ahead(*modules: str) -> None:
     """Import `modules` on a thread of their own while the drop is read and typed. Great
     Expectations takes ~6 s to import here and LightGBM ~1 s more; reading and typing are Polars'
     work, which releases the GIL, so on the main thread these imports were time the run waited
@@ -84,9 +84,7 @@ def import_ahead(*modules: str) -> threading.Thread:
         except Exception:  # noqa: BLE001, S110 - raised again, and handled, by the stage's import
             pass
 
-    thread = threading.Thread(target=work, name="tidu-import-ahead")
-    thread.start()
-    return thread
+    threading.Thread(target=work, name="tidu-import-ahead").start()
 
 
 def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer,
