@@ -72,11 +72,11 @@ class Timer:
 
 def import_ahead(*modules: str) -> None:
     """Import `modules` on a thread of their own while the drop is read and typed. Great
-    Expectations takes ~6 s to import here and LightGBM ~1 s more; reading and typing are Polars'
-    work, which releases the GIL, so on the main thread these imports were time the run waited
-    for and now they mostly overlap it. The stages import them as before, and an import still
-    under way makes them wait for it (Python's per-module import locks). A failure here is left
-    to the stage's own import, which raises it where it is handled."""
+    Expectations takes ~6 s to import here; reading and typing a province's drop is Polars' work,
+    which releases the GIL, so on the main thread the import was time the run waited for and now
+    it overlaps the reading. The stage imports it as before, and an import still under way makes
+    it wait (Python's per-module import locks). A failure here is left to the stage's own
+    import, which raises it where it is handled."""
     def work() -> None:
         try:
             for name in modules:
@@ -87,12 +87,12 @@ def import_ahead(*modules: str) -> None:
     threading.Thread(target=work, name="tidu-import-ahead").start()
 
 
-def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer,
-               later: tuple[str, ...] = ()) -> tuple[Drop, ValidationResult]:
+def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
+               ) -> tuple[Drop, ValidationResult]:
     """Read and judge a drop; write quarantine.csv, flags.csv and the Data Docs. Great
-    Expectations and the modules `later` stages need are imported meanwhile (import_ahead)."""
+    Expectations is imported while the tables are read (import_ahead)."""
     # data_contracts.validate, imported above, has switched GX's analytics off before GX loads
-    import_ahead("great_expectations", *later)
+    import_ahead("great_expectations")
     with timer.stage("read"):
         files, ignored = locate_tables(drop_folder)
         if "enterprises" not in files:
@@ -136,7 +136,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
     (out / "tables").mkdir(exist_ok=True)
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
-    drop, result = check_drop(opts.drop, out, opts.as_of, timer, later=("scoring.model",))
+    drop, result = check_drop(opts.drop, out, opts.as_of, timer)
     manifest.record_inputs(drop, result)
     problems = blocking_problems(result)
     if problems:
