@@ -70,17 +70,16 @@ class Timer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def import_ahead(*modules: str) -> None:
-    """Import `modules` on a thread of their own while the drop is read and typed. Great
-    Expectations takes ~6 s to import here; reading and typing a province's drop is Polars' work,
-    which releases the GIL, so on the main thread the import was time the run waited for and now
-    it overlaps the reading. The stage imports it as before, and an import still under way makes
-    it wait (Python's per-module import locks). A failure here is left to the stage's own
-    import, which raises it where it is handled."""
+def import_ahead(module: str) -> None:
+    """Import `module` on a thread of its own while the drop is read and typed. Great
+    Expectations takes 4–7 s to import here (with and without compiled bytecode); reading and
+    typing a province's drop is Polars' work, which releases the GIL, so on the main thread the
+    import was time the run waited for and now it overlaps the reading. The stage imports it as
+    before, and an import still under way makes it wait (Python's per-module import locks). A
+    failure here is left to the stage's own import, which raises it where it is handled."""
     def work() -> None:
         try:
-            for name in modules:
-                importlib.import_module(name)
+            importlib.import_module(module)
         except Exception:  # noqa: BLE001, S110 - raised again, and handled, by the stage's import
             pass
 
