@@ -237,9 +237,10 @@ def period_index(period: pl.Series) -> pl.Series:
     """qi of each `YYYYQn` period, parsed once per distinct period."""
     distinct = period.unique().alias("period").to_frame().with_columns(
         financials.quarter_index(pl.col("period")).alias("qi"))
-    # the cast: with no periods at all, replace_strict hands back its input, strings
-    return period.replace_strict(distinct["period"], distinct["qi"],
-                                 return_dtype=pl.Int32).cast(pl.Int32).alias("qi")
+    # default=None is never taken (every period is among its own distinct ones); without a
+    # default, replace_strict hands an empty input back as strings (as in tables._inline_coded)
+    return period.replace_strict(distinct["period"], distinct["qi"], default=None,
+                                 return_dtype=pl.Int32).alias("qi")
 
 
 def filings_with_ids(tables: Mapping[str, Table], firm_ids: pl.DataFrame) -> pl.DataFrame:
