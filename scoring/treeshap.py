@@ -34,6 +34,15 @@ and tree, the numba kernel then
 So O(T * L * D) per row with a small constant, against LightGBM's O(T * L * D^2) recursion.
 Rows are processed in blocks (<= 4096 rows) by a thread pool; the kernel releases the GIL.
 
+Rows that go the same way at every split of a tree get the same values from it. Counts, one-hots,
+capped and rounded features make such patterns common: tidu's pooled model sees ~90 distinct
+ones per tree in a block of 4,096 scored rows. So step 2 runs once per distinct pattern (found by
+hashing each row's decisions, one bit per split, for trees of <= 63 leaves), and each row then
+adds its pattern's values for the tree's own features: ~2x faster for tidu's models, no slower
+for continuous features (where a block's patterns are mostly distinct and step 2 runs per row).
+Both ways sum a tree's leaves before adding the tree to the row's total, in the same order, so
+the result does not depend on how rows fall into blocks or threads.
+
 Tiers, constraints, fallbacks
 -----------------------------
 * Per leaf with ``d`` distinct path features: a full table (``d * 2^d`` doubles, one gather per
@@ -114,6 +123,13 @@ DEFAULT_TABLE_BUDGET_BYTES = 256 * 1024 * 1024
 MAX_PATH_FEATURES = 62
 #: Rows per parallel work item (at most).
 DEFAULT_BLOCK_ROWS = 4096
+#: Trees of at most this many internal nodes (num_leaves <= 63) may share decision patterns
+#: between rows (``_shap_kernel``): a row's decisions at every split are the bits of one int64.
+MAX_PATTERN_NODES = 62
+#: ... which computes a tree's leaves once per distinct pattern of decisions when at most this
+#: share of a block's rows have patterns of their own, else once per row (the same values).
+#: tidu's pooled model: ~2 % (90 patterns in 4,096 rows); continuous features: ~100 %.
+DEFAULT_PATTERN_SHARE = 0.25
 #: tree_predict: rows per block (its feature-major copy, 108 features: 221 KB, stays in L2) ...
 DEFAULT_PREDICT_BLOCK_ROWS = 256
 #: ... and at most this many blocks per parallel work item.
@@ -326,30 +342,130 @@ def _category_goes_left(x, cat_bits, co, nw):
 
 
 @_njit(nogil=True, error_model="numpy")
+def _add_leaves(
+    T, n_cols, fail, ni, t, col0, t_leaf_off, t_grp_off, t_n_grp,
+    l_d, l_path_off, l_tier, l_tab_off, l_value, lp_feat, lp_z, lp_omz,
+    g_leaf, g_leaf2, g_slot, g_tab_off, tab, wtab, Ob, vzb, ab, c, q,
+):  # fmt: skip
+    """Tree t's leaves into columns [0, n_cols) of ``T`` (feature-major), from the failed bits of
+    each column at every leaf (``fail`` rows ni + leaf): per leaf (or pair of sibling leaves) the
+    satisfied set O, then d table look-ups per column. A column is a row of X, or one pattern of
+    decisions shared by many rows (see ``_shap_kernel``)."""
+    lo = t_leaf_off[t]
+    go = t_grp_off[t]
+    for gi in range(t_n_grp[t]):
+        G = go + gi
+        L = g_leaf[G]
+        d = l_d[L]
+        po = l_path_off[L]
+        fm = (np.int64(1) << d) - 1
+        flr = fail[ni + L - lo]
+        L2 = g_leaf2[G]
+        if L2 >= 0:
+            to = g_tab_off[G]
+            fl2 = fail[ni + L2 - lo]
+            sl = g_slot[G]
+            for s in range(n_cols):
+                b2 = ((fm & ~fl2[s]) >> sl) & 1
+                Ob[s] = to + ((fm & ~flr[s]) + (b2 << d)) * d
+            for k in range(d):
+                orow = T[col0 + lp_feat[po + k]]
+                for s in range(n_cols):
+                    orow[s] += tab[Ob[s] + k]
+            continue
+        to = l_tab_off[L]
+        tier = l_tier[L]
+        if tier == 0:
+            for s in range(n_cols):
+                Ob[s] = to + (fm & ~flr[s]) * d
+            for k in range(d):
+                orow = T[col0 + lp_feat[po + k]]
+                for s in range(n_cols):
+                    orow[s] += tab[Ob[s] + k]
+        elif tier == 1:
+            for s in range(n_cols):
+                O = fm & ~flr[s]
+                Ob[s] = O
+                vz = tab[to + 2 * O]
+                vzb[s] = vz
+                ab[s] = vz * tab[to + 2 * O + 1]
+            for k in range(d):
+                orow = T[col0 + lp_feat[po + k]]
+                omz = lp_omz[po + k]
+                bk = np.int64(1) << k
+                for s in range(n_cols):
+                    O = Ob[s]
+                    pos = vzb[s] * omz * tab[to + 2 * (O ^ bk) + 1]
+                    orow[s] += pos if (O & bk) else -ab[s]
+        else:
+            v = l_value[L]
+            for s in range(n_cols):
+                _leaf_on_the_fly(
+                    T, s, col0, fm & ~flr[s], d, po, v, lp_feat, lp_z, lp_omz, wtab, c, q
+                )
+
+
+@_njit(nogil=True, error_model="numpy")
 def _shap_kernel(
     X, out, b_lo, b_hi, F1, K, t_lo, t_hi,
-    t_node_off, t_n_int, t_leaf_off, t_n_leaves, t_grp_off, t_n_grp,
+    t_node_off, t_n_int, t_leaf_off, t_n_leaves, t_grp_off, t_n_grp, t_feat_off, t_n_feat, t_feat,
     n_feat, n_thr, n_nan_left, n_zero_left, n_cat_off, n_cat_len, n_left, n_right, n_slot,
     l_d, l_path_off, l_tier, l_tab_off, l_value, lp_feat, lp_z, lp_omz,
     g_leaf, g_leaf2, g_slot, g_tab_off, tab, cat_bits, wtab,
-    max_int, max_leaves, max_d, block, kzero,
+    max_int, max_leaves, max_d, block, kzero, pattern_share, max_pattern_nodes, hint,
 ):  # fmt: skip
     """Rows of blocks [b_lo, b_hi) (``block`` rows each). Releases the GIL: callers run several
-    of these in threads on disjoint blocks."""
+    of these in threads on disjoint blocks.
+
+    A row's SHAP values in a tree depend only on which way it goes at every split (its failed
+    bits at each leaf follow from them), and rows of integer-valued, one-hot and capped features
+    share few such patterns: ~90 in a block of 4,096 rows for tidu's pooled model. So per block
+    and tree (of at most ``max_pattern_nodes`` internal nodes) the kernel
+
+    1. evaluates every split for all rows into one integer per row (bit j: goes left at node j);
+    2. numbers the distinct integers (open addressing), giving up once there are more than
+       ``pattern_share`` of the block's rows;
+    3. pushes the failed bits down the tree once per pattern, and per leaf (or pair of sibling
+       leaves) makes d table look-ups per pattern (``_add_leaves``) into a pattern-major buffer;
+    4. adds each pattern's values to its rows, for the tree's own features only.
+
+    Otherwise (more patterns, or larger trees) steps 3–4 run once per row: every split is
+    evaluated with its failed bits pushed down to both subtrees, and a row's values are added
+    from its own column. Either way a tree's values are summed over its leaves before they are
+    added to the row's running total, by the same additions in the same order: a row's result
+    depends neither on the rows it shares a block with nor on the way taken. ``hint[t]`` (shared
+    by the threads; a stale value costs time, never changes a result): 0 when tree t's patterns
+    were too many in the last block looked at, then steps 1–2 are tried again only every 8th
+    block."""
     n = X.shape[0]
     n_out = out.shape[1]
+    hbits = 1
+    while (np.int64(1) << hbits) < 2 * block:
+        hbits += 1
+    H = np.int64(1) << hbits
+    hmask = H - 1
+    shift = np.uint64(64 - hbits)
+    mult = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
+    hkey = np.full(H, -1, np.int64)  # patterns are >= 0 (bits 0..max_pattern_nodes-1 < 63)
+    hval = np.zeros(H, np.int64)
     for b in range(b_lo, b_hi):
         s0 = b * block
         s1 = min(n, s0 + block)
         B = s1 - s0
         Xt = _feature_major(X, s0, s1, kzero, False)
         Ot = np.zeros((n_out, B))
+        P = np.zeros((n_out, B))  # a tree's values per column; rows of its features zeroed after
         fail = np.zeros((max_int + max_leaves, B), np.int64)  # rows: internal nodes, then leaves
+        code = np.empty(B, np.int64)
+        rep = np.empty(B, np.int64)
+        row_u = np.empty(B, np.int64)
+        hpos = np.empty(B, np.int64)
         Ob = np.empty(B, np.int64)
         vzb = np.empty(B)
         ab = np.empty(B)
         c = np.zeros(max_d + 2)
         q = np.zeros(max_d + 2)
+        most = pattern_share * B
         for t in range(t_lo, t_hi):
             nl = t_n_leaves[t]
             if nl <= 1:
@@ -357,94 +473,128 @@ def _shap_kernel(
             col0 = (t % K) * F1
             no = t_node_off[t]
             ni = t_n_int[t]
-            lo = t_leaf_off[t]
-            # 1) every split once; push the bit of a failed split down to both subtrees
+            shared = False
+            nu = 0
+            if ni <= max_pattern_nodes and (hint[t] != 0 or b % 8 == 0):
+                # 1) every split once, as one bit per node of the row's pattern
+                for s in range(B):
+                    code[s] = 0
+                for j in range(ni):
+                    g = no + j
+                    xr = Xt[n_feat[g]]
+                    bit = np.int64(1) << j
+                    co = n_cat_off[g]
+                    if co < 0:
+                        thr = n_thr[g]
+                        nan_l = n_nan_left[g] != 0
+                        zero_l = n_zero_left[g] != 0
+                        for s in range(B):
+                            x = xr[s]
+                            isn = np.isnan(x)
+                            isz = abs(x) <= kzero
+                            gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
+                            code[s] |= np.int64(gl) * bit
+                    else:
+                        nw = n_cat_len[g]
+                        for s in range(B):
+                            if _category_goes_left(xr[s], cat_bits, co, nw):
+                                code[s] |= bit
+                # 2) the distinct patterns, numbered in order of first appearance
+                for s in range(B):
+                    if nu > most:
+                        break
+                    key = code[s]
+                    h = np.int64((np.uint64(key) * mult) >> shift)
+                    while True:
+                        k = hkey[h]
+                        if k == key:
+                            row_u[s] = hval[h]
+                            break
+                        if k < 0:
+                            hkey[h] = key
+                            hval[h] = nu
+                            hpos[nu] = h
+                            rep[nu] = key
+                            row_u[s] = nu
+                            nu += 1
+                            break
+                        h = (h + 1) & hmask
+                for u in range(nu):
+                    hkey[hpos[u]] = -1
+                shared = nu <= most
+                hint[t] = 1 if shared else 0
             fr0 = fail[0]
-            for s in range(B):
-                fr0[s] = 0
-            for j in range(ni):
-                g = no + j
-                xr = Xt[n_feat[g]]
-                bit = np.int64(1) << n_slot[g]
-                fr = fail[j]
-                fl = fail[n_left[g]]
-                frr = fail[n_right[g]]
-                co = n_cat_off[g]
-                if co < 0:
-                    thr = n_thr[g]
-                    nan_l = n_nan_left[g] != 0
-                    zero_l = n_zero_left[g] != 0
+            if shared:
+                # 3) the failed bits of each pattern at every node and leaf
+                n_cols = nu
+                for u in range(nu):
+                    fr0[u] = 0
+                for j in range(ni):
+                    g = no + j
+                    bit = np.int64(1) << n_slot[g]
+                    fr = fail[j]
+                    fl = fail[n_left[g]]
+                    frr = fail[n_right[g]]
+                    for u in range(nu):
+                        gb = (rep[u] >> j) & 1
+                        m = fr[u]
+                        fl[u] = m | ((1 - gb) * bit)
+                        frr[u] = m | (gb * bit)
+            else:
+                # 3) every split once per row; push the bit of a failed split down to both subtrees
+                n_cols = B
+                for s in range(B):
+                    fr0[s] = 0
+                for j in range(ni):
+                    g = no + j
+                    xr = Xt[n_feat[g]]
+                    bit = np.int64(1) << n_slot[g]
+                    fr = fail[j]
+                    fl = fail[n_left[g]]
+                    frr = fail[n_right[g]]
+                    co = n_cat_off[g]
+                    if co < 0:
+                        thr = n_thr[g]
+                        nan_l = n_nan_left[g] != 0
+                        zero_l = n_zero_left[g] != 0
+                        for s in range(B):
+                            x = xr[s]
+                            isn = np.isnan(x)
+                            isz = abs(x) <= kzero
+                            gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
+                            gb = np.int64(gl)
+                            m = fr[s]
+                            fl[s] = m | ((1 - gb) * bit)
+                            frr[s] = m | (gb * bit)
+                    else:
+                        nw = n_cat_len[g]
+                        for s in range(B):
+                            m = fr[s]
+                            if _category_goes_left(xr[s], cat_bits, co, nw):
+                                fl[s] = m
+                                frr[s] = m | bit
+                            else:
+                                fl[s] = m | bit
+                                frr[s] = m
+            _add_leaves(
+                P, n_cols, fail, ni, t, col0, t_leaf_off, t_grp_off, t_n_grp,
+                l_d, l_path_off, l_tier, l_tab_off, l_value, lp_feat, lp_z, lp_omz,
+                g_leaf, g_leaf2, g_slot, g_tab_off, tab, wtab, Ob, vzb, ab, c, q,
+            )  # fmt: skip
+            # 4) each row gets its pattern's (or its own) values, the tree's features only
+            fo = t_feat_off[t]
+            for k in range(t_n_feat[t]):
+                f = col0 + t_feat[fo + k]
+                prow = P[f]
+                orow = Ot[f]
+                if shared:
                     for s in range(B):
-                        x = xr[s]
-                        isn = np.isnan(x)
-                        isz = abs(x) <= kzero
-                        gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
-                        gb = np.int64(gl)
-                        m = fr[s]
-                        fl[s] = m | ((1 - gb) * bit)
-                        frr[s] = m | (gb * bit)
+                        orow[s] += prow[row_u[s]]
                 else:
-                    nw = n_cat_len[g]
                     for s in range(B):
-                        m = fr[s]
-                        if _category_goes_left(xr[s], cat_bits, co, nw):
-                            fl[s] = m
-                            frr[s] = m | bit
-                        else:
-                            fl[s] = m | bit
-                            frr[s] = m
-            # 2) per leaf (or pair of sibling leaves): satisfied set O, then d look-ups per row
-            go = t_grp_off[t]
-            for gi in range(t_n_grp[t]):
-                G = go + gi
-                L = g_leaf[G]
-                d = l_d[L]
-                po = l_path_off[L]
-                fm = (np.int64(1) << d) - 1
-                flr = fail[ni + L - lo]
-                L2 = g_leaf2[G]
-                if L2 >= 0:
-                    to = g_tab_off[G]
-                    fl2 = fail[ni + L2 - lo]
-                    sl = g_slot[G]
-                    for s in range(B):
-                        b2 = ((fm & ~fl2[s]) >> sl) & 1
-                        Ob[s] = to + ((fm & ~flr[s]) + (b2 << d)) * d
-                    for k in range(d):
-                        orow = Ot[col0 + lp_feat[po + k]]
-                        for s in range(B):
-                            orow[s] += tab[Ob[s] + k]
-                    continue
-                to = l_tab_off[L]
-                tier = l_tier[L]
-                if tier == 0:
-                    for s in range(B):
-                        Ob[s] = to + (fm & ~flr[s]) * d
-                    for k in range(d):
-                        orow = Ot[col0 + lp_feat[po + k]]
-                        for s in range(B):
-                            orow[s] += tab[Ob[s] + k]
-                elif tier == 1:
-                    for s in range(B):
-                        O = fm & ~flr[s]
-                        Ob[s] = O
-                        vz = tab[to + 2 * O]
-                        vzb[s] = vz
-                        ab[s] = vz * tab[to + 2 * O + 1]
-                    for k in range(d):
-                        orow = Ot[col0 + lp_feat[po + k]]
-                        omz = lp_omz[po + k]
-                        bk = np.int64(1) << k
-                        for s in range(B):
-                            O = Ob[s]
-                            pos = vzb[s] * omz * tab[to + 2 * (O ^ bk) + 1]
-                            orow[s] += pos if (O & bk) else -ab[s]
-                else:
-                    v = l_value[L]
-                    for s in range(B):
-                        _leaf_on_the_fly(
-                            Ot, s, col0, fm & ~flr[s], d, po, v, lp_feat, lp_z, lp_omz, wtab, c, q
-                        )
+                        orow[s] += prow[s]
+                for u in range(n_cols):
+                    prow[u] = 0.0
         for s in range(B):
             for f in range(n_out):
                 out[s0 + s, f] = Ot[f, s]
@@ -571,10 +721,13 @@ class TreeShapModel:
         start_iteration: int = 0,
         block_rows: int | None = None,
         n_jobs: int | None = None,
+        pattern_share: float = DEFAULT_PATTERN_SHARE,
     ) -> np.ndarray:
         """SHAP matrix for a 2-D float array (no fallback handling; see :func:`tree_shap`).
 
         ``num_iteration`` here is taken literally (``None``/``<= 0``: all iterations).
+        ``pattern_share``: see ``DEFAULT_PATTERN_SHARE`` (0 computes every row through every
+        leaf, 1 always shares the patterns; both give the same values to ~1e-15).
         """
         if self.fallback is not None:
             raise RuntimeError(f"model not supported by the fast path: {self.fallback}")
@@ -594,10 +747,11 @@ class TreeShapModel:
                 block_rows = min(DEFAULT_BLOCK_ROWS, max(16, -(-n // (4 * threads))))
             block_rows = int(block_rows)
             n_blocks = -(-n // block_rows)
+            hint = np.ones(max(self.n_trees, 1), np.int8)  # see _shap_kernel
             args = (
                 F1, K, lo, hi,
                 a["t_node_off"], a["t_n_int"], a["t_leaf_off"], a["t_n_leaves"],
-                a["t_grp_off"], a["t_n_grp"],
+                a["t_grp_off"], a["t_n_grp"], a["t_feat_off"], a["t_n_feat"], a["t_feat"],
                 a["n_feat"], a["n_thr"], a["n_nan_left"], a["n_zero_left"], a["n_cat_off"],
                 a["n_cat_len"], a["n_left"], a["n_right"], a["n_slot"],
                 a["l_d"], a["l_path_off"], a["l_tier"], a["l_tab_off"], a["l_value"],
@@ -605,6 +759,7 @@ class TreeShapModel:
                 a["g_leaf"], a["g_leaf2"], a["g_slot"], a["g_tab_off"],
                 a["tab"], a["cat_bits"], a["wtab"],
                 self.max_int, self.max_leaves, self.max_d, block_rows, K_ZERO_THRESHOLD,
+                float(pattern_share), MAX_PATTERN_NODES, hint,
             )  # fmt: skip
             _run_blocks(_shap_kernel, X, out, n_blocks, 1, threads, args)  # blocks one at a time
         # bias column(s): sum of the trees' expected values, per class
@@ -957,6 +1112,12 @@ def compile_model(
         "lp_z": arr("lp_z", np.float64),
         "cat_bits": np.asarray(cat_words if cat_words else [0], np.int64),
     }
+    # each tree's distinct split features (the SHAP columns it can change)
+    t_feats = [np.unique(a["n_feat"][o:o + k]) if k else np.zeros(0, np.int64)
+               for o, k in zip(lists["t_node_off"], lists["t_n_int"], strict=True)]
+    a["t_n_feat"] = np.asarray([len(f) for f in t_feats] or [0], np.int64)
+    a["t_feat_off"] = _exclusive_cumsum(a["t_n_feat"])
+    a["t_feat"] = np.concatenate([*t_feats, np.zeros(1, np.int64)]).astype(np.int64)
     model.arrays = a
     model.expected = np.asarray(lists["expected"], np.float64)
     model.max_int = int(a["t_n_int"].max()) if trees else 0
@@ -1132,6 +1293,7 @@ def tree_shap(
     compact_table_depth: int = DEFAULT_COMPACT_TABLE_DEPTH,
     table_budget_bytes: int = DEFAULT_TABLE_BUDGET_BYTES,
     block_rows: int | None = None,
+    pattern_share: float = DEFAULT_PATTERN_SHARE,
 ) -> np.ndarray:
     """Exact path-dependent SHAP values, equal to ``booster.predict(X, pred_contrib=True)``.
 
@@ -1140,7 +1302,7 @@ def tree_shap(
     iterations. Returns ``(n, F+1)`` (binary/regression) or ``(n, K*(F+1))`` (multiclass),
     float64, the last column of each block being the expected value. The parsed model is cached
     per booster (re-parsed if the booster changes). ``n_jobs``: threads (default: all CPUs
-    this process may use).
+    this process may use); ``pattern_share``: see ``DEFAULT_PATTERN_SHARE``.
     Unsupported models / inputs are passed to ``pred_contrib`` (logged; see
     :func:`fallback_reason`).
     """
@@ -1160,6 +1322,7 @@ def tree_shap(
         start_iteration=start_iteration,
         block_rows=block_rows,
         n_jobs=n_jobs,
+        pattern_share=pattern_share,
     )
 
 

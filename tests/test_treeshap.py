@@ -260,6 +260,59 @@ def test_threads_and_blocks_do_not_change_results(deep_model, data):
     assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
+def _few_patterns(n=4000, seed=9):
+    """Rows like tidu's: counts, one-hots, a few levels, zeros and NaN; they share few decision
+    patterns per tree (the case _shap_kernel computes once per pattern)."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([
+        rng.poisson(2.0, n),                      # a count
+        rng.integers(0, 2, n),                    # a one-hot
+        rng.integers(0, 2, n),
+        np.round(rng.uniform(0, 1, n), 1),        # a share in tenths
+        rng.choice([0.0, 5.0, 50.0, 500.0], n),   # amounts in a few sizes
+        rng.normal(size=n),                       # one continuous feature
+    ]).astype(np.float64)
+    X[rng.random(X.shape) < 0.08] = np.nan
+    Z = np.nan_to_num(X)
+    y = (Z[:, 0] * (1 + Z[:, 1]) - 2 * Z[:, 2] + 3 * Z[:, 3] + (Z[:, 4] > 10) + 0.3 * Z[:, 5]
+         + rng.logistic(size=n) > 2.5).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("max_depth", [4, 8, -1])
+def test_rows_sharing_decision_patterns(max_depth):
+    """Per pattern (share 1: every tree) or per row (share 0): the same bits, whatever the
+    blocks and threads, and LightGBM's values."""
+    X, y = _few_patterns()
+    booster = _train(X, y, rounds=40, max_depth=max_depth)
+    model = compile_model(booster)
+    ref = booster.predict(X, pred_contrib=True)
+    by_row = model.shap_values(X, pattern_share=0.0, n_jobs=1)
+    np.testing.assert_allclose(by_row, ref, rtol=0, atol=TOL)
+    for share, block, jobs in [(1.0, 4096, 1), (1.0, 53, 2), (0.25, 1000, 2), (0.25, 1, 3)]:
+        got = model.shap_values(X, pattern_share=share, block_rows=block, n_jobs=jobs)
+        assert np.array_equal(got, by_row), (share, block, jobs)
+
+
+def test_patterns_with_categorical_splits_and_odd_values():
+    booster, Xt = categorical_case(rounds=20, extra_odd=[np.inf])
+    model = compile_model(booster)
+    ref = booster.predict(Xt, pred_contrib=True)
+    for share in (0.0, 1.0):
+        np.testing.assert_allclose(model.shap_values(Xt, pattern_share=share), ref, rtol=0, atol=TOL)
+
+
+def test_trees_too_large_for_one_pattern_integer(data):
+    """num_leaves 80: more internal nodes than bits in an int64 pattern; computed per row."""
+    X, y = data
+    booster = _train(np.vstack([X] * 4), np.concatenate([y] * 4), rounds=5, num_leaves=80,
+                     min_data_in_leaf=2, max_depth=-1)
+    model = compile_model(booster)
+    assert model.max_int > treeshap.MAX_PATTERN_NODES
+    np.testing.assert_allclose(model.shap_values(X, pattern_share=1.0),
+                               booster.predict(X, pred_contrib=True), rtol=0, atol=TOL)
+
+
 def test_cache_follows_booster_changes(data):
     X, y = data
     booster = lgb.train(
