@@ -330,6 +330,31 @@ def _feature_major(X, s0, s1, kzero, zero_tiny):
 
 
 @_njit(nogil=True, error_model="numpy")
+def _or_goes_left(Xt, B, g, n_feat, n_thr, n_nan_left, n_zero_left, n_cat_off, n_cat_len,
+                  cat_bits, kzero, out, j):
+    """Bit j of ``out[s]`` set when row s of the feature-major block goes left at node g:
+    LightGBM's numerical decision (NaN and ``|x| <= kzero`` go the side the split sends them,
+    the rest left when ``x <= thr``; branch-free, so the loop over rows vectorises) or its
+    categorical one."""
+    xr = Xt[n_feat[g]]
+    co = n_cat_off[g]
+    if co < 0:
+        thr = n_thr[g]
+        nan_l = n_nan_left[g] != 0
+        zero_l = n_zero_left[g] != 0
+        for s in range(B):
+            x = xr[s]
+            isn = np.isnan(x)
+            isz = abs(x) <= kzero
+            gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
+            out[s] |= np.int64(gl) << j
+    else:
+        nw = n_cat_len[g]
+        for s in range(B):
+            out[s] |= np.int64(_category_goes_left(xr[s], cat_bits, co, nw)) << j
+
+
+@_njit(nogil=True, error_model="numpy")
 def _category_goes_left(x, cat_bits, co, nw):
     """LightGBM's categorical decision: NaN and negative values go right; others are truncated to
     int and go left when in the split's bitset (``nw`` 32-bit words from ``cat_bits[co]``)."""
@@ -457,6 +482,7 @@ def _shap_kernel(
         P = np.zeros((n_out, B))  # a tree's values per column; rows of its features zeroed after
         fail = np.zeros((max_int + max_leaves, B), np.int64)  # rows: internal nodes, then leaves
         code = np.empty(B, np.int64)
+        left = np.empty(B, np.int64)
         rep = np.empty(B, np.int64)
         row_u = np.empty(B, np.int64)
         hpos = np.empty(B, np.int64)
@@ -480,25 +506,8 @@ def _shap_kernel(
                 for s in range(B):
                     code[s] = 0
                 for j in range(ni):
-                    g = no + j
-                    xr = Xt[n_feat[g]]
-                    bit = np.int64(1) << j
-                    co = n_cat_off[g]
-                    if co < 0:
-                        thr = n_thr[g]
-                        nan_l = n_nan_left[g] != 0
-                        zero_l = n_zero_left[g] != 0
-                        for s in range(B):
-                            x = xr[s]
-                            isn = np.isnan(x)
-                            isz = abs(x) <= kzero
-                            gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
-                            code[s] |= np.int64(gl) * bit
-                    else:
-                        nw = n_cat_len[g]
-                        for s in range(B):
-                            if _category_goes_left(xr[s], cat_bits, co, nw):
-                                code[s] |= bit
+                    _or_goes_left(Xt, B, no + j, n_feat, n_thr, n_nan_left, n_zero_left,
+                                  n_cat_off, n_cat_len, cat_bits, kzero, code, j)
                 # 2) the distinct patterns, numbered in order of first appearance
                 for s in range(B):
                     if nu > most:
@@ -547,35 +556,19 @@ def _shap_kernel(
                     fr0[s] = 0
                 for j in range(ni):
                     g = no + j
-                    xr = Xt[n_feat[g]]
+                    for s in range(B):
+                        left[s] = 0
+                    _or_goes_left(Xt, B, g, n_feat, n_thr, n_nan_left, n_zero_left,
+                                  n_cat_off, n_cat_len, cat_bits, kzero, left, 0)
                     bit = np.int64(1) << n_slot[g]
                     fr = fail[j]
                     fl = fail[n_left[g]]
                     frr = fail[n_right[g]]
-                    co = n_cat_off[g]
-                    if co < 0:
-                        thr = n_thr[g]
-                        nan_l = n_nan_left[g] != 0
-                        zero_l = n_zero_left[g] != 0
-                        for s in range(B):
-                            x = xr[s]
-                            isn = np.isnan(x)
-                            isz = abs(x) <= kzero
-                            gl = ((x <= thr) & (not isz)) | (isn & nan_l) | (isz & zero_l)
-                            gb = np.int64(gl)
-                            m = fr[s]
-                            fl[s] = m | ((1 - gb) * bit)
-                            frr[s] = m | (gb * bit)
-                    else:
-                        nw = n_cat_len[g]
-                        for s in range(B):
-                            m = fr[s]
-                            if _category_goes_left(xr[s], cat_bits, co, nw):
-                                fl[s] = m
-                                frr[s] = m | bit
-                            else:
-                                fl[s] = m | bit
-                                frr[s] = m
+                    for s in range(B):
+                        gb = left[s]
+                        m = fr[s]
+                        fl[s] = m | ((1 - gb) * bit)
+                        frr[s] = m | (gb * bit)
             _add_leaves(
                 P, n_cols, fail, ni, t, col0, t_leaf_off, t_grp_off, t_n_grp,
                 l_d, l_path_off, l_tier, l_tab_off, l_value, lp_feat, lp_z, lp_omz,
