@@ -383,7 +383,12 @@ class Training:
 
     model: PromotionModel
     plan: TrainingPlan
-    history: pl.DataFrame
+    history: pl.DataFrame | None
+
+    def take_history(self) -> pl.DataFrame | None:
+        """The plan's panel rows, handed over (this Training no longer holds them)."""
+        history, self.history = self.history, None
+        return history
 
 
 def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
@@ -417,10 +422,10 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     if training is None:
         model = PromotionModel.load(opts.model)
     else:
-        model = training.model.fit_plan(training.plan, training.history)
-        # The plan's panel rows (~1.5 GB at a province's size) are not read again: let go before
-        # the scored quarter's rows are made (at 1M firms that moment was the run's top, 7.4 GiB).
-        training.history = None
+        # The plan's panel rows (~1.5 GB at a province's size) are handed to fit_plan, which lets
+        # them go once it has cut out the validation quarter (before its 6.6M rows are predicted,
+        # and before the scored quarter's rows are made here: at 1M firms each was the run's top).
+        model = training.model.fit_plan(training.plan, training.take_history())
         model.save(opts.out / "model")
     # After training (a province's 7M text rows would otherwise sit beside the training frames);
     # no labels: the scored quarter's outcome window has not begun.

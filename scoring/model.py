@@ -420,7 +420,9 @@ class PromotionModel:
 
     def fit_plan(self, plan: TrainingPlan, panel: pl.DataFrame | None = None) -> PromotionModel:
         """`fit` on the rows of a plan; `panel` needs to hold only the plan's pairs (or be None when
-        the keys carry their features). A plan is fitted once: its labelled keys are let go."""
+        the keys carry their features). A plan is fitted once: its labelled keys are let go. A
+        panel handed over (the caller keeping no reference, as the run does) is let go once the
+        validation quarter is cut out of it."""
         if plan.labeled is None:
             raise ValueError("this training plan has already been fitted (its labelled keys are gone)")
         keys, test_q = plan.keys, plan.last_labeled
@@ -478,6 +480,8 @@ class PromotionModel:
             at = valid.select("_f").join(
                 quarter_panel.select("uscc").with_row_index("_p").join(firm_numbers(keys.firms), on="uscc"),
                 on="_f", how="left", maintain_order="left").get_column("_p")
+        # Not read from here on: the run hands over its plan's panel rows, which then go here.
+        del panel
         for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
             part = keys.rows(valid.slice(i, PREDICT_CHUNK), None)
             margins.append(self.margin(part if quarter_panel is None
