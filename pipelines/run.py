@@ -379,16 +379,10 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
 
 @dataclass
 class Training:
-    """A model to fit, its plan (which rows it reads) and the panel's columns at those rows only."""
+    """A model to fit and its plan (which rows it reads), the panel's columns at those rows attached."""
 
     model: PromotionModel
-    plan: TrainingPlan
-    history: pl.DataFrame | None
-
-    def take_history(self) -> pl.DataFrame | None:
-        """The plan's panel rows, handed over (this Training no longer holds them)."""
-        history, self.history = self.history, None
-        return history
+    plan: TrainingPlan   # with the panel's rows at its pairs attached (plan.panel)
 
 
 def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
@@ -410,7 +404,8 @@ def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, 
     # (the keys, 0.55 GB at 1M firms, go once the plan is made: not held while the cut is read)
     plan = model.plan(model_keys(files.sorted(["uscc", "quarter", "status", *holds]), rules, honors,
                                  opts.quarter), opts.quarter)
-    return Training(model, plan, files.at(plan.pairs(), ["uscc", "quarter", *features])), now
+    plan.panel = files.at(plan.pairs(), ["uscc", "quarter", *features])
+    return Training(model, plan), now
 
 
 def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.DataFrame, opts: RunOptions):
@@ -422,10 +417,10 @@ def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.Data
     if training is None:
         model = PromotionModel.load(opts.model)
     else:
-        # The plan's panel rows (~1.5 GB at a province's size) are handed to fit_plan, which lets
-        # them go once it has cut out the validation quarter (before its 6.6M rows are predicted,
-        # and before the scored quarter's rows are made here: at 1M firms each was the run's top).
-        model = training.model.fit_plan(training.plan, training.take_history())
+        # fit_plan lets the plan's panel rows (~1.5 GB at a province's size) go once it has cut out
+        # the validation quarter: before its 6.6M rows are predicted and the scored quarter's rows
+        # are made here (at 1M firms each moment was the run's top while the rows were held).
+        model = training.model.fit_plan(training.plan)
         model.save(opts.out / "model")
     # After training (a province's 7M text rows would otherwise sit beside the training frames);
     # no labels: the scored quarter's outcome window has not begun.

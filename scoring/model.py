@@ -292,6 +292,9 @@ class TrainingPlan:
     last_labeled: int
     positives_by_tier: dict[str, int]
     labeled: pl.DataFrame | None    # every labelled key, for the data hash (fit_plan hashes it, then lets it go)
+    # the panel's rows at `pairs()`, when the caller attaches them (the run: ~1.5 GB at a
+    # province's size); fit_plan reads the features from them and lets them go, as `labeled`
+    panel: pl.DataFrame | None = None
 
     def pairs(self) -> pl.DataFrame:
         """(uscc, quarter) of every row the plan reads, each once: the panel rows fit needs."""
@@ -420,11 +423,13 @@ class PromotionModel:
 
     def fit_plan(self, plan: TrainingPlan, panel: pl.DataFrame | None = None) -> PromotionModel:
         """`fit` on the rows of a plan; `panel` needs to hold only the plan's pairs (or be None when
-        the keys carry their features). A plan is fitted once: its labelled keys are let go. A
-        panel handed over (the caller keeping no reference, as the run does) is let go once the
-        validation quarter is cut out of it."""
+        the keys carry their features, or the plan has its panel rows attached). A plan is fitted
+        once: its labelled keys and attached panel rows are let go, the rows as soon as the
+        validation quarter is cut out of them (before its rows are predicted)."""
         if plan.labeled is None:
             raise ValueError("this training plan has already been fitted (its labelled keys are gone)")
+        if panel is None:
+            panel, plan.panel = plan.panel, None
         keys, test_q = plan.keys, plan.last_labeled
         absent = [f for f in self.features if f not in keys.columns() and (panel is None or f not in panel.columns)]
         if absent:
@@ -480,7 +485,7 @@ class PromotionModel:
             at = valid.select("_f").join(
                 quarter_panel.select("uscc").with_row_index("_p").join(firm_numbers(keys.firms), on="uscc"),
                 on="_f", how="left", maintain_order="left").get_column("_p")
-        # Not read from here on: the run hands over its plan's panel rows, which then go here.
+        # Not read from here on: rows attached to the plan go here (a caller's own panel stays).
         del panel
         for i in range(0, max(valid.height, 1), PREDICT_CHUNK):
             part = keys.rows(valid.slice(i, PREDICT_CHUNK), None)

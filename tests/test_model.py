@@ -384,6 +384,10 @@ def test_a_panel_cut_to_the_plans_pairs_trains_the_same_model(city, integer_keys
     on_cut = fresh().fit_plan(plan, cut)
     with pytest.raises(ValueError, match="already been fitted"):   # its labelled keys are gone
         fresh().fit_plan(plan, cut)
+    # the cut attached to the plan (as the run does): the same model, and the plan lets it go
+    attached = fresh().plan(keys, END)
+    attached.panel = cut
+    assert fresh().fit_plan(attached).model_id == on_cut.model_id and attached.panel is None
     # a cut without one of the model's columns is refused by name, as fit refuses a whole panel
     with pytest.raises(ValueError, match=f"missing from rows and panel: \\['{model.features[0]}'\\]"):
         fresh().fit_plan(fresh().plan(keys, END), cut.drop(model.features[0]))
