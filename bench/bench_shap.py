@@ -55,7 +55,7 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def make_tidu_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """40 columns of the kinds tidu's panel holds, mostly zero as for most firms (no patents, no
     financing, no titles): counts, one-hots, shares in tenths, amounts in a few sizes, years
-    rounded to 0.1, 8 % NaN; rows then share decision patterns."""
+    rounded to 0.1, 8 % NaN in the amounts and years; rows then share decision patterns."""
     rng = np.random.default_rng(seed)
     some = rng.random((n, 40)) < 0.25  # the firm has any of it
     X = np.column_stack([
