@@ -130,6 +130,7 @@ def blocking_problems(result: ValidationResult) -> list[str]:
 
 
 def run_quarter(opts: RunOptions) -> Manifest:
+    _lean_malloc()
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
@@ -145,8 +146,8 @@ def run_quarter(opts: RunOptions) -> Manifest:
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
     honors = tables["honors"]  # what the rest of the run reads besides the panel (the labels)
-    # The panel lives on disk until the model's plan is made (a province's is 4 GB in memory):
-    # each stage reads what it needs of it (PanelFiles); from then on, the scored quarter.
+    # The panel lives on disk (a province's is 4 GB in memory): each stage reads what it needs
+    # of it (PanelFiles); once the model is fitted, the rest of the run reads the scored quarter.
     with TemporaryDirectory(dir=out, prefix=".panel-") as scratch:
         with timer.stage("features"):
             # the tables are let go as the panel's last part is made from them
@@ -157,17 +158,21 @@ def run_quarter(opts: RunOptions) -> Manifest:
         with timer.stage("rules"):
             rules, rulebooks = apply_rules(files.read(_rules_quarters(opts.quarter)), opts.quarter)
         manifest.data["rulebooks"] = rulebooks
+        scored_quarter = pl.col("quarter") == str(opts.quarter)
         with timer.stage("train"):
-            # Training reads the panel only at the rows its plan chose; the rest of the run reads
-            # the scored quarter.
-            training, panel = plan_training(files, rules, honors, opts)
-    scored_quarter = pl.col("quarter") == str(opts.quarter)
-    with timer.stage("train"):
-        rules = rules.filter(scored_quarter)  # all the rest reads
-        del honors
-        _return_freed_memory()
-        model, rows, baseline = train_or_load(training, panel, rules, opts)
-        del training
+            # Training reads the panel only at the rows its plan chose. The scored quarter's panel
+            # rows and rule verdicts (~0.9 GB at 1M firms), which the rest of the run reads, wait
+            # on disk while the model is fitted (held, they sat under the run's top in fitting).
+            training = plan_training(files, rules, honors, opts)
+            verdicts = Path(scratch) / "rules-scored.parquet"
+            rules.filter(scored_quarter).write_parquet(verdicts, compression="lz4")
+            del rules, honors
+            _return_freed_memory()
+            model = train_or_load(training, opts)
+            del training
+            panel, rules = files.read(scored_quarter), pl.read_parquet(verdicts)
+            # no labels: the scored quarter's outcome window has not begun
+            rows, baseline = model_rows(panel, rules), _rule_baseline(model)
     manifest.record_model(model, baseline)
     # The validation quarter's rows (6.6M at a province's size, ~0.5 GB) are read once more, for
     # the backtest table, and let go before the scored rows are explained.
@@ -193,6 +198,28 @@ def run_quarter(opts: RunOptions) -> Manifest:
             render_report(out)
         manifest.finish(out, timer.seconds)
     return manifest
+
+
+MMAP_THRESHOLD = 1 << 20   # glibc: blocks from 1 MiB up get pages of their own, returned on free
+ARENA_MAX = 2              # glibc: heaps shared by the threads (its default on 2 cores: 16)
+
+
+def _lean_malloc() -> None:
+    """Make glibc's malloc (NumPy's arrays, LightGBM, Python; Polars and DuckDB bring jemalloc)
+    hand freed memory back. By default a freed block of up to 32 MiB raises the threshold under
+    which blocks come from the heap, and each thread may get a heap of its own: at 1M firms the
+    heaps kept ~0.5 GB of freed pages from training to the end of the run (1M run, 2026-11-23).
+    A fixed threshold and two heaps: blocks of 1 MiB and more are unmapped when freed. mallopt
+    changes allocations from the call on; a no-op where there is no glibc."""
+    import ctypes
+
+    m_arena_max, m_mmap_threshold = -8, -3   # <malloc.h>
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+        libc.mallopt(m_arena_max, ARENA_MAX)
+    except (OSError, AttributeError):
+        pass
 
 
 def _return_freed_memory() -> None:
@@ -386,16 +413,15 @@ class Training:
 
 
 def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, opts: RunOptions
-                  ) -> tuple[Training | None, pl.DataFrame]:
+                  ) -> Training | None:
     """The model's training plan, made from integer keys (`model_keys`, from a few columns of every
     panel row), with the panel's model columns at the plan's (firm, quarter) pairs (None when a
-    saved model is used, opts.model); and the scored quarter's panel."""
+    saved model is used, opts.model)."""
     from features.catalog import load_catalog, model_features
     from scoring.model import DEFAULT_PARAMS, PromotionModel
 
-    now = files.read(pl.col("quarter") == str(opts.quarter))
     if opts.model is not None:
-        return None, now
+        return None
     catalog = load_catalog()
     features = model_features()
     monotone = {n: f.monotone for n, f in catalog.items() if f.monotone}
@@ -405,28 +431,21 @@ def plan_training(files: PanelFiles, rules: pl.DataFrame, honors: pl.DataFrame, 
     plan = model.plan(model_keys(files.sorted(["uscc", "quarter", "status", *holds]), rules, honors,
                                  opts.quarter), opts.quarter)
     plan.panel = files.at(plan.pairs(), ["uscc", "quarter", *features])
-    return Training(model, plan), now
+    return Training(model, plan)
 
 
-def train_or_load(training: Training | None, panel: pl.DataFrame, rules: pl.DataFrame, opts: RunOptions):
-    """The model (fitted to its plan, or loaded from opts.model), the scored quarter's model rows
-    (keys with the rule verdict) and the rule-points baseline. `panel` and `rules` are the scored
-    quarter's."""
+def train_or_load(training: Training | None, opts: RunOptions) -> PromotionModel:
+    """The model: fitted to its plan and saved, or loaded from opts.model."""
     from scoring.model import PromotionModel
 
     if training is None:
-        model = PromotionModel.load(opts.model)
-    else:
-        # fit_plan lets the plan's panel rows (~1.5 GB at a province's size) go once it has cut out
-        # the validation quarter: before its 6.6M rows are predicted and the scored quarter's rows
-        # are made here (at 1M firms each moment was the run's top while the rows were held).
-        model = training.model.fit_plan(training.plan)
-        model.save(opts.out / "model")
-    # After training (a province's 7M text rows would otherwise sit beside the training frames);
-    # no labels: the scored quarter's outcome window has not begun.
-    now = model_rows(panel, rules)
-    baseline = _rule_baseline(model)
-    return model, now, baseline
+        return PromotionModel.load(opts.model)
+    # fit_plan lets the plan's panel rows (~1.5 GB at a province's size) go once it has cut out
+    # the validation quarter, before its 6.6M rows are predicted (at 1M firms that moment was
+    # the run's top while the rows were held).
+    model = training.model.fit_plan(training.plan)
+    model.save(opts.out / "model")
+    return model
 
 
 def _rule_baseline(model) -> dict:
