@@ -210,26 +210,25 @@ def _lean_malloc() -> None:
     which blocks come from the heap, and each thread may get a heap of its own: at 1M firms the
     heaps kept ~0.5 GB of freed pages from training to the end of the run (1M run, 2026-11-23).
     A fixed threshold and two heaps: blocks of 1 MiB and more are unmapped when freed. mallopt
-    changes allocations from the call on; a no-op where there is no glibc."""
-    import ctypes
-
+    changes allocations from the call on, for the whole process."""
     m_arena_max, m_mmap_threshold = -8, -3   # <malloc.h>
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
-        libc.mallopt(m_arena_max, ARENA_MAX)
-    except (OSError, AttributeError):
-        pass
+    _glibc_malloc("mallopt", m_mmap_threshold, MMAP_THRESHOLD)
+    _glibc_malloc("mallopt", m_arena_max, ARENA_MAX)
 
 
 def _return_freed_memory() -> None:
     """Hand the C heap's freed pages back to the system (glibc's malloc_trim): the tables read
     from DuckDB are freed by now but their pages would otherwise stay resident beside the model's
-    frames. A no-op where there is no glibc."""
+    frames."""
+    _glibc_malloc("malloc_trim", 0)
+
+
+def _glibc_malloc(function: str, *args: int) -> None:
+    """Call one of glibc's malloc functions; a no-op where there is no glibc."""
     import ctypes
 
     try:  # by its soname: ctypes.util.find_library would run /sbin/ldconfig, a child process
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        getattr(ctypes.CDLL("libc.so.6"), function)(*args)
     except (OSError, AttributeError):
         pass
 
