@@ -33,6 +33,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 TIER_ORDER = tuple(TIERS)
 TOP_LISTED = 50  # candidates per tier printed; the full list is in candidates.xlsx
 TOP_EXPLAINED = 3  # one page each, per tier
+REVIEW_LISTED = 3  # conditions to verify by hand printed for a 待核实 firm in its tier's list
 MAX_FIRM_PAGES = 24
 LIKELY_PROBABILITY = 0.5
 LIKELY_TOP_SHARE = 0.10
@@ -430,8 +431,11 @@ def tier_lists(run: Run) -> list[dict]:
         part = cands.filter(pl.col("tier_key") == key)
         shown = printed.filter(pl.col("tier_key") == key).sort("rank").head(TOP_LISTED)
         rows = _rows(shown, CANDIDATE_COLUMNS)
-        for row, verdict in zip(rows, _verdicts(shown), strict=True):
+        review = shown["needs_review"] if "needs_review" in shown.columns else [None] * shown.height
+        for row, verdict, to_check in zip(rows, _verdicts(shown), review, strict=True):
             row["eligible"] = verdict
+            if verdict == "待核实":
+                row["gaps"] = row["gaps"] + _review_lines(to_check)
         note = (
             f"本层级共 {part.height:,} 家候选企业, 此处列出前 {TOP_LISTED} 名; "
             f"完整名单见 candidates.xlsx 的“{zh}”工作表。"
@@ -440,6 +444,21 @@ def tier_lists(run: Run) -> list[dict]:
         )
         out.append({"key": key, "tier": zh, "note": note, "rows": rows})
     return out
+
+
+def _review_lines(text) -> list[str]:
+    """What a 待核实 firm's list row says must be verified: how many conditions, then the
+    first REVIEW_LISTED of them in rulebook order without the "(需人工核实)" every one carries
+    (`上年营业收入(数据缺失，需人工核实)` → `上年营业收入(数据缺失)`); the rest are in the
+    workbook's 需人工核实 column."""
+    items = [re.sub(r"\((数据缺失)?，?需人工核实\)$", lambda m: f"({m[1]})" if m[1] else "", item)
+             for item in _split(text)]
+    if not items:
+        return []
+    shown = items[:REVIEW_LISTED]
+    if len(items) > REVIEW_LISTED:
+        shown[-1] += " 等"
+    return [f"待核实 {len(items)} 项:", *shown]
 
 
 def _verdicts(frame: pl.DataFrame) -> list[str]:

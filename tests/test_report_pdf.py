@@ -221,3 +221,34 @@ def test_counts_read_every_candidate_and_texts_only_the_printed(rendered):
         likely = part.filter((pl.col("probability") >= pdf.LIKELY_PROBABILITY) | (pl.col("rank") <= top))
         assert rows[zh]["n"] == f"{part.height:,}" and rows[zh]["eligible"] == f"{part['eligible'].sum():,}"
         assert rows[zh]["likely"] == f"{likely.height:,}"
+
+
+def test_review_lines_count_the_conditions_and_shorten_the_first_three():
+    text = ("从事细分市场年限(需人工核实)；上年营业收入(数据缺失，需人工核实)；"
+            "主导产品所属领域(需人工核实)；数字化水平(需人工核实)")
+    assert pdf._review_lines(text) == [
+        "待核实 4 项:", "从事细分市场年限", "上年营业收入(数据缺失)", "主导产品所属领域 等"]
+    assert pdf._review_lines("数字化水平(需人工核实)") == ["待核实 1 项:", "数字化水平"]
+    assert pdf._review_lines(None) == [] and pdf._review_lines("") == []
+
+
+def test_a_firm_to_verify_shows_what_to_verify_in_its_tier_list(rendered):
+    """A 待核实 row's 差距 cell names the conditions a person must check; an eligible or
+    ineligible row's does not."""
+    run = pdf.Run.load(rendered.parent)
+    lists = {t["key"]: t["rows"] for t in pdf.tier_lists(run)}
+    printed = run.table("printed").sort("tier_key", "rank")
+    checked = 0
+    for r in printed.iter_rows(named=True):
+        row = lists[r["tier_key"]][r["rank"] - 1]
+        assert row["name"] == r["name"]
+        items = pdf._split(r["needs_review"])
+        if row["eligible"] == "待核实" and items:
+            assert row["gaps"][-min(len(items), pdf.REVIEW_LISTED) - 1] == f"待核实 {len(items)} 项:"
+            assert row["gaps"][-min(len(items), pdf.REVIEW_LISTED)].startswith(items[0])
+            checked += 1
+        else:
+            assert not any(g.startswith("待核实") for g in row["gaps"]), row
+    assert checked >= 5
+    text = _flat(_text(rendered))
+    assert "差距/待核实项" in text and "待核实" in text
