@@ -145,6 +145,8 @@ SUITES: dict[str, list[Check]] = {
            {"min": 0}),
         _e("planned_year_nonnegative", "error", "planned_year", "年度计划投资 {value} 为负数", "between",
            {"min": 0}),
+        _e("completed_year_nonnegative", "error", "completed_year", "年度完成投资 {value} 为负数", "between",
+           {"min": 0}),
         _e("planned_year_within_total", "error", "planned_year", "年度计划投资 {value} 亿元大于计划总投资 {other} 亿元",
            "a_ge_b", {"a": "planned_total", "b": "planned_year"}),
         _e("year_in_span", "error", "year", "{detail}", "null", {"derived": "_p_year_span"}),

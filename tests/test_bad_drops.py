@@ -113,6 +113,22 @@ def test_bad_cells_are_quarantined_by_row_and_column(drop, tmp_path, file, colum
     assert cell.height == 1, cell
 
 
+@pytest.mark.parametrize("column,value,check,says", [
+    ("年度完成投资(亿元)", "-0.3", "completed_year_nonnegative", "年度完成投资 -0.3 为负数"),
+    ("年度计划投资(亿元)", "99", "planned_year_within_total", "大于计划总投资"),
+    ("年度", "1990", "year_in_span", "不在起止年限"),
+    ("计划总投资(亿元)", "约3亿", "format_number", "不是有效的数字"),
+])
+def test_bad_project_cells_are_quarantined(drop, tmp_path, column, value, check, says):
+    """input-format.md's rules for 重点项目: each breach quarantines its row, naming the cell."""
+    _edit_csv(drop / "重点项目.csv", 3, column, value)
+    out = tmp_path / "out"
+    assert _validate(drop, out).exit_code == 1
+    hit = _quarantine(out).filter((pl.col("file") == "重点项目.csv") & (pl.col("check") == check))
+    assert hit.select("row", "column").rows() == [("3", column)], hit
+    assert says in hit.get_column("message").item()
+
+
 def test_rows_are_conserved(drop, tmp_path):
     _edit_csv(drop / "财务快报.csv", 7, "报告期", "2024Q5")
     out = tmp_path / "out"
