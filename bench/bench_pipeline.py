@@ -1,4 +1,5 @@
-"""Time the whole quarterly run, stage by stage, at several city sizes; append to BENCHMARKS.md.
+"""Time the whole quarterly run, stage by stage, at several city sizes, and its two baselines on
+the same data; append to BENCHMARKS.md.
 
     .venv/bin/python bench/bench_pipeline.py --sizes 10000 100000 1000000 --quarters 12
 
@@ -6,8 +7,17 @@ Each size: a synthetic drop (parquet, fixed seed), then `tidu run` in a fresh pr
 memory (ru_maxrss of the child) belongs to that run alone; its resident memory is also sampled
 every 0.5 s into <work>/rss_<n>.csv, and `--kill-above-gb` stops a run that outgrows a shared
 machine. The output folder is emptied first. Stage seconds come from the run's manifest; the
-commit reads `-dirty` when the working tree had uncommitted changes. Nothing here is asserted:
-targets live in the issue, results in BENCHMARKS.md.
+commit reads `-dirty` when the working tree had uncommitted changes.
+
+Then, unless `--no-baselines`, the baselines on that run's own data, each side in a fresh process:
+- the feature panel: the run's checked tables (its warehouse's latest values, as parquet) through
+  `build_panel` and through bench/pandas_panel.py's `pandas_panel`, the last `--quarters`
+  quarters; every column of every quarter is asserted equal (bench/bench_features.py's compare);
+- the explanations: `--shap-rows` of the run's scored rows (a seeded sample of candidates.csv,
+  with their panel row) explained with the run's saved model by tidu's TreeSHAP and by
+  shap.TreeExplainer (the same blend of the pooled and the tier's booster); the values are
+  asserted equal to 1e-9. TreeExplainer's time for all scored rows is that sample's, scaled.
+Times are the least of one run each; the speed targets live in the issue, not here.
 """
 
 from __future__ import annotations
@@ -25,7 +35,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.bench_features import compare, in_child, pandas_side, polars_side
+from bench.pandas_panel import PANEL_INPUTS
+from data_contracts.periods import Quarter, quarter_range
+
+SCORED = "2025Q4"    # the quarter every benchmark run scores (the drops end there)
+SHAP_ROWS = 20_000   # scored rows both explainers explain; TreeExplainer's cost grows with the rows
+SHAP_TOLERANCE = 1e-9
 STAGES = ("read", "contracts", "warehouse", "features", "rules", "train", "explain", "allocate",
           "report", "pdf")
 
@@ -75,7 +97,7 @@ def run_size(n: int, quarters: int, work: Path, kill_above_gb: float | None = No
     killed, sampled_peak = False, 0.0
     with open(work / f"rss_{n}.csv", "w") as timeline, tempfile.TemporaryFile("w+") as log:
         timeline.write("seconds,rss_mb,load1\n")
-        proc = subprocess.Popen([tidu, "run", str(drop), "--quarter", "2025Q4", "--out", str(out)],
+        proc = subprocess.Popen([tidu, "run", str(drop), "--quarter", SCORED, "--out", str(out)],
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
         while proc.poll() is None:
             mb = rss_mb(proc.pid)
@@ -106,6 +128,110 @@ def run_size(n: int, quarters: int, work: Path, kill_above_gb: float | None = No
     return result
 
 
+# ── the baselines, on the run's own data ──────────────────────────────────────────────────
+
+def export_tables(warehouse: Path, folder: Path) -> None:
+    """The run's checked tables (the warehouse's latest value per key) as folder/<table>.parquet,
+    the input both panel implementations read."""
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for name in PANEL_INPUTS:
+            con.execute(f"COPY (SELECT * FROM {name}) TO '{folder / name}.parquet' (FORMAT parquet)")
+
+
+def panel_baseline(out: Path, work: Path, quarters: list[Quarter]) -> dict:
+    """build_panel against pandas_panel on the run's tables, each in a fresh process; asserts that
+    every column of every quarter is equal. Returns bench_features' timings and the panel's file."""
+    tables, pandas_folder = work / "tables", work / "panel_pandas"
+    polars_file = work / "panel_polars.parquet"
+    export_tables(out / "warehouse.duckdb", tables)
+    row = in_child(polars_side, tables, quarters, polars_file)
+    row |= in_child(pandas_side, tables, quarters, pandas_folder)
+    compare(polars_file, pandas_folder, quarters)
+    shutil.rmtree(pandas_folder)
+    return row | {"panel_file": str(polars_file)}
+
+
+def tree_explainer(booster, x: np.ndarray) -> np.ndarray:
+    """One booster's SHAP values by shap.TreeExplainer, (n, F+1) with the base value last (the
+    layout of scoring.explain.contributions)."""
+    import warnings
+
+    import shap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.TreeExplainer(booster)
+        values = np.asarray(explainer.shap_values(x)).reshape(len(x), -1)
+    base = float(np.ravel(explainer.expected_value)[0])
+    return np.hstack([values, np.full((len(x), 1), base)])
+
+
+def shap_side(out: Path, panel_file: Path, n_rows: int, seed: int = 1) -> dict:
+    """tidu's TreeSHAP against shap.TreeExplainer on a seeded sample of the run's scored rows,
+    with the run's saved model; asserts the values equal to SHAP_TOLERANCE."""
+    from scoring.model import PromotionModel
+    from scoring.tiers import TIERS
+
+    model = PromotionModel.load(out / "model")
+    scored = pl.read_csv(out / "candidates.csv", columns=["uscc", "tier"], infer_schema=False)
+    pick = np.sort(np.random.default_rng(seed).choice(scored.height, min(n_rows, scored.height),
+                                                      replace=False))
+    key_of = {zh: key for key, zh in TIERS.items()}
+    panel = pl.scan_parquet(panel_file).filter(pl.col("quarter") == SCORED).collect()
+    rows = (scored[pick].with_columns(pl.col("tier").replace_strict(key_of))
+            .sort("tier", maintain_order=True)   # tier by tier, as the run's rows come
+            .join(panel, on="uscc", how="left", maintain_order="left"))
+    model.contributions(rows.head(64))                          # numba's cache load, not timed
+    model.contributions(rows.head(64), explain=tree_explainer)  # shap's import, not timed
+    t0 = time.perf_counter()
+    ours, _, _ = model.contributions(rows)
+    ours_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theirs, _, _ = model.contributions(rows, explain=tree_explainer)
+    theirs_s = time.perf_counter() - t0
+    diff = float(np.abs(ours - theirs).max())
+    assert diff <= SHAP_TOLERANCE, f"TreeSHAP and shap.TreeExplainer differ by {diff:.3g}"
+    return {"shap_rows": rows.height, "scored_rows": scored.height, "tidu_shap_s": ours_s,
+            "explainer_s": theirs_s, "shap_max_diff": diff,
+            "trees": sum(model.rounds_.values())}
+
+
+def baselines(n: int, quarters: int, work: Path, shap_rows: int) -> dict:
+    out, folder = work / f"out_{n}", work / f"baselines_{n}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    scored = Quarter.parse(SCORED)
+    panel_quarters = quarter_range(scored - (quarters - 1), scored)
+    row = panel_baseline(out, folder, panel_quarters)
+    row |= in_child(shap_side, out, Path(row.pop("panel_file")), shap_rows)
+    shutil.rmtree(folder)
+    return row
+
+
+def baseline_table(results: list[dict]) -> str:
+    head = ("| enterprises | panel rows | panel: Polars s (CPU) | pandas s (CPU) | ratio | peak MB Polars / pandas "
+            "| SHAP rows (of scored) | TreeSHAP s | TreeExplainer s | ratio | max abs diff "
+            "| TreeExplainer for all scored rows, s (scaled) | the run's explain stage s |")
+    rows = [head, "|" + "---:|" * 13]
+    for r in results:
+        b = r.get("baselines")
+        if not b:
+            continue
+        scale = b["scored_rows"] / b["shap_rows"]
+        rows.append("| " + " | ".join([
+            f"{r['enterprises']:,}", f"{b['panel_rows']:,}",
+            f"{b['polars_s']:.2f} ({b['polars_cpu']:.2f})", f"{b['pandas_s']:.2f} ({b['pandas_cpu']:.2f})",
+            f"{b['pandas_s'] / b['polars_s']:.1f}×", f"{b['polars_peak_mb']:,.0f} / {b['pandas_peak_mb']:,.0f}",
+            f"{b['shap_rows']:,} ({b['scored_rows']:,})", f"{b['tidu_shap_s']:.2f}", f"{b['explainer_s']:.2f}",
+            f"{b['explainer_s'] / b['tidu_shap_s']:.0f}×", f"{b['shap_max_diff']:.1e}",
+            f"{b['explainer_s'] * scale:,.0f}", f"{r.get('seconds', {}).get('explain', float('nan')):.1f}",
+        ]) + " |")
+    return "\n".join(rows)
+
+
 def table(results: list[dict]) -> str:
     head = ("| enterprises | filing rows | " + " | ".join(STAGES)
             + " | run wall s | peak RSS MB | load avg (start → end) | exit |")
@@ -129,16 +255,27 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--kill-above-gb", type=float, default=None,
                         help="kill a run whose resident memory exceeds this (the machine is shared)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="time the runs only, not the pandas panel and shap.TreeExplainer beside them")
+    parser.add_argument("--shap-rows", type=int, default=SHAP_ROWS,
+                        help=f"scored rows both explainers explain (default {SHAP_ROWS:,})")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     header = (f"\n### Whole run, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — commit {commit()}\n\n"
               f"Machine: {machine()}. Synthetic drops, {args.quarters} quarters, seed 1, parquet; "
-              "`tidu run --quarter 2025Q4` in a fresh process (peak RSS of that process).\n\n")
+              f"`tidu run --quarter {SCORED}` in a fresh process (peak RSS of that process).\n\n")
     results = []
     for n in args.sizes:
         results.append(run_size(n, args.quarters, args.work, args.kill_above_gb))
+        if not args.no_baselines and results[-1]["exit"] == 0:
+            results[-1]["baselines"] = baselines(n, args.quarters, args.work, args.shap_rows)
         print(json.dumps(results[-1], ensure_ascii=False), flush=True)
     text = header + table(results) + "\n"
+    if any("baselines" in r for r in results):
+        text += ("\nBaselines on each run's own data (fresh processes; the panel asserted equal to "
+                 f"pandas' in every column of the last {args.quarters} quarters, the SHAP values to "
+                 f"shap.TreeExplainer's to {SHAP_TOLERANCE:g}; ratios are the baseline's time ÷ tidu's):\n\n"
+                 + baseline_table(results) + "\n")
     print(text)
     with open(args.write, "a", encoding="utf-8") as fh:
         fh.write(text)

@@ -589,16 +589,20 @@ class PromotionModel:
         by points and credit code, never by the order of additions)."""
         return self.calibrator_.predict(np.round(margin, MARGIN_DECIMALS))
 
-    def contributions(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def contributions(self, rows: pl.DataFrame, explain=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Exact SHAP values of the blended log-odds, (n, F+1) with the base value last, plus the
         design matrix and its column names. SHAP values are additive over models, so the blend's
-        values are the same mean of each booster's values."""
+        values are the same mean of each booster's values. `explain(booster, x)` gives one
+        booster's values; tidu's TreeSHAP unless given (bench/bench_pipeline.py passes
+        shap.TreeExplainer's, to time and check it on the run's own model and rows)."""
         from scoring.explain import contributions
+
+        explain = explain or contributions
 
         def per_booster(booster, rounds, x):
             if booster.current_iteration() != rounds:  # a validation booster: explain what predicts
                 booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
-            return contributions(booster, x)
+            return explain(booster, x)
 
         x, names = self.design(rows)
         return self._blend(rows, per_booster, x), x, names
