@@ -157,7 +157,7 @@ def _parquet(path: Path) -> pl.DataFrame | None:
 # What the report reads of every candidate: the counts per tier. The whole row only of those it
 # prints (a tier's first TOP_LISTED, the firm pages among them): a province's 7.4M candidates
 # with their texts were 2.5 GB, read while the run still held its own frames (the run's top).
-COUNTED = ("uscc", "tier_key", "eligible", "probability", "rank")
+COUNTED = ("uscc", "tier_key", "eligible", "eligible_if_unknowns_hold", "probability", "rank")
 assert TOP_EXPLAINED <= TOP_LISTED
 
 
@@ -362,7 +362,8 @@ def summary(run: Run) -> dict:
 
 
 def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
-    """Per tier: candidates, eligible, likely (LIKELY_RULE) and recommended (in the allocation)."""
+    """Per tier: candidates, eligible, to verify (eligible once a person confirms the conditions
+    the data cannot decide), likely (LIKELY_RULE) and recommended (in the allocation)."""
     funded: dict[str, tuple[int, float]] = {}
     if alloc is not None:
         key_of = {**{zh: k for k, zh in run.tiers()}, **{k: k for k, _ in run.tiers()}}
@@ -388,6 +389,8 @@ def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
                 "tier": zh,
                 "n": _num(part.height),
                 "eligible": _num(part["eligible"].sum()),
+                "to_verify": _num(part.filter(~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")).height)
+                if "eligible_if_unknowns_hold" in part.columns else "—",
                 "likely": _num(likely.height),
                 "recommended": _num(n),
                 "amount": _num(amount),

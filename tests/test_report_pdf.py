@@ -220,6 +220,8 @@ def test_counts_read_every_candidate_and_texts_only_the_printed(rendered):
         top = math.ceil(part.height * pdf.LIKELY_TOP_SHARE)
         likely = part.filter((pl.col("probability") >= pdf.LIKELY_PROBABILITY) | (pl.col("rank") <= top))
         assert rows[zh]["n"] == f"{part.height:,}" and rows[zh]["eligible"] == f"{part['eligible'].sum():,}"
+        to_verify = part.filter(~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")).height
+        assert to_verify > 0 and rows[zh]["to_verify"] == f"{to_verify:,}"
         assert rows[zh]["likely"] == f"{likely.height:,}"
 
 
