@@ -26,6 +26,7 @@ import typst
 
 from reports import charts
 from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
+from scoring.rules import MANUAL_SUFFIX, MISSING_SUFFIX
 from scoring.tiers import TIERS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -451,11 +452,15 @@ def tier_lists(run: Run) -> list[dict]:
 
 def _review_lines(text) -> list[str]:
     """What a 待核实 firm's list row says must be verified: how many conditions, then the
-    first REVIEW_LISTED of them in rulebook order without the "(需人工核实)" every one carries
+    first REVIEW_LISTED of them in rulebook order without the suffix the rules give every one
     (`上年营业收入(数据缺失，需人工核实)` → `上年营业收入(数据缺失)`); the rest are in the
     workbook's 需人工核实 column."""
-    items = [re.sub(r"\((数据缺失)?，?需人工核实\)$", lambda m: f"({m[1]})" if m[1] else "", item)
-             for item in _split(text)]
+    def short(item: str) -> str:
+        if item.endswith(MISSING_SUFFIX):
+            return item.removesuffix(MISSING_SUFFIX) + "(数据缺失)"
+        return item.removesuffix(MANUAL_SUFFIX)
+
+    items = [short(item) for item in _split(text)]
     if not items:
         return []
     shown = items[:REVIEW_LISTED]
