@@ -68,6 +68,14 @@ class Check:
         return {a.get("on", self.column)}
 
     @property
+    def other_column(self) -> str:
+        """The column a pair check compares the clerk's column with (its message's {other}):
+        the pair's column that is not `column`; "" for other kinds."""
+        if self.kind != "a_ge_b":
+            return ""
+        return self.args["b"] if self.args["a"] == self.column else self.args["a"]
+
+    @property
     def gx_column(self) -> str:
         """The column whose value GX reports for a failing row."""
         return self.args.get("derived") or self.args.get("a") or self.args.get("on") or self.column

@@ -190,7 +190,7 @@ def _message(rows: pl.DataFrame, table: Table, file: str, check: Check) -> pl.Ex
                              pl.lit(f" 行, {_label(table, check.column)}: ")]
     template = check.message
     tokens = {"{value}": _text(rows, check.column).fill_null("(空)"),
-              "{other}": _text(rows, check.args.get("a", "")).fill_null("(空)"),
+              "{other}": _text(rows, check.other_column).fill_null("(空)"),
               "{label}": pl.lit(_label(table, check.column)),
               "{detail}": (_text(rows, check.gx_column) if check.gx_column.startswith("_p_")
                            else pl.col("_first_row").cast(pl.Utf8)).fill_null("")}

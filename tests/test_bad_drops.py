@@ -129,6 +129,24 @@ def test_bad_project_cells_are_quarantined(drop, tmp_path, column, value, check,
     assert says in hit.get_column("message").item()
 
 
+@pytest.mark.parametrize("file,column,value,other_column,check,says", [
+    ("资质荣誉.csv", "有效期至", "2001-01-01", "认定日期", "valid_after_recognized",
+     "有效期至 2001-01-01 早于认定日期 {other}"),
+    ("专利.csv", "授权公告日", "1990-01-01", "申请日", "granted_after_filed",
+     "授权公告日 1990-01-01 早于申请日 {other}"),
+])
+def test_a_date_before_its_pair_names_both_dates(drop, tmp_path, file, column, value, other_column,
+                                                  check, says):
+    """The message gives the cell's value and the other date of the pair, not the cell twice."""
+    other = pl.read_csv(drop / file, infer_schema=False)[other_column][1]   # spreadsheet row 3
+    _edit_csv(drop / file, 3, column, value)
+    out = tmp_path / "out"
+    assert _validate(drop, out).exit_code == 1
+    hit = _quarantine(out).filter((pl.col("file") == file) & (pl.col("check") == check))
+    assert hit.select("row", "column").rows() == [("3", column)], hit
+    assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: " + says.format(other=other)
+
+
 def test_rows_are_conserved(drop, tmp_path):
     _edit_csv(drop / "财务快报.csv", 7, "报告期", "2024Q5")
     out = tmp_path / "out"
