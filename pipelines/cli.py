@@ -42,7 +42,7 @@ def _guard(out: Path | None, action):
     """Run an action; map known failures to exit codes without tracebacks."""
     from pipelines.ingest import DropError
     from pipelines.run import ContractFailure
-    from scoring.errors import HistoryTooShort
+    from scoring.errors import CannotScore
     from scoring.policy import PolicyError
 
     try:
@@ -50,7 +50,7 @@ def _guard(out: Path | None, action):
     except DropError as e:
         err.print(f"[bold red]无法读取数据:[/] {e}")
         raise typer.Exit(2) from None
-    except HistoryTooShort as e:
+    except CannotScore as e:
         err.print(f"[bold red]无法评分:[/] {e}")
         raise typer.Exit(2) from None
     except PolicyError as e:
@@ -98,7 +98,7 @@ def _internal_error(out: Path | None, error: Exception) -> None:
 
 @app.command()
 def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记、财务快报、专利、重点项目、融资、资质荣誉)"),
-        quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4"),
+        quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 (不晚于数据包中最近的财务快报报告期)"),
         out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹"),
         policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),

@@ -27,6 +27,7 @@ from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import write_candidates_xlsx, write_csv
+from scoring.errors import CannotScore, QuarterAfterDrop
 from scoring.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -143,8 +144,20 @@ def run_quarter(opts: RunOptions) -> Manifest:
         manifest.finish(out, timer.seconds, status="contract_failed", problems=problems)
         raise ContractFailure("；".join(problems))
 
+    try:
+        return _score_quarter(opts, drop, result, manifest, timer)
+    except CannotScore as e:   # the manifest says why nothing was scored
+        manifest.finish(out, timer.seconds, status="cannot_score", problems=[str(e)])
+        raise
+
+
+def _score_quarter(opts: RunOptions, drop: Drop, result: ValidationResult, manifest: Manifest,
+                   timer: Timer) -> Manifest:
+    """run_quarter from the warehouse on, once the drop has passed its contracts."""
+    out = opts.out
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
+    check_quarter_in_drop(tables, opts.quarter)
     honors = tables["honors"]  # what the rest of the run reads besides the panel (the labels)
     # The panel lives on disk (a province's is 4 GB in memory): each stage reads what it needs
     # of it (PanelFiles); once the model is fitted, the rest of the run reads the scored quarter.
@@ -252,6 +265,22 @@ def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str
     return loaded
 
 
+def check_quarter_in_drop(tables: dict[str, pl.DataFrame], quarter: Quarter) -> None:
+    """Refuse a quarter later than the drop's latest return (报告期). Its features would read no
+    return of its own, and the model would count the recognitions after the drop's end, which
+    the drop cannot show, as none: the outcome windows of the quarters before it would look
+    complete and empty. A drop without returns is not judged here."""
+    periods = tables["filings"].get_column("period") if tables["filings"].height else None
+    if periods is None:
+        return
+    last = Quarter.parse(periods.max())
+    if quarter > last:
+        raise QuarterAfterDrop(
+            f"评分季度 {quarter} 晚于数据包中最近的财务快报报告期 {last}。{quarter} 的财务数据不在数据包中, "
+            f"{last} 之后的认定结果也不在其中 (模型会把它们当作未获认定)。请用 --quarter {last}, "
+            f"或换用包含 {quarter} 报告期的数据包")
+
+
 def _empty(name: str) -> pl.DataFrame:
     from data_contracts.coerce import column_dtype
     from data_contracts.schema import TABLES
@@ -330,6 +359,11 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     rules = pl.concat(parts)
     in_force = []
     for tier, zh in TIERS.items():
+        if not any(b.tier == tier and b.in_force(quarter.end) for b in books):
+            # e.g. 准独角兽 before 2024: evaluate leaves the tier's verdicts to manual review
+            in_force.append({"tier": tier, "tier_zh": zh, "id": None, "version": None,
+                             "source": f"{quarter} 无生效的{zh}规则, 该层级全部待人工核实"})
+            continue
         book = rulebook_in_force(books, tier, quarter.end)
         in_force.append({"tier": tier, "tier_zh": zh, "id": book.id, "version": book.version,
                          "source": _source_text(book)})

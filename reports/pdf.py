@@ -41,6 +41,7 @@ LIKELY_TOP_SHARE = 0.10
 QUARANTINE_SHOWN = 30
 CHECKS_SHOWN = 15
 NO_DATA = "本期无数据"
+NO_RULEBOOK = "无生效规则"   # a tier's 待核实 cell when no rulebook is in force for the quarter
 LIKELY_RULE = (
     f"有望认定: 认定概率 ≥ {LIKELY_PROBABILITY:.0%}, 或排名位列本层级前 {LIKELY_TOP_SHARE:.0%}; "
     "建议支持: 列入本期资金分配方案。"
@@ -266,8 +267,11 @@ def _short(x, digits: int = 2) -> str:
 
 
 def _yes_no(eligible, if_unknowns_hold=None) -> str:
+    """是 / 待核实 / 否. A null verdict is one no rule decided (no rulebook in force): 待核实."""
     if eligible:
         return "是"
+    if eligible is None:
+        return "待核实"
     return "待核实" if if_unknowns_hold else "否"
 
 
@@ -349,6 +353,7 @@ def summary(run: Run) -> dict:
     return {
         "firms": _num(_firms(run.table("candidates"))),
         "rows": _tier_counts(run, alloc),
+        "no_rulebook": NO_RULEBOOK,
         "likely_rule": LIKELY_RULE,
         "budget": {
             "total": _num(budget),
@@ -385,12 +390,15 @@ def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
             (pl.col("probability") >= LIKELY_PROBABILITY) | (pl.col("rank") <= top)
         )
         n, amount = funded.get(key, (0, 0.0))
+        # no rulebook in force for the quarter: every verdict is null, none is a 否
+        unruled = part.height > 0 and part["eligible"].null_count() == part.height
         rows.append(
             {
                 "tier": zh,
                 "n": _num(part.height),
-                "eligible": _num(part["eligible"].sum()),
-                "to_verify": _num(part.filter(~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")).height)
+                "eligible": "—" if unruled else _num(part["eligible"].sum()),
+                "to_verify": NO_RULEBOOK if unruled
+                else _num(part.filter(~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")).height)
                 if "eligible_if_unknowns_hold" in part.columns else "—",
                 "likely": _num(likely.height),
                 "recommended": _num(n),

@@ -248,7 +248,7 @@ def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
     pieces, present = [], []
     for j, col in enumerate(CANDIDATE_HEADERS):
         cell = _cell_pieces(chunk[col], chr(ord("A") + j), number, styles.get(j))
-        if chunk[col].null_count():
+        if chunk[col].null_count() and col != "eligible":   # a null verdict reads 待核实
             pieces.append(pl.when(pl.col(col).is_not_null()).then(pl.concat_str(cell)))
         else:
             pieces.extend(cell)
@@ -260,11 +260,12 @@ def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
 def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | None
                  ) -> list[pl.Expr]:
     """The pieces of one column's `<c>` elements: a number, or an inline string (eligible as
-    是/否)."""
+    是/否, and 待核实 where no rule decided: no rulebook in force for the quarter)."""
     start = [pl.lit(f'<c r="{letter}'), number, pl.lit('"' + (f' s="{style}"' if style else ""))]
-    if values.name == "eligible":  # 是 and 否 need no escaping
+    if values.name == "eligible":  # 是, 否 and 待核实 need no escaping
         return [*start, pl.lit(' t="inlineStr"><is><t>'),
-                pl.when(pl.col("eligible")).then(pl.lit("是")).otherwise(pl.lit("否")),
+                pl.when(pl.col("eligible")).then(pl.lit("是"))
+                .when(pl.col("eligible").is_null()).then(pl.lit("待核实")).otherwise(pl.lit("否")),
                 pl.lit("</t></is></c>")]
     if values.dtype.is_numeric() or values.dtype == pl.Boolean:
         return [*start, pl.lit("><v>"), pl.lit(_number_text(values)), pl.lit("</v></c>")]

@@ -7,5 +7,14 @@ Kept apart from scoring.model so that catching them does not import LightGBM and
 from __future__ import annotations
 
 
-class HistoryTooShort(ValueError):
-    """The drop's history cannot support an out-of-time model; the message is for the clerk."""
+class CannotScore(ValueError):
+    """The drop cannot support scoring the quarter asked for; the message is for the clerk."""
+
+
+class HistoryTooShort(CannotScore):
+    """The drop's history cannot support an out-of-time model."""
+
+
+class QuarterAfterDrop(CannotScore):
+    """The quarter asked for is later than the drop's latest return: its features and the
+    outcome windows of the quarters before it are not in the drop."""

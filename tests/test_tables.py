@@ -97,10 +97,10 @@ def _cell_by_cell(candidates: pl.DataFrame, path, tiers: dict[str, str]) -> None
                 ws.set_column(j, j, _WIDTHS[col], fmt.get(_COLUMN_FORMATS.get(col, "")))
             for i, row in enumerate(part.select(cols).iter_rows(), start=1):
                 for j, (col, value) in enumerate(zip(cols, row)):
-                    if value is None:
+                    if col == "eligible":   # null: no rule decided (no rulebook in force)
+                        ws.write_string(i, j, {True: "是", False: "否", None: "待核实"}[value])
+                    elif value is None:
                         continue
-                    if col == "eligible":
-                        ws.write_string(i, j, "是" if value else "否")
                     elif isinstance(value, (int, float)):
                         ws.write_number(i, j, value)
                     else:

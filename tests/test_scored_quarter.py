@@ -1,0 +1,107 @@
+"""Which quarter a run may score, on a drop whose last return is 2023Q4 (returns from 2020Q1):
+
+- a quarter after the drop's last return is refused before anything is scored: the model would
+  take the recognitions after the drop's end, which the drop cannot show, for none;
+- a history too short for an out-of-time model is refused;
+- both say why in Chinese, exit 2 without a traceback, and leave a manifest saying why;
+- 2023Q4 itself is scored, though no 准独角兽企业 rulebook is in force before 2024: that tier's
+  verdicts are left to a person everywhere a bureau reads them, never printed as 否.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from data_contracts.periods import Quarter
+from pipelines.cli import app
+from pipelines.synth import synthesize
+
+QUASI = "准独角兽企业"
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("q") / "drop"
+    synthesize(folder, enterprises=600, quarters=16, seed=3, end_quarter=Quarter(2023, 4))
+    return folder
+
+
+def _run(drop: Path, quarter: str, out: Path):
+    return CliRunner().invoke(app, ["run", str(drop), "--quarter", quarter, "--out", str(out)])
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _flat(text: str) -> str:
+    return "".join(text.split())   # rich and poppler wrap lines
+
+
+def test_a_quarter_after_the_drop_is_refused_before_scoring(drop, tmp_path):
+    result = _run(drop, "2024Q1", tmp_path)
+    said = _flat(result.output)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "内部错误" not in said
+    assert "评分季度2024Q1晚于数据包中最近的财务快报报告期2023Q4" in said
+    assert "--quarter2023Q4" in said
+    manifest = _manifest(tmp_path)
+    assert manifest["status"] == "cannot_score"
+    assert "2023Q4" in manifest["problems"][0]
+    assert not (tmp_path / "candidates.csv").exists()
+    assert not (tmp_path / "error.log").exists()
+
+
+def test_a_history_too_short_is_refused_with_a_manifest(drop, tmp_path):
+    result = _run(drop, "2021Q4", tmp_path)   # 8 quarters of returns, an out-of-time model needs 11
+    assert result.exit_code == 2, result.output
+    assert "数据包历史太短" in _flat(result.output) and "Traceback" not in result.output
+    manifest = _manifest(tmp_path)
+    assert manifest["status"] == "cannot_score"
+    assert "(现有8个)" in _flat(manifest["problems"][0])
+    assert not (tmp_path / "candidates.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def before_2024(drop, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("q") / "out"
+    result = _run(drop, "2023Q4", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_manifest_names_the_tier_without_a_rulebook(before_2024):
+    books = {b["tier_zh"]: b for b in _manifest(before_2024)["rulebooks"]}
+    assert books[QUASI]["id"] is None and "无生效" in books[QUASI]["source"]
+    assert books["创新型中小企业"]["id"] == "miit-2022-innovative_sme"
+
+
+def test_the_workbook_leaves_every_verdict_of_that_tier_to_a_person(before_2024):
+    quasi = pl.read_excel(before_2024 / "candidates.xlsx", sheet_name=QUASI,
+                          schema_overrides={"是否符合条件": pl.Utf8})
+    assert quasi.height > 0
+    assert quasi["是否符合条件"].unique().to_list() == ["待核实"]
+    assert quasi["需人工核实"].str.contains("该季度无生效的准独角兽企业规则").all()
+    other = pl.read_excel(before_2024 / "candidates.xlsx", sheet_name="创新型中小企业",
+                          schema_overrides={"是否符合条件": pl.Utf8})
+    assert set(other["是否符合条件"].unique()) <= {"是", "否"}
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed")
+def test_the_report_says_no_rulebook_rather_than_none_eligible(before_2024):
+    text = subprocess.run(["pdftotext", "-layout", str(before_2024 / "report.pdf"), "-"],
+                          check=True, capture_output=True, text=True).stdout
+    summary = next(line for line in text.splitlines() if line.startswith(QUASI))
+    assert summary.split()[2:4] == ["—", "无生效规则"]
+    assert "无生效规则:本季度该层级没有生效的认定规则" in _flat(text)
+    lines = text.splitlines()
+    heading = lines.index(f"候选名单: {QUASI}")   # the list's own heading, not the contents' line
+    first = next(line for line in lines[heading:] if line.strip().startswith("1 "))
+    assert "待核实" in first and " 否 " not in first
