@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import threading
 import time
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import write_candidates_xlsx, write_csv
-from scoring.errors import CannotScore, QuarterAfterDrop
+from scoring.errors import CannotScore, QuarterAfterDrop, SavedModelUnusable
 from scoring.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -137,6 +138,18 @@ def run_quarter(opts: RunOptions) -> Manifest:
     (out / "tables").mkdir(exist_ok=True)
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
+    try:
+        return _score_quarter(opts, manifest, timer)
+    except CannotScore as e:   # the manifest says why nothing was scored
+        manifest.finish(out, timer.seconds, status="cannot_score", problems=[str(e)])
+        raise
+
+
+def _score_quarter(opts: RunOptions, manifest: Manifest, timer: Timer) -> Manifest:
+    """run_quarter once its manifest is started."""
+    out = opts.out
+    if opts.model is not None:   # before the drop is read: at a province's size that is minutes
+        check_saved_model(opts.model)
     drop, result = check_drop(opts.drop, out, opts.as_of, timer)
     manifest.record_inputs(drop, result)
     problems = blocking_problems(result)
@@ -144,17 +157,6 @@ def run_quarter(opts: RunOptions) -> Manifest:
         manifest.finish(out, timer.seconds, status="contract_failed", problems=problems)
         raise ContractFailure("；".join(problems))
 
-    try:
-        return _score_quarter(opts, drop, result, manifest, timer)
-    except CannotScore as e:   # the manifest says why nothing was scored
-        manifest.finish(out, timer.seconds, status="cannot_score", problems=[str(e)])
-        raise
-
-
-def _score_quarter(opts: RunOptions, drop: Drop, result: ValidationResult, manifest: Manifest,
-                   timer: Timer) -> Manifest:
-    """run_quarter from the warehouse on, once the drop has passed its contracts."""
-    out = opts.out
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
     check_quarter_in_drop(tables, opts.quarter)
@@ -263,6 +265,32 @@ def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str
     for name in ("filings", "patents", "patent_owners", "projects", "financing", "honors"):
         loaded.setdefault(name, _empty(name))
     return loaded
+
+
+def check_saved_model(folder: Path) -> None:
+    """Refuse a `--model` folder this tidu cannot score with: not a `model/` folder of a run
+    (model.json and the booster files it lists), or a model reading features this version's
+    panel does not make (a model of another version)."""
+    from features.catalog import model_features
+
+    where = f"模型文件夹 {folder}"
+    if not (folder / "model.json").is_file():
+        raise SavedModelUnusable(f"{where} 中没有 model.json。--model 应指向某次 tidu run 输出文件夹中的 model 文件夹")
+    try:
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        files = [spec["file"] for spec in meta["boosters"].values()]
+        features, _ = meta["features"], meta["calibrator"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SavedModelUnusable(f"{where} 中的 model.json 不完整或已损坏 ({type(e).__name__}: {e})") from None
+    absent = [f for f in files if not (folder / f).is_file()]
+    if absent:
+        raise SavedModelUnusable(f"{where} 缺少模型文件: {', '.join(absent)}")
+    known = set(model_features())
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise SavedModelUnusable(
+            f"{where} 的模型用到本版本 tidu 不生成的特征 ({len(unknown)} 个, 如 {', '.join(unknown[:3])}), "
+            "可能由其他版本训练。请不带 --model 运行, 用本版本重新训练")
 
 
 def check_quarter_in_drop(tables: dict[str, pl.DataFrame], quarter: Quarter) -> None:
@@ -472,7 +500,12 @@ def train_or_load(training: Training | None, opts: RunOptions) -> PromotionModel
     from scoring.model import PromotionModel
 
     if training is None:
-        return PromotionModel.load(opts.model)
+        from lightgbm.basic import LightGBMError
+
+        try:
+            return PromotionModel.load(opts.model)
+        except LightGBMError as e:   # a booster file check_saved_model found but LightGBM cannot read
+            raise SavedModelUnusable(f"模型文件夹 {opts.model} 中的模型文件已损坏, LightGBM 无法读取 ({e})") from None
     # fit_plan lets the plan's panel rows (~1.5 GB at a province's size) go once it has cut out
     # the validation quarter, before its 6.6M rows are predicted (at 1M firms that moment was
     # the run's top while the rows were held).

@@ -18,3 +18,7 @@ class HistoryTooShort(CannotScore):
 class QuarterAfterDrop(CannotScore):
     """The quarter asked for is later than the drop's latest return: its features and the
     outcome windows of the quarters before it are not in the drop."""
+
+
+class SavedModelUnusable(CannotScore):
+    """`--model` names a folder this tidu cannot score with."""

@@ -5,7 +5,8 @@
 - a history too short for an out-of-time model is refused;
 - both say why in Chinese, exit 2 without a traceback, and leave a manifest saying why;
 - 2023Q4 itself is scored, though no 准独角兽企业 rulebook is in force before 2024: that tier's
-  verdicts are left to a person everywhere a bureau reads them, never printed as 否.
+  verdicts are left to a person everywhere a bureau reads them, never printed as 否;
+- a `--model` folder the run cannot score with is refused the same way, before the drop is read.
 """
 
 from __future__ import annotations
@@ -105,3 +106,53 @@ def test_the_report_says_no_rulebook_rather_than_none_eligible(before_2024):
     heading = lines.index(f"候选名单: {QUASI}")   # the list's own heading, not the contents' line
     first = next(line for line in lines[heading:] if line.strip().startswith("1 "))
     assert "待核实" in first and " 否 " not in first
+
+
+# --model: a folder the run cannot score with is refused, before the drop is read
+
+
+def _damage(model: Path, case: str, to: Path) -> Path:
+    if case == "no folder":
+        return to / "absent"
+    shutil.copytree(model, to / "model")
+    meta = to / "model" / "model.json"
+    if case == "broken json":
+        meta.write_text(meta.read_text(encoding="utf-8")[:200], encoding="utf-8")
+    elif case == "booster missing":
+        (to / "model" / "booster.txt").unlink()
+    elif case == "feature of another version":
+        spec = json.loads(meta.read_text(encoding="utf-8"))
+        spec["features"].append("patents_v0_count")
+        meta.write_text(json.dumps(spec), encoding="utf-8")
+    elif case == "booster damaged":
+        booster = to / "model" / "booster.txt"
+        booster.write_text(booster.read_text(encoding="utf-8")[:3000], encoding="utf-8")
+    return to / "model"
+
+
+@pytest.mark.parametrize("case, said", [
+    ("no folder", "中没有model.json"),
+    ("broken json", "model.json不完整或已损坏"),
+    ("booster missing", "缺少模型文件:booster.txt"),
+    ("feature of another version", "不生成的特征(1个,如patents_v0_count)"),
+    ("booster damaged", "模型文件已损坏,LightGBM无法读取"),
+])
+def test_a_saved_model_the_run_cannot_use_is_refused(drop, before_2024, tmp_path, case, said):
+    model = _damage(before_2024 / "model", case, tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(drop), "--quarter", "2023Q4", "--model", str(model),
+                                      "--out", str(out), "--no-pdf"])
+    assert result.exit_code == 2, result.output
+    assert said in _flat(result.output) and "内部错误" not in _flat(result.output)
+    assert _manifest(out)["status"] == "cannot_score"
+    assert not (out / "candidates.csv").exists()
+    # refused before the drop is read, except a damage only LightGBM finds
+    assert (out / "warehouse.duckdb").exists() == (case == "booster damaged")
+
+
+def test_the_run_scores_with_its_own_saved_model(drop, before_2024, tmp_path):
+    result = CliRunner().invoke(app, ["run", str(drop), "--quarter", "2023Q4", "--model",
+                                      str(before_2024 / "model"), "--out", str(tmp_path), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    again, first = (pl.read_csv(d / "candidates.csv", infer_schema=False) for d in (tmp_path, before_2024))
+    assert again.equals(first)
