@@ -254,7 +254,9 @@ def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str
     at a time as they are loaded (at a million firms each copy of the typed tables is gigabytes)."""
     files = {r.path.name: r.sha256 for r in drop.tables.values()}
     did = warehouse.drop_id(files)
-    tables = {**result.accepted, "patent_owners": result.patent_owners}
+    tables = dict(result.accepted)
+    if "patents" in tables:   # without a 专利 table there are no owners (an empty frame is made below)
+        tables["patent_owners"] = result.patent_owners
     result.accepted, result.patent_owners = {}, result.patent_owners.clear()
     con = warehouse.connect(path)
     try:

@@ -6,7 +6,8 @@
 - both say why in Chinese, exit 2 without a traceback, and leave a manifest saying why;
 - 2023Q4 itself is scored, though no 准独角兽企业 rulebook is in force before 2024: that tier's
   verdicts are left to a person everywhere a bureau reads them, never printed as 否;
-- a `--model` folder the run cannot score with is refused the same way, before the drop is read.
+- a `--model` folder the run cannot score with is refused the same way, before the drop is read;
+- a drop of the registry alone cannot train a model (refused), but is scored with a saved one.
 """
 
 from __future__ import annotations
@@ -156,3 +157,31 @@ def test_the_run_scores_with_its_own_saved_model(drop, before_2024, tmp_path):
     assert result.exit_code == 0, result.output
     again, first = (pl.read_csv(d / "candidates.csv", infer_schema=False) for d in (tmp_path, before_2024))
     assert again.equals(first)
+
+
+# a drop of the registry alone (the other five tables are optional)
+
+
+@pytest.fixture(scope="module")
+def registry_only(drop, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("q") / "registry_only"
+    folder.mkdir()
+    for registry in drop.glob("企业登记.*"):
+        shutil.copy(registry, folder)
+    return folder
+
+
+def test_a_registry_alone_cannot_train_a_model(registry_only, tmp_path):
+    result = _run(registry_only, "2023Q4", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "数据包历史太短" in _flat(result.output)
+    assert _manifest(tmp_path)["status"] == "cannot_score"
+
+
+def test_a_registry_alone_is_scored_with_a_saved_model(registry_only, before_2024, tmp_path):
+    result = CliRunner().invoke(app, ["run", str(registry_only), "--quarter", "2023Q4", "--model",
+                                      str(before_2024 / "model"), "--out", str(tmp_path), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    scored = pl.read_csv(tmp_path / "candidates.csv", infer_schema=False)
+    assert scored["uscc"].n_unique() > 0
+    assert set(scored["uscc"]) <= set(pl.read_csv(before_2024 / "candidates.csv", infer_schema=False)["uscc"])
