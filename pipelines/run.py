@@ -28,7 +28,7 @@ from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import write_candidates_xlsx, write_csv
-from scoring.errors import CannotScore, QuarterAfterDrop, SavedModelUnusable
+from scoring.errors import CannotScore, HistoryTooShort, QuarterAfterDrop, SavedModelUnusable
 from scoring.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def _score_quarter(opts: RunOptions, manifest: Manifest, timer: Timer) -> Manife
 
     with timer.stage("warehouse"):
         tables = load_warehouse(out / "warehouse.duckdb", drop, result)
-    check_quarter_in_drop(tables, opts.quarter)
+    check_quarter_in_drop(tables, opts.quarter, training=opts.model is None)
     honors = tables["honors"]  # what the rest of the run reads besides the panel (the labels)
     # The panel lives on disk (a province's is 4 GB in memory): each stage reads what it needs
     # of it (PanelFiles); once the model is fitted, the rest of the run reads the scored quarter.
@@ -295,13 +295,17 @@ def check_saved_model(folder: Path) -> None:
             "可能由其他版本训练。请不带 --model 运行, 用本版本重新训练")
 
 
-def check_quarter_in_drop(tables: dict[str, pl.DataFrame], quarter: Quarter) -> None:
+def check_quarter_in_drop(tables: dict[str, pl.DataFrame], quarter: Quarter, training: bool) -> None:
     """Refuse a quarter later than the drop's latest return (报告期). Its features would read no
     return of its own, and the model would count the recognitions after the drop's end, which
     the drop cannot show, as none: the outcome windows of the quarters before it would look
-    complete and empty. A drop without returns is not judged here."""
+    complete and empty. A drop without returns can be scored with a saved model only: the
+    model's history is counted in the returns' periods."""
     periods = tables["filings"].get_column("period") if tables["filings"].height else None
     if periods is None:
+        if training:
+            raise HistoryTooShort("数据包中没有可用的财务快报 (缺少该表, 或全部行被隔离), 无法训练预测模型: "
+                                  "模型的历史按财务快报的报告期计算。可用 --model 指定已保存的模型评分")
         return
     last = Quarter.parse(periods.max())
     if quarter > last:

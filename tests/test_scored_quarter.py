@@ -174,7 +174,7 @@ def registry_only(drop, tmp_path_factory) -> Path:
 def test_a_registry_alone_cannot_train_a_model(registry_only, tmp_path):
     result = _run(registry_only, "2023Q4", tmp_path)
     assert result.exit_code == 2, result.output
-    assert "数据包历史太短" in _flat(result.output)
+    assert "数据包中没有可用的财务快报" in _flat(result.output)
     assert _manifest(tmp_path)["status"] == "cannot_score"
 
 
