@@ -249,7 +249,8 @@ def _glibc_malloc(function: str, *args: int) -> None:
 
 
 def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str, pl.DataFrame]:
-    """The checked tables loaded into the warehouse, and every table read back from it: from here
+    """The checked tables loaded into the warehouse, and this drop's tables read back from it (not
+    an earlier drop's rows the folder's warehouse may hold: `warehouse.read_tables`): from here
     these are the run's inputs. The checked copies are taken out of `result` and let go a table
     at a time as they are loaded (at a million firms each copy of the typed tables is gigabytes)."""
     files = {r.path.name: r.sha256 for r in drop.tables.values()}
@@ -261,7 +262,7 @@ def load_warehouse(path: Path, drop: Drop, result: ValidationResult) -> dict[str
     con = warehouse.connect(path)
     try:
         warehouse.load_drop(con, did, str(drop.folder), files, result.counts, tables, result.quarantine)
-        loaded = warehouse.read_tables(con)
+        loaded = warehouse.read_tables(con, drop=did)
     finally:
         con.close()
     for name in ("filings", "patents", "patent_owners", "projects", "financing", "honors"):
@@ -680,7 +681,7 @@ def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7) -> pl.Data
     manifest = run_quarter(RunOptions(drop, as_of, out, seed=seed, render_pdf=False))
     con = warehouse.connect(out / "warehouse.duckdb", read_only=True)
     try:
-        tables = warehouse.read_tables(con)
+        tables = warehouse.read_tables(con, drop=manifest.data["drop_id"])
     finally:
         con.close()
     honors = tables["honors"]

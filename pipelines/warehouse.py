@@ -89,11 +89,21 @@ def _append(con, name: str, frame: pl.DataFrame, did: str, seq: int) -> None:
                 f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY drop_seq DESC, source_row) = 1")
 
 
-def read_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    """The latest value per key of every table, as Polars frames (architecture.md's typed tables)."""
+def read_tables(con: duckdb.DuckDBPyConnection, drop: str | None = None) -> dict[str, pl.DataFrame]:
+    """The latest value per key of every table, as Polars frames (architecture.md's typed tables).
+
+    With `drop` (a drop_id), that drop's rows only, sorted by key: what a run scores. Drops are
+    cumulative (input-format.md), so a run's inputs are its own drop whatever else the file holds
+    — an earlier drop of the folder, even another city's, adds no row and changes no value, and
+    the manifest's input files are the whole of what the lists were made from. A table the drop
+    lacks reads empty."""
     present = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-    return {name: con.sql(latest_query(con, name)).pl() for name in KEYS if name in present}
+    if drop is None:
+        return {name: con.sql(latest_query(con, name)).pl() for name in KEYS if name in present}
+    return {name: con.sql(f"SELECT * EXCLUDE (drop_seq) FROM {name}_history WHERE drop_id = ? "
+                          f"ORDER BY {', '.join(KEYS[name])}", params=[drop]).pl()
+            for name in KEYS if name in present}
 
 
 def latest_query(con: duckdb.DuckDBPyConnection, name: str) -> str:

@@ -185,3 +185,28 @@ def test_a_registry_alone_is_scored_with_a_saved_model(registry_only, before_202
     scored = pl.read_csv(tmp_path / "candidates.csv", infer_schema=False)
     assert scored["uscc"].n_unique() > 0
     assert set(scored["uscc"]) <= set(pl.read_csv(before_2024 / "candidates.csv", infer_schema=False)["uscc"])
+
+
+# the output folder's warehouse keeps every drop loaded into it; a run reads its own drop
+
+
+def test_an_earlier_drop_in_the_folder_changes_nothing(drop, before_2024, tmp_path):
+    """Another city's drop run into the same folder first: its firms stay in the warehouse's
+    history, none of them is scored in this drop's run, and the lists are the same bytes."""
+    other = tmp_path / "other_city"
+    synthesize(other, enterprises=150, quarters=16, seed=4, end_quarter=Quarter(2023, 4))
+    out, model = tmp_path / "out", str(before_2024 / "model")
+    for folder in (other, drop):
+        result = CliRunner().invoke(app, ["run", str(folder), "--quarter", "2023Q4", "--model", model,
+                                          "--out", str(out), "--no-pdf"])
+        assert result.exit_code == 0, result.output
+    import duckdb
+
+    with duckdb.connect(str(out / "warehouse.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM drops").fetchall()[0][0] == 2
+    alone = tmp_path / "alone"
+    result = CliRunner().invoke(app, ["run", str(drop), "--quarter", "2023Q4", "--model", model,
+                                      "--out", str(alone), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    for name in ("candidates.csv", "allocation.csv", "candidates.xlsx"):
+        assert (out / name).read_bytes() == (alone / name).read_bytes(), name

@@ -79,3 +79,18 @@ def test_one_drop_is_read_from_its_history_and_equals_the_latest_view(tmp_path):
     latest = warehouse.read_tables(con)["filings"]
     assert latest.select("uscc", "period", "revenue_ytd").rows() == [
         ("A", "2024Q3", 9.0), ("A", "2024Q4", 2.0), ("B", "2024Q3", 1.0)]
+
+
+def test_a_drop_is_read_alone_whatever_the_file_holds(tmp_path):
+    """A, then B (a revised value, a new firm), then A again: reading A gives A's rows and values;
+    the view gives each key's latest value over every drop."""
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    a = pl.DataFrame({"_row": [2, 3], "uscc": ["A", "B"], "period": ["2024Q3", "2024Q3"], "revenue_ytd": [1.0, 2.0]})
+    b = pl.DataFrame({"_row": [2, 3], "uscc": ["A", "C"], "period": ["2024Q3", "2024Q3"], "revenue_ytd": [5.0, 7.0]})
+    _load(con, {"财务快报.csv": "a"}, a)
+    _load(con, {"财务快报.csv": "b"}, b)
+    assert _load(con, {"财务快报.csv": "a"}, a) is False   # loaded before: not stored twice
+    rows = warehouse.read_tables(con, drop=warehouse.drop_id({"财务快报.csv": "a"}))["filings"]
+    assert rows.select("uscc", "revenue_ytd").rows() == [("A", 1.0), ("B", 2.0)]
+    latest = warehouse.read_tables(con)["filings"]
+    assert latest.select("uscc", "revenue_ytd").rows() == [("A", 5.0), ("B", 2.0), ("C", 7.0)]
