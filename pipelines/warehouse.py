@@ -1,9 +1,11 @@
 """The warehouse: one DuckDB file holding every accepted row with the drop it came from.
 
-Each table has a `<table>_history` (all drops) and a `<table>` view with the latest value per key,
-which is what scoring reads: a revised period replaces the earlier value while both stay in the
-history. A drop loads in one transaction and is identified by the hashes of its files, so
-loading the same drop twice changes nothing.
+Each table has a `<table>_history` (all drops) and a `<table>` view with the latest value per key
+over every drop, for analysts: a revised period replaces the earlier value while both stay in the
+history. A run scores its own drop's rows (`read_tables(con, drop=...)`). A drop loads in one
+transaction and is identified by the hashes of its files, so loading the same drop twice changes
+nothing — unless its checks now accept other rows (a newer tidu's contracts, or a date that was in
+the future at the first load): then its rows are replaced by what the checks accept now.
 """
 
 from __future__ import annotations
@@ -42,14 +44,27 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 def load_drop(con: duckdb.DuckDBPyConnection, did: str, folder: str, files: dict[str, str],
               counts: dict, tables: dict[str, pl.DataFrame], quarantine: pl.DataFrame) -> bool:
-    """Load one validated drop in a single transaction; False when it was loaded before. Each
-    table is taken out of `tables` as it is loaded, so that it can go once it is in the
-    warehouse (at a province's size the checked tables are 1.4 GB, read back beside them)."""
-    if con.execute("SELECT 1 FROM drops WHERE drop_id = ?", [did]).fetchall():
+    """Load one validated drop in a single transaction; False when it was loaded before with the
+    same rows accepted and quarantined per table (`counts`). A drop loaded before whose counts
+    differ now has its rows replaced, keeping its place in the order of drops: the rows a run
+    reads back are then the ones its own checks accepted. Each table is taken out of `tables` as
+    it is loaded, so that it can go once it is in the warehouse (at a province's size the checked
+    tables are 1.4 GB, read back beside them)."""
+    before = con.execute("SELECT drop_seq, counts FROM drops WHERE drop_id = ?", [did]).fetchall()
+    if before and json.loads(before[0][1]) == json.loads(json.dumps(counts, ensure_ascii=False)):
         return False
     con.execute("BEGIN TRANSACTION")
     try:
-        seq = con.execute("SELECT coalesce(max(drop_seq), 0) + 1 FROM drops").fetchall()[0][0]
+        if before:
+            seq = before[0][0]
+            histories = [r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%\\_history' ESCAPE '\\'"
+            ).fetchall()]
+            for history in histories:
+                con.execute(f"DELETE FROM {history} WHERE drop_id = ?", [did])
+            con.execute("DELETE FROM drops WHERE drop_id = ?", [did])
+        else:
+            seq = con.execute("SELECT coalesce(max(drop_seq), 0) + 1 FROM drops").fetchall()[0][0]
         for name in list(tables):
             _append(con, name, tables.pop(name), did, seq)
         if quarantine.height:

@@ -94,3 +94,25 @@ def test_a_drop_is_read_alone_whatever_the_file_holds(tmp_path):
     assert rows.select("uscc", "revenue_ytd").rows() == [("A", 1.0), ("B", 2.0)]
     latest = warehouse.read_tables(con)["filings"]
     assert latest.select("uscc", "revenue_ytd").rows() == [("A", 5.0), ("B", 2.0), ("C", 7.0)]
+
+
+def test_a_drop_checked_otherwise_now_replaces_its_rows(tmp_path):
+    """The same files, loaded again when the checks accept other rows (a newer tidu, or a date no
+    longer in the future): the drop's rows become what is accepted now, in its place among the
+    drops; with the same counts a second load changes nothing."""
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    files = {"财务快报.csv": "same"}
+    did = warehouse.drop_id(files)
+
+    def load(frame, quarantined):
+        counts = {"filings": {"rows_read": 2, "rows_accepted": frame.height, "rows_quarantined": quarantined}}
+        return warehouse.load_drop(con, did, "drop", files, counts, {"filings": frame}, pl.DataFrame())
+
+    two = pl.DataFrame({"_row": [2, 3], "uscc": ["A", "B"], "period": ["2024Q3", "2024Q3"], "revenue_ytd": [1.0, 2.0]})
+    _load(con, {"财务快报.csv": "earlier"}, _filings(9.0))
+    assert load(two, 0) is True
+    assert load(two.head(1), 1) is True
+    assert load(two.head(1), 1) is False
+    assert warehouse.read_tables(con, drop=did)["filings"].get_column("uscc").to_list() == ["A"]
+    assert con.sql("SELECT drop_seq FROM drops ORDER BY drop_seq").fetchall() == [(1,), (2,)]
+    assert con.sql("SELECT count(*) FROM filings_history WHERE drop_id = ?", params=[did]).fetchall() == [(1,)]
