@@ -270,9 +270,7 @@ def _yes_no(eligible, if_unknowns_hold=None) -> str:
     """是 / 待核实 / 否. A null verdict is one no rule decided (no rulebook in force): 待核实."""
     if eligible:
         return "是"
-    if eligible is None:
-        return "待核实"
-    return "待核实" if if_unknowns_hold else "否"
+    return "待核实" if eligible is None or if_unknowns_hold else "否"
 
 
 def _split(text) -> list[str]:
