@@ -10,6 +10,7 @@ import datetime as dt
 import errno
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Optional
@@ -36,6 +37,13 @@ def _quarter(text: str) -> Quarter:
         return Quarter.parse(text)
     except ValueError:
         raise typer.BadParameter(f"季度应写成 YYYYQn, 例如 2025Q4, 而不是 {text!r}") from None
+
+
+def _folder(path: Path | None) -> Path | None:
+    """An --out folder: it may not exist yet, but it may not be a file."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} 是一个文件, 不是文件夹; 请用 --out 指定一个文件夹 (不存在时会自动创建)")
+    return path
 
 
 def _guard(out: Path | None, action):
@@ -88,9 +96,14 @@ def _internal_error(out: Path | None, error: Exception) -> None:
     TIDU_DEBUG set, the exception itself."""
     if os.environ.get("TIDU_DEBUG"):
         raise error
+    text = "".join(traceback.format_exception(error))
     log = (out or Path(".")) / "error.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("".join(traceback.format_exception(error)), encoding="utf-8")
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(text, encoding="utf-8")
+    except OSError:   # the output folder cannot take it (not writable, or not a folder)
+        log = Path(tempfile.gettempdir()) / f"tidu-error-{os.getpid()}.log"
+        log.write_text(text, encoding="utf-8")
     err.print(f"[bold red]tidu 内部错误[/] (这是程序问题, 不是您的数据问题)。详细信息已写入 {log}, "
               "请把该文件发给技术支持。")
     raise typer.Exit(3) from None
@@ -99,7 +112,7 @@ def _internal_error(out: Path | None, error: Exception) -> None:
 @app.command()
 def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记、财务快报、专利、重点项目、融资、资质荣誉)"),
         quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 (不晚于数据包中最近的财务快报报告期)"),
-        out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹"),
+        out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹", callback=_folder),
         policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),
         city: str = typer.Option("宜兴市", "--city", help="报告封面上的城市名"),
@@ -118,7 +131,7 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件夹"),
+def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件夹", callback=_folder),
          no_pdf: bool = typer.Option(False, "--no-pdf", help="不生成 report.pdf")):
     """生成内置的宜兴示范城市 (合成数据, 固定种子) 并完整运行一次季度评分。"""
     from pipelines.run import RunOptions, run_quarter
@@ -135,7 +148,7 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件�
 
 @app.command()
 def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
-             out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)")):
+             out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)", callback=_folder)):
     """只做数据核验。没有 error 级问题时退出码 0, 否则 1。"""
     from pipelines.manifest import Manifest
     from pipelines.run import Timer, check_drop
@@ -167,7 +180,7 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
 @app.command()
 def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含评分季度之后的资质荣誉)"),
              as_of: str = typer.Option(..., "--as-of", help="回测季度: 只用该季度末以前的数据评分, 如 2024Q4"),
-             out: Path = typer.Option(Path("out/backtest"), "--out", help="输出文件夹"),
+             out: Path = typer.Option(Path("out/backtest"), "--out", help="输出文件夹", callback=_folder),
              seed: int = typer.Option(7, "--seed", help="随机种子")):
     """回测: 用某季度末以前的数据生成名单, 与之后四个季度实际新认定的企业对比 (前 k 名的召回率和精确率)。"""
     from pipelines.run import backtest_at
@@ -193,7 +206,7 @@ def synth(enterprises: int = typer.Option(..., "--enterprises", min=100, max=1_0
           end_quarter: str = typer.Option("2025Q4", "--end-quarter", help="最后一个季度"),
           dirty: bool = typer.Option(False, "--dirty", help="加入真实数据常见的问题 (编码、标题行、元/万元、重复、错误代码…)"),
           fmt: str = typer.Option("csv", "--format", help="csv 或 parquet"),
-          out: Path = typer.Option(..., "--out", help="数据包输出文件夹")):
+          out: Path = typer.Option(..., "--out", help="数据包输出文件夹", callback=_folder)):
     """生成合成城市的季度数据包 (与真实数据包格式完全相同), 同一种子结果相同。"""
     from pipelines.synth import synthesize
 

@@ -5,6 +5,9 @@ error.log and a one-line notice."""
 from __future__ import annotations
 
 import errno
+import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import typer
@@ -56,3 +59,34 @@ def test_debug_shows_the_exception_itself(tmp_path, monkeypatch):
     monkeypatch.setenv("TIDU_DEBUG", "1")
     with pytest.raises(OSError):
         _guard(tmp_path, _fail(OSError(errno.ENOSPC, "No space left on device", "x")))
+
+
+def test_an_error_log_the_output_folder_cannot_take_goes_to_the_temp_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TIDU_DEBUG", raising=False)
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("a file where the output folder should be")
+    with pytest.raises(typer.Exit) as stop:
+        _guard(not_a_folder, _fail(RuntimeError("bug")))
+    assert stop.value.exit_code == 3
+    said = capsys.readouterr().err.replace("\n", "")
+    log = Path(re.search(r"已写入 (\S+?\.log)", said).group(1))
+    assert log.parent == Path(tempfile.gettempdir()) and "RuntimeError: bug" in log.read_text(encoding="utf-8")
+    log.unlink()
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "DROP", "--quarter", "2025Q4"], ["validate", "DROP"], ["backtest", "DROP", "--as-of", "2024Q4"],
+    ["demo"], ["synth", "--enterprises", "100", "--quarters", "12", "--seed", "1"]])
+def test_an_output_folder_that_is_a_file_is_refused_in_chinese(tmp_path, command):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    (tmp_path / "DROP").mkdir()
+    not_a_folder = tmp_path / "out"
+    not_a_folder.write_text("x")
+    args = [str(tmp_path / "DROP") if a == "DROP" else a for a in command]
+    result = CliRunner().invoke(app, [*args, "--out", str(not_a_folder)])
+    assert result.exit_code == 2, result.output
+    assert "是一个文件,不是文件夹" in re.sub(r"[\s│]", "", result.output)   # rich boxes and wraps it
+    assert "Traceback" not in result.output and not_a_folder.read_text() == "x"
