@@ -25,7 +25,7 @@ from features.panel import (
     PROJECT_FEATURES,
     PanelConfig,
 )
-from scoring.tiers import HONOR_KEYS
+from scoring.tiers import HONOR_KEYS, HONOR_NAME_NOISE, HONOR_NAME_NOTES
 
 FLOWS = ["revenue", "main_revenue", "profit", "net_profit", "rd_expense"]
 ANNUAL = ["revenue", "main_revenue", "rd_expense", "net_profit", "profit"]
@@ -264,7 +264,10 @@ def _honor_status(honors: pd.DataFrame, firms: pd.DataFrame, calendar: pd.DataFr
     """Per (uscc, qi) with a recognition by the quarter's end: holds_<key>, years_since_<key>."""
     names = HONOR_KEYS | {k: k for k in HONOR_FEATURE_KEYS}
     h = honors.merge(firms[["uscc"]], on="uscc")
-    h["key"] = h["honor"].str.replace(r"[\s\u3000]", "", regex=True).map(names)
+    cleaned = h["honor"].str.replace(HONOR_NAME_NOISE, "", regex=True)
+    for note in HONOR_NAME_NOTES:
+        cleaned = cleaned.str.replace(note, "", regex=True)
+    h["key"] = cleaned.map(names)
     h = h[h["key"].notna() & h["recognized_on"].notna()]
     if default_years is not None:
         term = pd.Timedelta(days=round(default_years * DAYS_PER_YEAR))

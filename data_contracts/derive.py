@@ -12,7 +12,8 @@ import polars as pl
 
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
-from data_contracts.schema import KNOWN_HONORS, Table
+from data_contracts.schema import Table
+from scoring.tiers import honor_key_expr
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
 QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
@@ -288,8 +289,10 @@ def financing_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex
 
 
 def honor_checks(frame: pl.DataFrame) -> pl.DataFrame:
-    name = pl.col("honor").str.replace_all(r"\s", "")
-    return frame.with_columns((~name.is_in(list(KNOWN_HONORS))).fill_null(False).alias("_f_unknown_honor"))
+    """`_f_unknown_honor`: a 资质名称 that `honor_key_expr` (the panel's and the labels' reading)
+    does not know."""
+    unknown = honor_key_expr(pl.col("honor")).is_null() & pl.col("honor").is_not_null()
+    return frame.with_columns(unknown.alias("_f_unknown_honor"))
 
 
 def _match_names(frame: pl.DataFrame, index: NameIndex, column: str, label: str,

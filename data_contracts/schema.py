@@ -127,9 +127,6 @@ LEGAL_STATUSES = ("有效", "失效", "审中")
 ROUNDS = ("天使", "Pre-A", "A", "A+", "B", "B+", "C", "C+", "D", "E", "Pre-IPO", "战略", "其他")
 CURRENCIES = ("人民币", "美元")
 LEVELS = ("国家级", "省级", "市级", "县级")
-KNOWN_HONORS = ("高新技术企业", "科技型中小企业", "创新型中小企业", "科技和创新型中小企业", "专精特新中小企业",
-                "专精特新小巨人", '专精特新"小巨人"', "专精特新“小巨人”", "制造业单项冠军", "雏鹰企业", "瞪羚企业",
-                "准独角兽企业", "独角兽企业", "省级研发机构")
 
 # Personal data: read so that its presence is known, never stored or shown.
 PERSONAL_COLUMNS = ("legal_rep_id",)

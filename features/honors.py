@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from scoring.tiers import HONOR_KEYS
+from scoring.tiers import honor_key_expr
 
 # The honor keys of docs/architecture.md, in the order of the panel's columns.
 HONOR_FEATURE_KEYS = (
@@ -23,10 +23,9 @@ DAYS_PER_YEAR = 365.25
 
 
 def honor_key() -> pl.Expr:
-    """The honor key of the 资质名称 (spaces removed; a key already in code form is kept)."""
-    mapping = HONOR_KEYS | {k: k for k in HONOR_FEATURE_KEYS}
-    cleaned = pl.col("honor").str.replace_all(r"[\s\u3000]", "")
-    return cleaned.replace_strict(mapping, default=None, return_dtype=pl.Utf8).alias("key")
+    """The honor key of the 资质名称 (`scoring.tiers.honor_key_expr`: the one reading of honor
+    names that the contracts, the labels and the panel share)."""
+    return honor_key_expr(pl.col("honor")).alias("key")
 
 
 def held_at_quarter_end(default_validity_years: float | None) -> pl.Expr:

@@ -171,6 +171,9 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
         out_console.print(f"未提供的表: {'、'.join(TABLES[n].stem_zh for n in loaded.missing_tables)}")
     if loaded.ignored_files:
         out_console.print(f"未识别而忽略的文件: {', '.join(loaded.ignored_files)}")
+    if result.flags.height:
+        flagged = result.flags.select("table", "row").n_unique()
+        out_console.print(f"{flagged} 行有 warn 级提示 (已接受, 请核对), 详见 {out / 'flags.csv'}")
     if result.error_rows:
         err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
@@ -220,6 +223,10 @@ def _summary(out: Path, data: dict) -> None:
     files = [f for f in ("report.pdf", "candidates.csv", "candidates.xlsx", "allocation.csv", "quarantine.csv",
                          "memo.md", "manifest.json") if (out / f).exists()]
     out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: {', '.join(files)}")
+    checked = data.get("quarantine", {})
+    if checked.get("rows") or checked.get("flags"):
+        out_console.print(f"数据核验: 隔离 {checked.get('rows', 0)} 行 (quarantine.csv, 未参与评分), "
+                          f"warn 级提示 {checked.get('flags', 0)} 条 (flags.csv, 已接受)")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -72,6 +72,11 @@ class Manifest:
         self.data["ignored_files"] = drop.ignored_files
         self.data["missing_tables"] = drop.missing_tables
         self.data["match_rates"] = result.match_rates
+        honors = result.accepted.get("honors")
+        if honors is not None:
+            from scoring.tiers import honor_name_readings
+
+            self.data["honor_names"] = honor_name_readings(honors.get_column("honor"))
         self.data["quarantine"] = {"rows": int(result.quarantine.select("table", "row").n_unique())
                                    if result.quarantine.height else 0,
                                    "findings": result.quarantine.height, "flags": result.flags.height}

@@ -128,9 +128,9 @@ def _quarter_index() -> pl.Expr:
 
 def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
     """(uscc, tier, rq): every recognition at a scored tier with the index of its quarter."""
-    from scoring.tiers import honor_key
+    from scoring.tiers import honor_key_expr
 
-    keys = honors.with_columns(pl.col("honor").map_elements(honor_key, return_dtype=pl.Utf8).alias("tier"))
+    keys = honors.with_columns(honor_key_expr(pl.col("honor")).alias("tier"))
     return keys.filter(pl.col("tier").is_in(list(TIERS))).with_columns(
         (pl.col("recognized_on").dt.year() * 4 + (pl.col("recognized_on").dt.month() - 1) // 3)
         .alias("rq")).select("uscc", "tier", "rq")
