@@ -33,10 +33,15 @@ DEMO_END = Quarter(2025, 4)
 
 
 def _quarter(text: str) -> Quarter:
-    try:
-        return Quarter.parse(text)
-    except ValueError:
-        raise typer.BadParameter(f"季度应写成 YYYYQn, 例如 2025Q4, 而不是 {text!r}") from None
+    """A quarter as the drop's 报告期 may write it: 2025Q4, 2025q4, 2025年四季度, 2025年1-12月, 2025-12."""
+    import polars as pl
+
+    from data_contracts.parsing import parse_period
+
+    value, _ = parse_period(pl.Series([text], dtype=pl.Utf8))
+    if value[0] is None:
+        raise typer.BadParameter(f"季度应写成 YYYYQn, 例如 2025Q4 (或 2025年四季度), 而不是 {text!r}")
+    return Quarter.parse(value[0])
 
 
 def _folder(path: Path | None) -> Path | None:
@@ -111,7 +116,7 @@ def _internal_error(out: Path | None, error: Exception) -> None:
 
 @app.command()
 def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记、财务快报、专利、重点项目、融资、资质荣誉)"),
-        quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 (不晚于数据包中最近的财务快报报告期)"),
+        quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 或 2025年四季度 (不晚于数据包中最近的财务快报报告期)"),
         out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹", callback=_folder),
         policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),

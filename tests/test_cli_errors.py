@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from pipelines.cli import _guard
+from data_contracts.periods import Quarter
+from pipelines.cli import _guard, _quarter
 
 
 def _fail(exc: BaseException):
@@ -90,3 +91,15 @@ def test_an_output_folder_that_is_a_file_is_refused_in_chinese(tmp_path, command
     assert result.exit_code == 2, result.output
     assert "是一个文件,不是文件夹" in re.sub(r"[\s│]", "", result.output)   # rich boxes and wraps it
     assert "Traceback" not in result.output and not_a_folder.read_text() == "x"
+
+
+@pytest.mark.parametrize("text", ["2025Q4", "2025q4", " 2025Q4 ", "2025年四季度", "2025年第4季度",
+                                  "2025年1-12月", "2025-12"])
+def test_quarter_option_reads_the_forms_of_the_drops_period(text):
+    assert _quarter(text) == Quarter(2025, 4)
+
+
+@pytest.mark.parametrize("text", ["2025Q5", "2025年", "Q4", "2025-11", ""])
+def test_quarter_option_refuses_what_is_no_quarter(text):
+    with pytest.raises(typer.BadParameter, match="季度应写成 YYYYQn"):
+        _quarter(text)
