@@ -53,6 +53,7 @@ class RawTable:
     extra_columns: list[str] = field(default_factory=list)
     personal_columns_dropped: list[str] = field(default_factory=list)
     blank_rows_skipped: int = 0
+    sheet: str | None = None              # the worksheet read, for an .xlsx file
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,9 +115,14 @@ def read_table(table: Table, path: Path) -> RawTable:
         return _name_columns(table, path, top, rows, sha, encoding)
     if suffix == ".csv":
         grid, encoding = _read_csv_grid(path)
-    else:
-        grid = _read_xlsx_grid(path)
-    return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
+        return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
+    grid, sheet = _read_xlsx_grid(path, table)
+    try:
+        raw = _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
+    except DropError as err:
+        raise DropError(f"{err} (读取的工作表: 「{sheet}」; 若数据在另一张工作表, 请把它命名为「{table.stem_zh}」)") from None
+    raw.sheet = sheet
+    return raw
 
 
 def _digest(path: Path) -> tuple[str, bool]:
@@ -196,15 +202,20 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
     return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
 
 
-def _read_xlsx_grid(path: Path) -> pl.DataFrame:
+def _read_xlsx_grid(path: Path, table: Table) -> tuple[pl.DataFrame, str]:
+    """(the sheet's cells as text, the sheet's name): the sheet named exactly for the table
+    (`财务快报` or `filings`: a workbook whose first sheet holds notes), else the first sheet."""
     import fastexcel
 
     try:
         reader = fastexcel.read_excel(str(path))
-        sheet = reader.load_sheet(0, header_row=None, dtypes="string", skip_rows=0)
-        return sheet.to_polars()
+        names = reader.sheet_names
+        named = (table.stem_zh, table.name)
+        sheet = next((n for n in names if n.strip() in named or n.strip().lower() == table.name), names[0])
+        grid = reader.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0).to_polars()
     except Exception as err:
         raise DropError(f"{path.name}: Excel 文件损坏或不完整, 无法打开 ({str(err).splitlines()[0][:120]})") from None
+    return grid, sheet
 
 
 def _read_parquet_grid(path: Path) -> tuple[pl.DataFrame, Callable[[int], pl.DataFrame]]:

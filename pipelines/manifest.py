@@ -67,6 +67,7 @@ class Manifest:
              "title_rows": raw.title_rows, "unit_factors": raw.unit_factors,
              "extra_columns": raw.extra_columns, "personal_columns_dropped": raw.personal_columns_dropped,
              "blank_rows_skipped": raw.blank_rows_skipped,
+             **({"sheet": raw.sheet} if raw.sheet is not None else {}),
              **result.counts[name]}
             for name, raw in drop.tables.items()]
         self.data["ignored_files"] = drop.ignored_files

@@ -80,6 +80,36 @@ def test_xlsx_title_rows_are_counted_in_row_numbers(tmp_path):
     assert raw.frame.get_column("_row").to_list() == [3, 4]  # title row 1, header row 2
 
 
+def _workbook(path, sheets: dict[str, list[str]]) -> None:
+    """An .xlsx file with the named sheets, each holding the given comma-separated rows."""
+    wb = xlsxwriter.Workbook(str(path))
+    for name, lines in sheets.items():
+        ws = wb.add_worksheet(name)
+        for i, line in enumerate(lines):
+            ws.write_row(i, 0, line.split(","))
+    wb.close()
+
+
+@pytest.mark.parametrize("name", ["企业登记", " enterprises ", "Enterprises"])
+def test_xlsx_sheet_named_for_the_table_is_read_before_a_first_sheet_of_notes(tmp_path, name):
+    path = tmp_path / "企业登记.xlsx"
+    _workbook(path, {"填报说明": ["本表由市场监管局提供", "联系人: 张三"], "Sheet2": ["某,其他,表"],
+                     name: [HEADER, ROW]})
+    raw = read_table(ENTERPRISES, path)
+    assert raw.sheet == name
+    assert raw.frame.get_column("name").to_list() == ["宜兴市示例科技有限公司"]
+    assert raw.frame.get_column("_row").to_list() == [2]
+
+
+def test_xlsx_without_a_named_sheet_reads_the_first_and_says_which(tmp_path):
+    path = tmp_path / "企业登记.xlsx"
+    _workbook(path, {"填报说明": ["本表由市场监管局提供"], "Sheet2": [HEADER, ROW]})
+    with pytest.raises(DropError, match="读取的工作表: 「填报说明」.*命名为「企业登记」"):
+        read_table(ENTERPRISES, path)
+    _workbook(path, {"Sheet1": [HEADER, ROW], "企业登记汇总": ["合计,1"]})   # not the table's own name
+    assert read_table(ENTERPRISES, path).sheet == "Sheet1"
+
+
 def test_parquet_numbers_and_dates_stay_typed_the_rest_is_read_as_text(tmp_path):
     path = tmp_path / "enterprises.parquet"
     pl.DataFrame({"uscc": ["914403001922038216"], "name": ["甲"], "founded_on": [dt.date(2015, 3, 5)],
