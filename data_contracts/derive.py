@@ -12,8 +12,8 @@ import polars as pl
 
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
-from data_contracts.schema import Table
-from scoring.tiers import honor_key_expr
+from data_contracts.schema import LEVELS, Table
+from scoring.tiers import HONOR_NAMES_ZH, TITLE_LEVELS, honor_key_expr
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
 QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
@@ -290,9 +290,16 @@ def financing_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex
 
 def honor_checks(frame: pl.DataFrame) -> pl.DataFrame:
     """`_f_unknown_honor`: a 资质名称 that `honor_key_expr` (the panel's and the labels' reading)
-    does not know."""
-    unknown = honor_key_expr(pl.col("honor")).is_null() & pl.col("honor").is_not_null()
-    return frame.with_columns(unknown.alias("_f_unknown_honor"))
+    does not know; `_p_level_mismatch`: a 级别 other than the one the title is granted at."""
+    key = honor_key_expr(pl.col("honor"))
+    expected = key.replace_strict(TITLE_LEVELS, default=None, return_dtype=pl.Utf8)
+    title = key.replace_strict(HONOR_NAMES_ZH, default=None, return_dtype=pl.Utf8)
+    level = pl.col("level").str.strip_chars()
+    mismatch = (pl.when(expected.is_not_null() & level.is_in(list(LEVELS)) & (level != expected))
+                .then(pl.lit("级别「") + level + pl.lit("」与") + title + pl.lit("的认定级别 (") + expected
+                      + pl.lit(") 不符, 可能是同名的另一项地方资质; 本行仍按") + title + pl.lit("计, 请核对")))
+    return frame.with_columns((key.is_null() & pl.col("honor").is_not_null()).alias("_f_unknown_honor"),
+                              mismatch.alias("_p_level_mismatch"))
 
 
 def _match_names(frame: pl.DataFrame, index: NameIndex, column: str, label: str,

@@ -180,6 +180,7 @@ SUITES: dict[str, list[Check]] = {
            {"derived": "_f_unknown_honor"}),
         _e("level_known", "warn", "level", "级别 \"{value}\" 不是 国家级/省级/市级/县级", "in_set",
            {"values": LEVELS}),
+        _e("level_matches_title", "warn", "level", "{detail}", "null", {"derived": "_p_level_mismatch"}),
         _e("recognized_present", "error", "recognized_on", "认定日期为空", "not_null"),
         _e("valid_after_recognized", "error", "valid_until", "有效期至 {value} 早于认定日期 {other}", "a_ge_b",
            {"a": "valid_until", "b": "recognized_on", "or_equal": False}),

@@ -61,6 +61,13 @@ HONOR_KEYS: dict[str, str] = {
     "独角兽": "unicorn",
     "省级研发机构": "rd_institution_provincial",
 }
+# The level a title is granted at, where who grants it fixes it: MIIT names 小巨人 and 单项冠军,
+# the provinces 专精特新中小企业 (criteria.md). A row with another 级别 may be a local title of the
+# same name (a city's own 专精特新): the contracts flag it for a person to check.
+TITLE_LEVELS: dict[str, str] = {
+    "little_giant": "国家级", "single_champion": "国家级", "specialised_sme": "省级",
+    "rd_institution_provincial": "省级",
+}
 # The cleaning, as regular expressions both Polars and Python's re read the same way.
 _BATCH = r"第[一二三四五六七八九十\d]+批"
 HONOR_NAME_NOISE = r"[\s\"'“”‘’「」『』]"

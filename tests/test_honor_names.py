@@ -92,15 +92,34 @@ def test_validate_flags_only_unknown_names_and_the_manifest_says_how_each_was_re
     uscc = honors.get_column("统一社会信用代码")[0]
     extra = pl.DataFrame({"统一社会信用代码": [uscc] * 3,
                           "资质名称": ["国家高新技术企业", "专精特新“小巨人”企业", "瞪羚企业（培育）"],
-                          "级别": ["国家级"] * 3, "认定日期": ["2024-06-01"] * 3, "有效期至": [None] * 3})
+                          "级别": ["国家级", "国家级", "市级"], "认定日期": ["2024-06-01"] * 3,
+                          "有效期至": [None] * 3})
     pl.concat([honors, extra.select(honors.columns)], how="vertical").write_csv(path)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["validate", str(drop), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "1 行有 warn 级提示" in result.output
-    flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "honor_known")
-    assert flags.select("value", "row").rows() == [("瞪羚企业（培育）", str(honors.height + 4))]
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False)
+    assert flags.select("check", "value", "row").rows() == [("honor_known", "瞪羚企业（培育）",
+                                                             str(honors.height + 4))]
     readings = {r["name"]: (r["read_as"], r["rows"])
                 for r in json.loads((out / "manifest.json").read_text(encoding="utf-8"))["honor_names"]}
     assert readings == {"国家高新技术企业": ("高新技术企业", 1), "专精特新“小巨人”企业": ("专精特新小巨人", 1),
                         "瞪羚企业（培育）": (None, 1)}
+
+
+def test_a_level_other_than_the_titles_own_is_flagged_and_the_row_still_counts(tmp_path):
+    """专精特新中小企业 are granted by the provinces, 小巨人 by MIIT: 市级 专精特新 may be a city's
+    own title of the same name, so a person is asked to check; 雏鹰 (a city's title) and a row
+    without a level are not flagged."""
+    from data_contracts.derive import honor_checks
+
+    frame = pl.DataFrame({
+        "honor": ["专精特新中小企业", "江苏省专精特新中小企业", "专精特新“小巨人”企业", "专精特新小巨人",
+                  "雏鹰企业", "专精特新中小企业", "某某奖"],
+        "level": ["市级", "省级", "省级", "国家级", "市级", None, "市级"]})
+    problems = honor_checks(frame).get_column("_p_level_mismatch").to_list()
+    assert [p is not None for p in problems] == [True, False, True, False, False, False, False]
+    assert problems[0] == ("级别「市级」与专精特新中小企业的认定级别 (省级) 不符, 可能是同名的另一项地方资质; "
+                           "本行仍按专精特新中小企业计, 请核对")
+    assert "(国家级)" in problems[2]
