@@ -121,6 +121,8 @@ class Run:
     memo: str | None
     quarantine: pl.DataFrame | None
     quarantine_total: int
+    flags: pl.DataFrame | None = None   # rows accepted with a warning (flags.csv), the first ones
+    flags_total: int = 0
 
     @classmethod
     def load(cls, run_dir: Path) -> Run:
@@ -133,8 +135,9 @@ class Run:
         tables["candidates"], tables["printed"] = _candidates(run_dir / "tables" / "candidates.parquet")
         memo_path = run_dir / "memo.md"
         memo = memo_path.read_text(encoding="utf-8-sig") if memo_path.is_file() else None
-        quarantine, total = _quarantine(run_dir / "quarantine.csv")
-        return cls(manifest, tables, memo, quarantine, total)
+        quarantine, total = _findings(run_dir / "quarantine.csv")
+        flags, flags_total = _findings(run_dir / "flags.csv")
+        return cls(manifest, tables, memo, quarantine, total, flags, flags_total)
 
     def table(self, name: str) -> pl.DataFrame | None:
         """The table, or None when it is missing or has no rows."""
@@ -173,7 +176,8 @@ def _candidates(path: Path) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
             scan.filter(pl.col("rank") <= TOP_LISTED).collect())
 
 
-def _quarantine(path: Path) -> tuple[pl.DataFrame | None, int]:
+def _findings(path: Path) -> tuple[pl.DataFrame | None, int]:
+    """(the first QUARANTINE_SHOWN findings of quarantine.csv or flags.csv, how many it holds)."""
     if not path.is_file():
         return None, 0
     total = pl.scan_csv(path, infer_schema=False, encoding="utf8").select(pl.len()).collect().item()
@@ -296,6 +300,12 @@ def _fact(feature: str, value, unit: str | None) -> str:
 
 def _str(x) -> str:
     return "" if _missing(x) else str(x)
+
+
+def _identifier(x) -> str:
+    """A check id that may wrap after its underscores in a narrow column (a zero-width space
+    after each: `total_liabilities_nonnegative` ran into the next cell)."""
+    return _str(x).replace("_", "_\u200b")
 
 
 # ------------------------------------------------------------------------------ the data for typst
@@ -642,14 +652,15 @@ QUARANTINE_COLUMNS = {
     "row": ("row", _str),
     "column": ("column", _str),
     "value": ("value", _clip(40)),
-    "check": ("check", _str),
+    "check": ("check", _identifier),
     "severity": ("severity", _severity),
     "message": ("message", _clip(160)),
 }
 
 
 def quality_section(run: Run) -> dict:
-    """Appendix: rows per table, most failed checks, name-match rates, first quarantined rows."""
+    """Appendix: rows per table, most failed checks, name-match rates, first quarantined rows,
+    first rows accepted with a warning."""
     checks = run.table("checks")
     if checks is not None:
         checks = (
@@ -659,6 +670,7 @@ def quality_section(run: Run) -> dict:
         )
     rates = run.manifest.get("match_rates") or {}
     quarantine = _rows(run.quarantine, QUARANTINE_COLUMNS)
+    flags = _rows(run.flags, QUARANTINE_COLUMNS)
     return {
         "tables": _rows(run.table("quality"), QUALITY_COLUMNS),
         "checks": _rows(checks, CHECK_COLUMNS),
@@ -666,6 +678,9 @@ def quality_section(run: Run) -> dict:
         "quarantine": quarantine,
         "quarantine_total": _num(run.quarantine_total),
         "quarantine_shown": str(len(quarantine)),
+        "flags": flags,
+        "flags_total": _num(run.flags_total),
+        "flags_shown": str(len(flags)),
     }
 
 

@@ -446,6 +446,19 @@ def _quarantine_csv(path: Path, n: int) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
 
 
+def _flags_csv(path: Path, n: int) -> None:
+    """flags.csv: rows accepted with a warning (a 级别 that does not match the title)."""
+    body = pl.DataFrame({
+        "table": ["honors"] * n, "file": ["资质荣誉.csv"] * n, "row": [12 + i for i in range(n)],
+        "column": ["级别"] * n, "value": ["市级"] * n, "check": ["level_matches_title"] * n,
+        "severity": ["warn"] * n,
+        "message": [f"资质荣誉.csv 第 {12 + i} 行, 级别: 级别「市级」与专精特新中小企业的认定级别 (省级) 不符"
+                    for i in range(n)],
+    }, schema={"table": pl.Utf8, "file": pl.Utf8, "row": pl.Int64, "column": pl.Utf8, "value": pl.Utf8,
+               "check": pl.Utf8, "severity": pl.Utf8, "message": pl.Utf8}).write_csv()
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+
+
 MEMO = """# 宜兴市2025Q4梯度培育资金分配建议（草稿）
 
 本稿依据政策文件 yixing-default（版本 2026.1，2026-01-01 起执行）和本季度候选名单评分结果，
@@ -551,6 +564,7 @@ def write_run_folder(
     empty_allocation: bool = False,
     with_backtest: bool = True,
     quarantine_rows: int = 45,
+    flag_rows: int = 3,
 ) -> Path:
     """Write a run folder at run_dir and return it (created when absent)."""
     rng = np.random.default_rng(seed)
@@ -598,6 +612,7 @@ def write_run_folder(
     quality.write_parquet(tables / "quality.parquet")
     checks.write_parquet(tables / "checks.parquet")
     _quarantine_csv(run_dir / "quarantine.csv", quarantine_rows)
+    _flags_csv(run_dir / "flags.csv", flag_rows)
     glob, sample, top = _shap_tables(cands, rng)
     glob.write_parquet(tables / "shap_global.parquet")
     sample.write_parquet(tables / "shap_sample.parquet")

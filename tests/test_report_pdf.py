@@ -254,3 +254,21 @@ def test_a_firm_to_verify_shows_what_to_verify_in_its_tier_list(rendered):
     assert checked >= 5
     text = _flat(_text(rendered))
     assert "差距/待核实项" in text and "待核实" in text
+
+
+def test_appendix_lists_the_rows_accepted_with_a_warning(rendered):
+    """flags.csv's rows (accepted, to be checked) are in the appendix after the quarantined ones,
+    with their count; a run without flags says so."""
+    appendix = _flat(_text(rendered).split("附录: 数据质量")[-1].split("方法说明")[0])
+    assert "已接受但需核对的行(前3行,共3行)" in appendix
+    for row in (12, 13, 14):
+        assert f"资质荣誉.csv第{row}行,级别:级别「市级」与专精特新中小企业的认定级别(省级)不符" in appendix
+    assert appendix.index("隔离行(前30行,共45行)") < appendix.index("已接受但需核对的行")
+
+
+def test_check_ids_in_the_row_tables_may_wrap_after_underscores(rendered):
+    """A check id is one long word to typst; in the 8.5em column `total_liabilities_nonnegative`
+    ran into the next cell. A zero-width space after each underscore lets it wrap there."""
+    section = pdf.quality_section(pdf.Run.load(rendered.parent))
+    assert section["flags"][0]["check"] == "level_\u200bmatches_\u200btitle"
+    assert {r["check"] for r in section["quarantine"]} == {"营业收入为数值"}   # the fixture's, no "_"
