@@ -402,7 +402,8 @@ class PromotionModel:
         if labeled.select(in_train.any()).item() is not True:
             raise HistoryTooShort(f"数据包历史太短, 无法按时间外推验证模型。{need_text}")
         if labeled.select((in_train & (pl.col("label") == 1)).any()).item() is not True:
-            raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型")
+            raise HistoryTooShort("训练窗口中没有任何新获认定的企业 (资质荣誉表中没有认定日期落在训练期内的记录), 无法训练模型。"
+                                  "可用 --model 指定已保存的模型评分")
         seed = self.params.get("seed", 7)
         hashed = labeled
         labeled = labeled.with_columns(keys.draws(labeled, seed))

@@ -187,6 +187,16 @@ def test_a_registry_alone_is_scored_with_a_saved_model(registry_only, before_202
     assert set(scored["uscc"]) <= set(pl.read_csv(before_2024 / "candidates.csv", infer_schema=False)["uscc"])
 
 
+def test_a_drop_without_recognitions_cannot_train_and_says_to_use_a_saved_model(drop, tmp_path):
+    folder = tmp_path / "no_honors"
+    shutil.copytree(drop, folder, ignore=shutil.ignore_patterns("_synth", "资质荣誉.*"))
+    result = _run(folder, "2023Q4", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    said = _flat(result.output)
+    assert "训练窗口中没有任何新获认定的企业" in said and "可用--model指定已保存的模型评分" in said
+    assert _manifest(tmp_path / "out")["status"] == "cannot_score"
+
+
 # the output folder's warehouse keeps every drop loaded into it; a run reads its own drop
 
 
