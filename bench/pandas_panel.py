@@ -25,7 +25,7 @@ from features.panel import (
     PROJECT_FEATURES,
     PanelConfig,
 )
-from scoring.tiers import HONOR_KEYS, HONOR_NAME_NOISE, HONOR_NAME_NOTES
+from scoring.tiers import HONOR_KEYS, HONOR_NAME_NOISE, HONOR_NAME_NOTES, TITLE_TERM_YEARS
 
 FLOWS = ["revenue", "main_revenue", "profit", "net_profit", "rd_expense"]
 ANNUAL = ["revenue", "main_revenue", "rd_expense", "net_profit", "profit"]
@@ -268,7 +268,10 @@ def _honor_status(honors: pd.DataFrame, firms: pd.DataFrame, calendar: pd.DataFr
     for note in HONOR_NAME_NOTES:
         cleaned = cleaned.str.replace(note, "", regex=True)
     h["key"] = cleaned.map(names)
-    h = h[h["key"].notna() & h["recognized_on"].notna()]
+    h = h[h["key"].notna() & h["recognized_on"].notna()].copy()
+    for key, years in TITLE_TERM_YEARS.items():   # a statutory term where valid_until is missing
+        blank = (h["key"] == key) & h["valid_until"].isna()
+        h.loc[blank, "valid_until"] = h.loc[blank, "recognized_on"] + pd.DateOffset(years=years)
     if default_years is not None:
         term = pd.Timedelta(days=round(default_years * DAYS_PER_YEAR))
         h = h.assign(valid_until=h["valid_until"].fillna(h["recognized_on"] + term))

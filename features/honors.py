@@ -3,15 +3,16 @@ it was last recognised at each.
 
 Each recognition is paired with every panel quarter whose end is on or after `recognized_on`, so
 a feature of quarter q reads only recognitions dated by q's end. Held = recognised by q's end and
-`valid_until` (if given) on or after q's end. Where `valid_until` is missing the honor is held
-indefinitely unless `PanelConfig.honor_default_validity_years` sets a term.
+`valid_until` on or after q's end. Where `valid_until` is missing, a title with a statutory term
+(`scoring.tiers.TITLE_TERM_YEARS`: 创新型, 专精特新, 小巨人, 高企 — 3 years) is held for that term;
+any other is held indefinitely unless `PanelConfig.honor_default_validity_years` sets a term.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from scoring.tiers import honor_key_expr
+from scoring.tiers import TITLE_TERM_YEARS, honor_key_expr
 
 # The honor keys of docs/architecture.md, in the order of the panel's columns.
 HONOR_FEATURE_KEYS = (
@@ -28,9 +29,17 @@ def honor_key() -> pl.Expr:
     return honor_key_expr(pl.col("honor")).alias("key")
 
 
+def statutory_valid_until() -> pl.Expr:
+    """The end of the title's statutory term (`TITLE_TERM_YEARS`: the same day that many years
+    after recognition); null for a title without one."""
+    years = pl.col("key").replace_strict(TITLE_TERM_YEARS, default=None, return_dtype=pl.Int32)
+    return pl.col("recognized_on").dt.offset_by(pl.format("{}y", years))
+
+
 def held_at_quarter_end(default_validity_years: float | None) -> pl.Expr:
-    """Recognised by the quarter's end and still valid then (valid_until ≥ quarter_end)."""
-    valid_until = pl.col("valid_until")
+    """Recognised by the quarter's end and still valid then (valid_until ≥ quarter_end); without
+    valid_until, the title's statutory term, else `default_validity_years`, else held."""
+    valid_until = pl.col("valid_until").fill_null(statutory_valid_until())
     if default_validity_years is not None:
         days = round(default_validity_years * DAYS_PER_YEAR)
         valid_until = valid_until.fill_null(pl.col("recognized_on") + pl.duration(days=days))

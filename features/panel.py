@@ -62,7 +62,8 @@ class PanelConfig(BaseModel):
         "never_valid", description="a patent 失效 today: never valid (conservative, uses today's "
                                    "status for past quarters) or valid until its statutory term")
     honor_default_validity_years: float | None = Field(
-        None, gt=0, description="term of an honor without valid_until; None = held indefinitely")
+        None, gt=0, description="term of an honor without valid_until and without a statutory term "
+                               "(scoring.tiers.TITLE_TERM_YEARS); None = held indefinitely")
     prorate_completed_investment: bool = Field(
         True, description="count only the elapsed share of the year's completed project investment")
 

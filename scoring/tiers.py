@@ -68,6 +68,12 @@ TITLE_LEVELS: dict[str, str] = {
     "little_giant": "国家级", "single_champion": "国家级", "specialised_sme": "省级",
     "rd_institution_provincial": "省级",
 }
+# Statutory terms: a title written without 有效期至 is held this many years from its recognition
+# date (criteria.md §1.1: the MIIT titles are valid 3 years; §3.1: 高新技术企业 3 years). Any other
+# title without 有效期至 follows PanelConfig.honor_default_validity_years (none: held indefinitely).
+TITLE_TERM_YEARS: dict[str, int] = {
+    "innovative_sme": 3, "specialised_sme": 3, "little_giant": 3, "high_tech_enterprise": 3,
+}
 # The cleaning, as regular expressions both Polars and Python's re read the same way.
 _BATCH = r"第[一二三四五六七八九十\d]+批"
 HONOR_NAME_NOISE = r"[\s\"'“”‘’「」『』]"

@@ -10,6 +10,7 @@ import pytest
 
 from data_contracts.periods import Quarter
 from features.panel import INPUT_SCHEMAS, PanelConfig, build_panel
+from scoring.tiers import honor_key
 
 D = dt.date
 HONORS = [
@@ -68,11 +69,32 @@ def test_recognition_after_the_quarter_end_is_not_seen(panel):
     assert at(panel, "H", "2024Q3")["holds_little_giant"] is True
 
 
-def test_missing_valid_until_means_held_unless_a_default_term_is_set(panel):
-    assert at(panel, "H", "2024Q3")["holds_specialised_sme"] is True
-    term = build_panel(tables(), QUARTERS, PanelConfig(honor_default_validity_years=2))
-    assert at(term, "H", "2023Q4")["holds_specialised_sme"] is True
-    assert at(term, "H", "2024Q3")["holds_specialised_sme"] is False
+def _undated(honor: str, quarters: list[Quarter], config: PanelConfig | None = None) -> list[bool]:
+    """holds_<its key> at each quarter for one recognition on 2022-06-15 without valid_until."""
+    frames = tables()
+    frames["honors"] = pl.DataFrame([{"uscc": "H", "honor": honor, "recognized_on": D(2022, 6, 15)}],
+                                    schema=INPUT_SCHEMAS["honors"])
+    panel = build_panel(frames, quarters, config)
+    key = honor_key(honor)
+    return panel.filter(pl.col("uscc") == "H").get_column(f"holds_{key}").to_list()
+
+
+def test_missing_valid_until_of_a_title_with_a_statutory_term_ends_with_the_term():
+    """专精特新 and 高企 are valid three years (criteria.md §1.1, §3.1): recognised 2022-06-15
+    without 有效期至, held at 2025Q1's end, no longer at 2025Q2's (after 2025-06-15); a default
+    term for undated titles does not shorten a statutory one."""
+    quarters = [Quarter(2024, 3), Quarter(2025, 1), Quarter(2025, 2)]
+    assert _undated("专精特新中小企业", quarters) == [True, True, False]
+    assert _undated("高新技术企业", quarters) == [True, True, False]
+    assert _undated("专精特新中小企业", quarters, PanelConfig(honor_default_validity_years=2)) == [
+        True, True, False]
+
+
+def test_missing_valid_until_of_another_title_means_held_unless_a_default_term_is_set():
+    quarters = [Quarter(2023, 4), Quarter(2024, 3), Quarter(2026, 3)]
+    assert _undated("省级研发机构", quarters) == [True, True, True]
+    assert _undated("省级研发机构", quarters, PanelConfig(honor_default_validity_years=2)) == [
+        True, False, False]
 
 
 def test_firm_without_honors_and_unknown_names(panel):
