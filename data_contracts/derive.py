@@ -89,6 +89,17 @@ def _at(n: int, where: pl.Series, values: pl.Series, default=None) -> pl.Series:
     return column.scatter(where, values) if where.len() else column
 
 
+# Dates that cannot lie after the day the drop is checked (`as_of`): a recognition, a financing
+# round or a patent application dated later is a typo (2052 for 2025), flagged `_f_<column>_future`.
+EVENT_DATES = {"honors": ("recognized_on",), "financing": ("financed_on",), "patents": ("filed_on",)}
+
+
+def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.DataFrame:
+    """`_f_<column>_future` for each of the table's EVENT_DATES (a missing date is not flagged)."""
+    return frame.with_columns((pl.col(c) > pl.lit(as_of)).fill_null(False).alias(f"_f_{c}_future")
+                              for c in EVENT_DATES.get(table, ()))
+
+
 def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     return frame.with_columns(
         identifiers.uscc_problems(frame.get_column("uscc")).alias("_p_uscc"),

@@ -97,10 +97,13 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
         typed["filings"] = derive.filing_checks(typed["filings"], accepted_codes, quarantined_codes)
         outcome.update(session.run({"filings": typed["filings"]}))
     owners = _match_by_name(typed, good_ents, bad_ents)
+    for name in ("patents", "financing"):
+        if name in typed:
+            typed[name] = derive.events_not_future(typed[name], name, as_of)
     outcome.update(session.run({n: typed[n] for n in _MATCHED_BY_NAME if n in typed}))
     if "honors" in typed:
-        typed["honors"] = derive.honor_checks(derive.registration(typed["honors"], accepted_codes,
-                                                                  quarantined_codes))
+        typed["honors"] = derive.events_not_future(derive.honor_checks(derive.registration(
+            typed["honors"], accepted_codes, quarantined_codes)), "honors", as_of)
         outcome.update(session.run({"honors": typed["honors"]}))
     session.build_docs()
     for name, results in outcome.items():

@@ -147,6 +147,24 @@ def test_a_date_before_its_pair_names_both_dates(drop, tmp_path, file, column, v
     assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: " + says.format(other=other)
 
 
+@pytest.mark.parametrize("file,column,check,later", [
+    ("资质荣誉.csv", "认定日期", "recognized_not_future", "有效期至"),
+    ("融资.csv", "融资日期", "financed_not_future", None),
+    ("专利.csv", "申请日", "filed_not_future", "授权公告日"),
+])
+def test_an_event_dated_after_today_is_quarantined(drop, tmp_path, file, column, check, later):
+    """A recognition, round or application dated 2052 (for 2025) is a typo: quarantined with the
+    date, where before it was accepted and silently never counted."""
+    _edit_csv(drop / file, 3, column, "2052-06-01")
+    if later:  # emptied, so that only the date in question fails (not its pair's order)
+        _edit_csv(drop / file, 3, later, "")
+    out = tmp_path / "out"
+    assert _validate(drop, out).exit_code == 1
+    hit = _quarantine(out).filter(pl.col("file") == file)
+    assert hit.select("row", "column", "check").rows() == [("3", column, check)], hit
+    assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: {column} 2052-06-01 晚于今天"
+
+
 def test_rows_are_conserved(drop, tmp_path):
     _edit_csv(drop / "财务快报.csv", 7, "报告期", "2024Q5")
     out = tmp_path / "out"
