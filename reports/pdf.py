@@ -675,6 +675,10 @@ def quality_section(run: Run) -> dict:
         "tables": _rows(run.table("quality"), QUALITY_COLUMNS),
         "checks": _rows(checks, CHECK_COLUMNS),
         "match_rates": [{"table": _table_zh(t), "rate": _pct(v)} for t, v in sorted(rates.items())],
+        "honor_names": [{"name": _clip(40)(h.get("name")), "read_as": _str(h.get("read_as")) or "不参与评分",
+                         "rows": _num(h.get("rows"))}
+                        for h in (run.manifest.get("honor_names") or [])[:QUARANTINE_SHOWN]],
+        "honor_names_total": _num(len(run.manifest.get("honor_names") or [])),
         "quarantine": quarantine,
         "quarantine_total": _num(run.quarantine_total),
         "quarantine_shown": str(len(quarantine)),

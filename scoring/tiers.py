@@ -34,6 +34,7 @@ PROVINCES = (
 )
 HONOR_KEYS: dict[str, str] = {
     "高新技术企业": "high_tech_enterprise",
+    "高企": "high_tech_enterprise",                 # the everyday short name
     "国家高新技术企业": "high_tech_enterprise",
     "国家级高新技术企业": "high_tech_enterprise",
     "科技型中小企业": "tech_sme",

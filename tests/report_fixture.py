@@ -542,6 +542,8 @@ def _manifest(inputs: list[dict], n_per_tier: int) -> dict:
             "baseline_metrics": {"overall": base, **{k: {**base, "auc": 0.7} for k in TIERS}},
         },
         "match_rates": {"patents": 0.97, "projects": 0.91, "financing": 0.88, "honors": 0.995},
+        "honor_names": [{"name": "国家高新技术企业", "read_as": "高新技术企业", "rows": 37},
+                        {"name": "瞪羚企业（培育）", "read_as": None, "rows": 4}],
         "seconds": {
             "read": 0.4,
             "contracts": 1.2,

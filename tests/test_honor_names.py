@@ -22,6 +22,7 @@ from scoring.tiers import HONOR_NAME_NOISE, HONOR_NAME_NOTES, honor_key, honor_k
 
 READ_AS = [
     ("高新技术企业", "high_tech_enterprise"),
+    ("高企", "high_tech_enterprise"),
     ("国家高新技术企业", "high_tech_enterprise"),           # the common name of the national title
     ("高新技术企业（复审）", "high_tech_enterprise"),        # a review noted after the name
     ("2024年第二批高新技术企业", "high_tech_enterprise"),    # the year and batch before it

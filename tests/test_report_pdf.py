@@ -272,3 +272,9 @@ def test_check_ids_in_the_row_tables_may_wrap_after_underscores(rendered):
     section = pdf.quality_section(pdf.Run.load(rendered.parent))
     assert section["flags"][0]["check"] == "level_\u200bmatches_\u200btitle"
     assert {r["check"] for r in section["quarantine"]} == {"营业收入为数值"}   # the fixture's, no "_"
+
+
+def test_appendix_shows_how_each_written_form_of_a_title_was_read(rendered):
+    appendix = _flat(_text(rendered).split("附录: 数据质量")[-1].split("方法说明")[0])
+    assert "资质名称的读取(共2种写法)" in appendix
+    assert "国家高新技术企业高新技术企业37" in appendix and "瞪羚企业（培育）不参与评分4" in appendix
