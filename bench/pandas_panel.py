@@ -25,7 +25,13 @@ from features.panel import (
     PROJECT_FEATURES,
     PanelConfig,
 )
-from scoring.tiers import HONOR_KEYS, HONOR_NAME_NOISE, HONOR_NAME_NOTES, TITLE_TERM_YEARS
+from scoring.tiers import (
+    HONOR_KEYS,
+    HONOR_NAME_NOISE,
+    HONOR_NAME_NOTES,
+    TIER_TITLES,
+    TITLE_TERM_YEARS,
+)
 
 FLOWS = ["revenue", "main_revenue", "profit", "net_profit", "rd_expense"]
 ANNUAL = ["revenue", "main_revenue", "rd_expense", "net_profit", "profit"]
@@ -280,12 +286,16 @@ def _honor_status(honors: pd.DataFrame, firms: pd.DataFrame, calendar: pd.DataFr
         e = h[h["recognized_on"] <= q.quarter_end]
         held = e["valid_until"].isna() | (e["valid_until"] >= q.quarter_end)
         by_key = [e["uscc"], e["key"]]
-        holds = held.groupby(by_key).any().unstack(fill_value=False)
+        holds = held.groupby(by_key).any().unstack(fill_value=False).reindex(
+            columns=HONOR_FEATURE_KEYS, fill_value=False)
         days = (q.quarter_end - e["recognized_on"]).dt.days     # the latest: the fewest days
-        years = days.groupby(by_key).min().unstack() / DAYS_PER_YEAR
+        years = (days.groupby(by_key).min().unstack() / DAYS_PER_YEAR).reindex(columns=HONOR_FEATURE_KEYS)
+        for tier, titles in TIER_TITLES.items():   # a title that counts as the tier
+            holds[tier] = holds[list(titles)].any(axis=1)
+            years[tier] = years[list(titles)].min(axis=1)
         return pd.concat([
-            holds.reindex(columns=HONOR_FEATURE_KEYS, fill_value=False).add_prefix("holds_"),
-            years.reindex(columns=HONOR_FEATURE_KEYS).add_prefix("years_since_"),
+            holds.add_prefix("holds_"),
+            years.add_prefix("years_since_"),
         ], axis=1)
 
     return _per_quarter(calendar, status)

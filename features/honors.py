@@ -4,15 +4,16 @@ it was last recognised at each.
 Each recognition is paired with every panel quarter whose end is on or after `recognized_on`, so
 a feature of quarter q reads only recognitions dated by q's end. Held = recognised by q's end and
 `valid_until` on or after q's end. Where `valid_until` is missing, a title with a statutory term
-(`scoring.tiers.TITLE_TERM_YEARS`: 创新型, 专精特新, 小巨人, 高企 — 3 years) is held for that term;
-any other is held indefinitely unless `PanelConfig.honor_default_validity_years` sets a term.
+(`scoring.tiers.TITLE_TERM_YEARS`: 创新型 and 科技和创新型, 专精特新, 小巨人, 高企 — 3 years) is
+held for that term; any other is held indefinitely unless `PanelConfig.honor_default_validity_years`
+sets a term. 科技和创新型中小企业 also counts as innovative_sme (`scoring.tiers.TIER_TITLES`).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from scoring.tiers import TITLE_TERM_YEARS, honor_key_expr
+from scoring.tiers import TIER_TITLES, TITLE_TERM_YEARS, honor_key_expr
 
 # The honor keys of docs/architecture.md, in the order of the panel's columns.
 HONOR_FEATURE_KEYS = (
@@ -47,14 +48,20 @@ def held_at_quarter_end(default_validity_years: float | None) -> pl.Expr:
             & (valid_until >= pl.col("quarter_end")).fill_null(True)).alias("held")
 
 
+def _is(key: str) -> pl.Expr:
+    """The recognition is of this honor, or of a title that counts as it (`TIER_TITLES`: 科技和创新型
+    中小企业 counts as innovative_sme)."""
+    return pl.col("key").is_in(TIER_TITLES.get(key, (key,)))
+
+
 def holds(key: str) -> pl.Expr:
     """holds_<key>: the firm holds a valid recognition of this honor at the quarter's end."""
-    return ((pl.col("key") == key) & pl.col("held")).any().alias(f"holds_{key}")
+    return (_is(key) & pl.col("held")).any().alias(f"holds_{key}")
 
 
 def last_recognized(key: str) -> pl.Expr:
     """Date of the latest recognition of this honor on or before the quarter's end (internal)."""
-    return pl.col("recognized_on").filter(pl.col("key") == key).max().alias(f"last_{key}")
+    return pl.col("recognized_on").filter(_is(key)).max().alias(f"last_{key}")
 
 
 DEFAULTS = {f"holds_{k}": False for k in HONOR_FEATURE_KEYS}

@@ -128,9 +128,10 @@ def _quarter_index() -> pl.Expr:
 
 def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
     """(uscc, tier, rq): every recognition at a scored tier with the index of its quarter."""
-    from scoring.tiers import honor_key_expr
+    from scoring.tiers import TIER_TITLES, honor_key_expr
 
-    keys = honors.with_columns(honor_key_expr(pl.col("honor")).alias("tier"))
+    counts_as = {title: tier for tier, titles in TIER_TITLES.items() for title in titles}
+    keys = honors.with_columns(honor_key_expr(pl.col("honor")).replace(counts_as).alias("tier"))
     return keys.filter(pl.col("tier").is_in(list(TIERS))).with_columns(
         (pl.col("recognized_on").dt.year() * 4 + (pl.col("recognized_on").dt.month() - 1) // 3)
         .alias("rq")).select("uscc", "tier", "rq")

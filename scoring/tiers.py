@@ -73,8 +73,15 @@ TITLE_LEVELS: dict[str, str] = {
 # date (criteria.md §1.1: the MIIT titles are valid 3 years; §3.1: 高新技术企业 3 years). Any other
 # title without 有效期至 follows PanelConfig.honor_default_validity_years (none: held indefinitely).
 TITLE_TERM_YEARS: dict[str, int] = {
-    "innovative_sme": 3, "specialised_sme": 3, "little_giant": 3, "high_tech_enterprise": 3,
+    "innovative_sme": 3, "tech_innovative_sme": 3, "specialised_sme": 3, "little_giant": 3,
+    "high_tech_enterprise": 3,
 }
+# Titles that count as a tier they are not named after. From 2026-04-01 (工信部企业〔2026〕2号,
+# criteria.md §0) the entry tier innovative_sme is recognised as 科技和创新型中小企业 (rulebook
+# miit-2026-tech_innovative_sme): holding that title is holding the tier (the firm is not put
+# forward for it again) and its recognition is a new recognition at the tier (the model's label).
+# Whether it also stands for 科技型中小企业 is not settled by criteria.md, so tech_sme keeps its own.
+TIER_TITLES: dict[str, tuple[str, ...]] = {"innovative_sme": ("innovative_sme", "tech_innovative_sme")}
 # The cleaning, as regular expressions both Polars and Python's re read the same way.
 _BATCH = r"第[一二三四五六七八九十\d]+批"
 HONOR_NAME_NOISE = r"[\s\"'“”‘’「」『』]"

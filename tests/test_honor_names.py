@@ -124,3 +124,23 @@ def test_a_level_other_than_the_titles_own_is_flagged_and_the_row_still_counts(t
     assert problems[0] == ("级别「市级」与专精特新中小企业的认定级别 (省级) 不符, 可能是同名的另一项地方资质; "
                            "本行仍按专精特新中小企业计, 请核对")
     assert "(国家级)" in problems[2]
+
+
+def test_the_2026_entry_title_counts_as_the_innovative_tier():
+    """From 2026-04-01 the tier 创新型中小企业 is recognised as 科技和创新型中小企业: a firm holding it
+    is not put forward for the tier again, and its recognition is the tier's new recognition."""
+    from scoring.model import candidate_keys
+
+    honors = pl.DataFrame([{"uscc": "A", "honor": "科技和创新型中小企业", "recognized_on": dt.date(2026, 6, 20)}],
+                          schema=INPUT_SCHEMAS["honors"])
+    enterprises = pl.DataFrame([{"uscc": u, "founded_on": dt.date(2015, 1, 1)} for u in "AB"],
+                               schema=INPUT_SCHEMAS["enterprises"])
+    panel = build_panel({"enterprises": enterprises, "honors": honors}, [Quarter(2026, 1), Quarter(2026, 2)])
+    held = panel.select("uscc", "quarter", "holds_innovative_sme", "holds_tech_innovative_sme",
+                        "years_since_innovative_sme").rows()
+    assert held == [("A", "2026Q1", False, False, None),
+                    ("A", "2026Q2", True, True, (dt.date(2026, 6, 30) - dt.date(2026, 6, 20)).days / 365.25),
+                    ("B", "2026Q1", False, False, None), ("B", "2026Q2", False, False, None)]
+    innovative = candidate_keys(panel).filter(pl.col("tier") == "innovative_sme")
+    assert innovative.select("uscc", "quarter").rows() == [("A", "2026Q1"), ("B", "2026Q1"), ("B", "2026Q2")]
+    assert recognitions(honors).rows() == [("A", "innovative_sme", Quarter(2026, 2).index)]

@@ -94,7 +94,9 @@ def boundaries() -> tuple[dict[str, pl.DataFrame], list[Quarter]]:
             ("B", "瞪羚企业\u3000", D(2020, 2, 29), D(2023, 12, 30)), ("B", "瞪羚企业", D(2018, 2, 1), None),
             ("C", "雏鹰企业", None, None), ("E", None, D(2020, 1, 1), None),
             # no 有效期至: the statutory three years, ending on a quarter's end and inside a quarter
-            ("C", "创新型中小企业(2024年)", D(2021, 12, 31), None), ("B", "国家高新技术企业", D(2021, 2, 28), None)]),
+            ("C", "创新型中小企业(2024年)", D(2021, 12, 31), None), ("B", "国家高新技术企业", D(2021, 2, 28), None),
+            # the 2026 title that counts as 创新型: held, and the latest of either for years_since
+            ("A", "科技和创新型中小企业", D(2024, 6, 30), None), ("C", "科技和创新型中小企业", D(2024, 9, 30), None)]),
         "projects": rows("projects", "uscc year planned_year completed_year", [
             ("A", 2024, 1.0, None), ("A", 2024, 2.0, 0.5), ("B", 2024, None, None), ("B", None, 3.0, 3.0),
             ("C", 2025, 1.5, 1.0), ("Z", 2024, 1.0, 1.0)]),
