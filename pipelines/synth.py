@@ -13,6 +13,7 @@ quarters and tiers only. Same arguments, same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -54,6 +55,8 @@ BURN_IN_QUARTERS = 20          # simulated before the window so that honors pre-
 HORIZON = 4                    # quarters ahead in the truth
 USD_RATE = 7.1                 # 人民币 per 美元 for the generator's own comparisons
 INNOVATIVE_FROM = Quarter(2022, 3)   # 63号 (创新型中小企业) in force from 2022-08-01
+# 工信部企业〔2026〕2号: from this day the entry tier is granted as 科技和创新型中小企业
+TECH_INNOVATIVE_FROM, TECH_INNOVATIVE_NAME = dt.date(2026, 4, 1), "科技和创新型中小企业"
 _EPOCH = np.datetime64("1970-01-01", "D")
 _NEVER = np.int32(2**30)
 
@@ -1320,7 +1323,9 @@ def _honor_frame(rng, f: _Firms, events, clock: _Clock) -> pl.DataFrame:
     })
     valid = pl.when(pl.col("_years") > 0).then(pl.col("认定日期").dt.offset_by(
         pl.format("{}y", pl.col("_years")))).otherwise(None)
-    return frame.with_columns(valid.alias("有效期至")).drop("_years")
+    renamed = (pl.when((pl.col("资质名称") == "创新型中小企业") & (pl.col("认定日期") >= TECH_INNOVATIVE_FROM))
+               .then(pl.lit(TECH_INNOVATIVE_NAME)).otherwise(pl.col("资质名称")))
+    return frame.with_columns(valid.alias("有效期至"), renamed.alias("资质名称")).drop("_years")
 
 
 def _batch_days(rng, tier: np.ndarray, quarter: np.ndarray) -> np.ndarray:
@@ -1991,8 +1996,6 @@ def _write_dirty(out: Path, tables: dict[str, pl.DataFrame], f: _Firms, rng: np.
 
 def _write_titled_xlsx(path: Path, frame: pl.DataFrame, title: str, clock: _Clock) -> None:
     """A ledger as clerks keep it: a merged title row, the header, numbers as numbers."""
-    import datetime as dt
-
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path))

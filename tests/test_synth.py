@@ -422,3 +422,16 @@ def test_params_and_latent_are_written(demo_drop):
     assert params["enterprises"] == 400 and params["seed"] == 7 and params["demo"] is True
     latent = pl.read_parquet(demo_drop / "_synth" / "latent.parquet")
     assert latent.height == 400 and np.isfinite(latent["latent"].to_numpy()).all()
+
+
+def test_the_entry_tier_is_granted_under_its_2026_name_from_april_2026(tmp_path):
+    """工信部企业〔2026〕2号: from 2026-04-01 the entry tier's recognitions are 科技和创新型中小企业 (which
+    tidu counts as the 创新型中小企业 tier), before it 创新型中小企业."""
+    from pipelines.synth import synthesize
+
+    synthesize(tmp_path / "drop", enterprises=1000, quarters=8, seed=3, end_quarter=Quarter(2026, 3))
+    honors = pl.read_csv(tmp_path / "drop" / "资质荣誉.csv", infer_schema=False)
+    entry = honors.filter(pl.col("资质名称").is_in(["创新型中小企业", "科技和创新型中小企业"]))
+    after = pl.col("认定日期") >= "2026-04-01"
+    assert set(entry.filter(after)["资质名称"]) == {"科技和创新型中小企业"}
+    assert set(entry.filter(~after)["资质名称"]) == {"创新型中小企业"}
