@@ -89,9 +89,11 @@ def _at(n: int, where: pl.Series, values: pl.Series, default=None) -> pl.Series:
     return column.scatter(where, values) if where.len() else column
 
 
-# Dates that cannot lie after the day the drop is checked (`as_of`): a recognition, a financing
-# round or a patent application dated later is a typo (2052 for 2025), flagged `_f_<column>_future`.
-EVENT_DATES = {"honors": ("recognized_on",), "financing": ("financed_on",), "patents": ("filed_on",)}
+# Dates that cannot lie after the day the drop is checked (`as_of`): a founding, a recognition, a
+# financing round or a patent application dated later is a typo (2052 for 2025), flagged
+# `_f_<column>_future`.
+EVENT_DATES = {"enterprises": ("founded_on",), "honors": ("recognized_on",),
+               "financing": ("financed_on",), "patents": ("filed_on",)}
 
 
 def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.DataFrame:
@@ -101,9 +103,8 @@ def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.Dat
 
 
 def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    return frame.with_columns(
+    return events_not_future(frame, "enterprises", as_of).with_columns(
         identifiers.uscc_problems(frame.get_column("uscc")).alias("_p_uscc"),
-        (pl.col("founded_on") > pl.lit(as_of)).fill_null(False).alias("_f_founded_future"),
         # 行业代码 may be missing (the column is nullable); only a code that is written is judged.
         pl.when(pl.col("industry_code").is_not_null()).then(
             identifiers.industry_code_problems(frame.get_column("industry_code"))).alias("_p_industry_code"),

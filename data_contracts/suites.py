@@ -96,7 +96,7 @@ SUITES: dict[str, list[Check]] = {
         _e("uscc_valid", "error", "uscc", "{detail}", "null", {"derived": "_p_uscc"}),
         _e("name_present", "error", "name", "企业名称为空", "not_null"),
         _e("founded_not_future", "error", "founded_on", "成立日期 {value} 晚于今天", "false",
-           {"derived": "_f_founded_future"}),
+           {"derived": "_f_founded_on_future"}),
         _e("capital_nonnegative", "error", "registered_capital", "注册资本 {value} 为负数", "between",
            {"min": 0}),
         _e("capital_readable", "warn", "registered_capital", "{detail}", "null",
