@@ -1316,16 +1316,18 @@ def _honor_frame(rng, f: _Firms, events, clock: _Clock) -> pl.DataFrame:
     keep = np.flatnonzero(day <= clock.end_day)
     keep = keep[np.lexsort((tier[keep], firm[keep], day[keep]))]
     firm, tier, day = firm[keep], tier[keep], day[keep]
+    # the entry tier's recognitions from TECH_INNOVATIVE_FROM on carry its 2026 name (one more word)
+    entry = next(j for j, t in enumerate(TIERS) if t.key == "innovative_sme")
+    renamed = (tier == entry) & (day >= (np.datetime64(TECH_INNOVATIVE_FROM) - _EPOCH).astype(np.int64))
     frame = pl.DataFrame({
-        "统一社会信用代码": f.uscc.gather(firm), "资质名称": _words([t.honor for t in TIERS], tier),
+        "统一社会信用代码": f.uscc.gather(firm),
+        "资质名称": _words([*(t.honor for t in TIERS), TECH_INNOVATIVE_NAME], np.where(renamed, len(TIERS), tier)),
         "级别": _words([t.level for t in TIERS], tier), "认定日期": _date_series("认定日期", day),
         "_years": np.array([(t.valid_quarters or 0) // 4 for t in TIERS])[tier],
     })
     valid = pl.when(pl.col("_years") > 0).then(pl.col("认定日期").dt.offset_by(
         pl.format("{}y", pl.col("_years")))).otherwise(None)
-    renamed = (pl.when((pl.col("资质名称") == "创新型中小企业") & (pl.col("认定日期") >= TECH_INNOVATIVE_FROM))
-               .then(pl.lit(TECH_INNOVATIVE_NAME)).otherwise(pl.col("资质名称")))
-    return frame.with_columns(valid.alias("有效期至"), renamed.alias("资质名称")).drop("_years")
+    return frame.with_columns(valid.alias("有效期至")).drop("_years")
 
 
 def _batch_days(rng, tier: np.ndarray, quarter: np.ndarray) -> np.ndarray:
