@@ -12,6 +12,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from data_contracts.honors import (
+    HONOR_KEYS,
+    HONOR_NAME_NOISE,
+    HONOR_NAME_NOTES,
+    TIER_TITLES,
+    TITLE_TERM_YEARS,
+)
 from data_contracts.periods import Quarter
 from features.financing import USD
 from features.honors import HONOR_FEATURE_KEYS
@@ -24,13 +31,6 @@ from features.panel import (
     PANEL_FEATURES,
     PROJECT_FEATURES,
     PanelConfig,
-)
-from scoring.tiers import (
-    HONOR_KEYS,
-    HONOR_NAME_NOISE,
-    HONOR_NAME_NOTES,
-    TIER_TITLES,
-    TITLE_TERM_YEARS,
 )
 
 FLOWS = ["revenue", "main_revenue", "profit", "net_profit", "rd_expense"]

@@ -12,8 +12,8 @@ import polars as pl
 
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
+from data_contracts.honors import HONOR_NAMES_ZH, TITLE_LEVELS, honor_key_expr
 from data_contracts.schema import LEVELS, Table
-from scoring.tiers import HONOR_NAMES_ZH, TITLE_LEVELS, honor_key_expr
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
 QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"

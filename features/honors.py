@@ -4,16 +4,16 @@ it was last recognised at each.
 Each recognition is paired with every panel quarter whose end is on or after `recognized_on`, so
 a feature of quarter q reads only recognitions dated by q's end. Held = recognised by q's end and
 `valid_until` on or after q's end. Where `valid_until` is missing, a title with a statutory term
-(`scoring.tiers.TITLE_TERM_YEARS`: 创新型 and 科技和创新型, 专精特新, 小巨人, 高企 — 3 years) is
+(`data_contracts.honors.TITLE_TERM_YEARS`: 创新型 and 科技和创新型, 专精特新, 小巨人, 高企 — 3 years) is
 held for that term; any other is held indefinitely unless `PanelConfig.honor_default_validity_years`
-sets a term. 科技和创新型中小企业 also counts as innovative_sme (`scoring.tiers.TIER_TITLES`).
+sets a term. 科技和创新型中小企业 also counts as innovative_sme (`data_contracts.honors.TIER_TITLES`).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from scoring.tiers import TIER_TITLES, TITLE_TERM_YEARS, honor_key_expr
+from data_contracts.honors import TIER_TITLES, TITLE_TERM_YEARS, honor_key_expr
 
 # The honor keys of docs/architecture.md, in the order of the panel's columns.
 HONOR_FEATURE_KEYS = (
@@ -25,7 +25,7 @@ DAYS_PER_YEAR = 365.25
 
 
 def honor_key() -> pl.Expr:
-    """The honor key of the 资质名称 (`scoring.tiers.honor_key_expr`: the one reading of honor
+    """The honor key of the 资质名称 (`data_contracts.honors.honor_key_expr`: the one reading of honor
     names that the contracts, the labels and the panel share)."""
     return honor_key_expr(pl.col("honor")).alias("key")
 

@@ -63,7 +63,7 @@ class PanelConfig(BaseModel):
                                    "status for past quarters) or valid until its statutory term")
     honor_default_validity_years: float | None = Field(
         None, gt=0, description="term of an honor without valid_until and without a statutory term "
-                               "(scoring.tiers.TITLE_TERM_YEARS); None = held indefinitely")
+                               "(data_contracts.honors.TITLE_TERM_YEARS); None = held indefinitely")
     prorate_completed_investment: bool = Field(
         True, description="count only the elapsed share of the year's completed project investment")
 

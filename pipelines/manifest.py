@@ -75,7 +75,7 @@ class Manifest:
         self.data["match_rates"] = result.match_rates
         honors = result.accepted.get("honors")
         if honors is not None:
-            from scoring.tiers import honor_name_readings
+            from data_contracts.honors import honor_name_readings
 
             self.data["honor_names"] = honor_name_readings(honors.get_column("honor"))
         self.data["quarantine"] = {"rows": int(result.quarantine.select("table", "row").n_unique())

@@ -128,7 +128,7 @@ def _quarter_index() -> pl.Expr:
 
 def recognitions(honors: pl.DataFrame) -> pl.DataFrame:
     """(uscc, tier, rq): every recognition at a scored tier with the index of its quarter."""
-    from scoring.tiers import TIER_TITLES, honor_key_expr
+    from data_contracts.honors import TIER_TITLES, honor_key_expr
 
     counts_as = {title: tier for tier, titles in TIER_TITLES.items() for title in titles}
     keys = honors.with_columns(honor_key_expr(pl.col("honor")).replace(counts_as).alias("tier"))

@@ -8,9 +8,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from data_contracts.honors import honor_key
 from data_contracts.periods import Quarter
 from features.panel import INPUT_SCHEMAS, PanelConfig, build_panel
-from scoring.tiers import honor_key
 
 D = dt.date
 HONORS = [

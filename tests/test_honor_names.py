@@ -1,4 +1,4 @@
-"""How the drop's 资质名称 are read: one reading (`scoring.tiers.honor_key_expr`) shared by the
+"""How the drop's 资质名称 are read: one reading (`data_contracts.honors.honor_key_expr`) shared by the
 contracts, the panel's holdings, the model's labels and the pandas baseline, so that a firm that
 holds a title is never put forward for it again because its clerk wrote the name another way."""
 
@@ -13,12 +13,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from data_contracts.honors import HONOR_NAME_NOISE, HONOR_NAME_NOTES, honor_key, honor_key_expr
 from data_contracts.periods import Quarter
 from features.panel import INPUT_SCHEMAS, build_panel
 from pipelines.cli import app
 from pipelines.synth import synthesize
 from scoring.model import recognitions
-from scoring.tiers import HONOR_NAME_NOISE, HONOR_NAME_NOTES, honor_key, honor_key_expr
 
 READ_AS = [
     ("高新技术企业", "high_tech_enterprise"),
@@ -64,7 +64,7 @@ def test_the_pandas_baseline_cleans_names_as_the_panel_does():
     cleaned = pd.Series(names).str.replace(HONOR_NAME_NOISE, "", regex=True)
     for note in HONOR_NAME_NOTES:
         cleaned = cleaned.str.replace(note, "", regex=True)
-    from scoring.tiers import cleaned_honor_name
+    from data_contracts.honors import cleaned_honor_name
 
     assert cleaned.tolist() == pl.select(cleaned_honor_name(pl.Series(names))).to_series().to_list()
 

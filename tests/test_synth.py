@@ -251,7 +251,7 @@ def test_truth_is_a_probability_that_rises_with_latent_quality(city):
 
 def test_truth_matches_the_recognitions_that_happened(city):
     """Mean true probability ≈ share of candidates newly recognised within four quarters."""
-    from scoring.tiers import HONOR_KEYS
+    from data_contracts.honors import HONOR_KEYS
 
     year, q = pl.col("quarter").str.slice(0, 4), pl.col("quarter").str.slice(5)
     truth = pl.read_parquet(city / "_synth" / "truth.parquet").with_columns(
