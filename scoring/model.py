@@ -227,7 +227,7 @@ class ModelKeys:
         """Each row's subsampling draw in [0, 10⁶): a hash of its text keys and the seed, so which
         rows a subsample keeps depends on nothing else. Made `chunk` rows at a time, two chunks at
         once: Polars joins and hashes one column on one thread, and a row's draw is its own
-        (a province's ~48M labelled keys: 6.6–7.4 s on one core)."""
+        (a province's ~48M labelled keys: 6.0–7.4 s on one core, 2.9–3.2 s on two)."""
         def draw(start: int) -> pl.Series:
             return self.text(part.slice(start, chunk)).select(
                 (pl.concat_str("uscc", "quarter", "tier").hash(seed) % 1_000_000).cast(pl.UInt32)).to_series()
