@@ -102,8 +102,8 @@ def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.Dat
                               for c in EVENT_DATES.get(table, ()))
 
 
-def enterprise_checks(frame: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    return events_not_future(frame, "enterprises", as_of).with_columns(
+def enterprise_checks(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
         identifiers.uscc_problems(frame.get_column("uscc")).alias("_p_uscc"),
         # 行业代码 may be missing (the column is nullable); only a code that is written is judged.
         pl.when(pl.col("industry_code").is_not_null()).then(

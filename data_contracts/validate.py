@@ -72,13 +72,15 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
     """Derive the cross-row and cross-table checks, run the GX suites, split accepted from
     quarantined rows. `typed_tables`: `type_table`'s result per table of `inputs`."""
     as_of = as_of or dt.date.today()
-    typed = {name: typed_tables[name][0] for name in ORDER if name in typed_tables}
+    # dates that cannot lie after the check day, in every table that has them (derive.EVENT_DATES)
+    typed = {name: derive.events_not_future(typed_tables[name][0], name, as_of)
+             for name in ORDER if name in typed_tables}
     findings = [empty_findings(), *(typed_tables[name][1] for name in typed)]
     typed_tables.clear()  # the caller's dict: the typed frames live on in `typed` only
     outcome: dict = {}
     session = ContractRun(docs_dir)
     if "enterprises" in typed:
-        typed["enterprises"] = derive.enterprise_checks(typed["enterprises"], as_of)
+        typed["enterprises"] = derive.enterprise_checks(typed["enterprises"])
         outcome.update(session.run({"enterprises": typed["enterprises"]}))
     bad_enterprise_rows = _error_rows("enterprises", outcome, findings)
     ents = typed.get("enterprises", pl.DataFrame(schema={"_row": pl.Int64, "uscc": pl.Utf8,
@@ -97,13 +99,10 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
         typed["filings"] = derive.filing_checks(typed["filings"], accepted_codes, quarantined_codes)
         outcome.update(session.run({"filings": typed["filings"]}))
     owners = _match_by_name(typed, good_ents, bad_ents)
-    for name in ("patents", "financing"):
-        if name in typed:
-            typed[name] = derive.events_not_future(typed[name], name, as_of)
     outcome.update(session.run({n: typed[n] for n in _MATCHED_BY_NAME if n in typed}))
     if "honors" in typed:
-        typed["honors"] = derive.events_not_future(derive.honor_checks(derive.registration(
-            typed["honors"], accepted_codes, quarantined_codes)), "honors", as_of)
+        typed["honors"] = derive.honor_checks(derive.registration(typed["honors"], accepted_codes,
+                                                                  quarantined_codes))
         outcome.update(session.run({"honors": typed["honors"]}))
     session.build_docs()
     for name, results in outcome.items():
