@@ -502,16 +502,41 @@ def _resolve_extends(raw: dict[str, dict], name: str, seen: tuple[str, ...] = ()
     return merged
 
 
+def _use_fragments(tree: Any, fragments: dict[str, Any], missing: set[str]) -> Any:
+    """`{use: <name>}` anywhere in a rulebook stands for a copy of that fragment's node."""
+    if isinstance(tree, list):
+        return [_use_fragments(x, fragments, missing) for x in tree]
+    if isinstance(tree, dict):
+        if set(tree) == {"use"}:
+            if tree["use"] not in fragments:
+                missing.add(str(tree["use"]))
+                return tree
+            return copy.deepcopy(fragments[tree["use"]])
+        return {k: _use_fragments(v, fragments, missing) for k, v in tree.items()}
+    return tree
+
+
 def read_rulebook_files(directory: Path | str | None = None) -> list[Rulebook]:
-    """Every rulebook YAML in `directory` (all of them, alternatives included), validated."""
+    """Every rulebook YAML in `directory` (all of them, alternatives included), validated.
+
+    A file with `fragment: <name>` instead of an `id` holds one criterion (`node`) that several
+    rulebooks share, e.g. the SME size lines; a rulebook takes it with `- use: <name>`.
+    """
     directory = Path(directory) if directory is not None else RULEBOOK_DIR
     raw: dict[str, dict] = {}
     files: dict[str, Path] = {}
+    fragments: dict[str, Any] = {}
     problems: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
         if path.name == CONFIG_NAME:
             continue
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and "fragment" in doc and "id" not in doc:
+            if not isinstance(doc.get("node"), dict):
+                problems.append(f"{path.name}: fragment {doc['fragment']!r} has no node")
+            else:
+                fragments[doc["fragment"]] = doc["node"]
+            continue
         if not isinstance(doc, dict) or "id" not in doc:
             problems.append(f"{path.name}: not a rulebook (no id)")
             continue
@@ -521,8 +546,16 @@ def read_rulebook_files(directory: Path | str | None = None) -> list[Rulebook]:
             )
             continue
         raw[doc["id"]], files[doc["id"]] = doc, path
+    broken: set[str] = set()
+    for rid, doc in raw.items():
+        missing: set[str] = set()
+        raw[rid] = _use_fragments(doc, fragments, missing)
+        if missing:
+            broken.add(rid)
+            problems.append(f"{files[rid].name}: uses fragments that no file defines: "
+                            f"{', '.join(sorted(missing))}")
     books: list[Rulebook] = []
-    for rid in raw:
+    for rid in [r for r in raw if r not in broken]:   # file order, as before
         try:
             books.append(Rulebook.model_validate(_resolve_extends(raw, rid)))
         except (ValidationError, RulebookError, ValueError) as exc:

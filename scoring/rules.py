@@ -580,7 +580,11 @@ class _Texts:
             branches = self.branches(node)
             undecided = ~pl.any_horizontal([self.branch(node, i) for i in range(len(branches))])
             open_ = ~self.col(node.id, "lo") & self.col(node.id, "hi")
+            asked: set[tuple[str, str]] = set()   # cases on one column ask for it once
             for case in node.cases:
+                if (case.when.feature, case.when.label) in asked:
+                    continue
+                asked.add((case.when.feature, case.when.label))
                 self.add_review(
                     case.when,
                     case.when.label + MISSING_SUFFIX,

@@ -142,20 +142,38 @@ def test_flag_true_false_null(leaf: Flag):
     assert out["gaps"].to_list()[1] == (leaf.fail_text or f"不满足：{leaf.label}")
 
 
+# GB/T 4754-2017 codes and the 300号 sector each belongs to (None: a sector 300号 does not cover, or
+# a code that cannot tell), typed from the standard's division names, not read from the rulebooks.
+SECTOR_OF = {
+    "C3963": "industry", "B0610": "industry", "D4411": "industry", "3411": "industry", "C": "industry",
+    "A0111": "farming", "A": "farming", "E4711": "construction", "4711": "construction",
+    "F5179": "wholesale", "F5211": "retail", "G5430": "transport", "G5920": "warehousing",
+    "G6010": "postal", "H6110": "lodging_catering", "H6210": "lodging_catering", "H": "lodging_catering",
+    "I6421": "telecom", "I6513": "software", "6513": "software", "K7010": "property_development",
+    "K7020": "property_management", "L7212": "leasing_business", "K7030": "other_listed",
+    "K7090": "other_listed", "M7320": "other_listed", "N7721": "other_listed", "O8011": "other_listed",
+    "Q8510": "other_listed", "R8610": "other_listed",
+    "G5310": None,  # 铁路运输业, outside 交通运输业
+    "K70": None,    # 房地产业 without its 中类
+    "K7040": None,  # 自有房地产经营活动
+    "J6620": None, "P8331": None, "Q8411": None, "S9121": None, "I": None,
+    "C6513": None,  # letter and 大类 disagree
+}
+
+
 @pytest.mark.parametrize("leaf", _leaves(Matches))
 def test_industry_match(leaf: Matches):
-    codes = ["C3963", "B0610", "D4411", "3411", "I6513", "A0111", "4711", None]
+    """Each sector case of the SME switch takes exactly its own codes; a null code is unknown."""
+    sector = leaf.id.removeprefix("sector_")
+    codes = [*SECTOR_OF, None]
     out = evaluate_rulebook(example_panel([{leaf.feature: c} for c in codes], DAY), wrap(leaf))
-    assert [r["result"] for r in results(out, leaf.id)] == [
-        "pass",
-        "pass",
-        "pass",
-        "pass",
-        "fail",
-        "fail",
-        "fail",
-        "unknown",
-    ]
+    expected = ["pass" if SECTOR_OF[c] == sector else "fail" for c in SECTOR_OF] + ["unknown"]
+    assert [r["result"] for r in results(out, leaf.id)] == expected
+
+
+def test_every_sector_of_the_table_has_its_case():
+    cases = {leaf.values[0].id.removeprefix("sector_") for leaf in _leaves(Matches)}
+    assert cases == {s for s in SECTOR_OF.values() if s is not None}
 
 
 def test_manual_is_always_unknown_and_listed():

@@ -117,12 +117,98 @@ def test_innovative_large_firm_is_not_an_sme():
     assert row["gaps"] == "从业人员 1200 人 ≥ 1000 人 或 上年营业收入 45000 万元 ≥ 40000 万元"
 
 
-def test_innovative_non_industrial_sme_status_is_reviewed():
-    row = run("innovative_sme", Q4_2025, industry_code="I6513", employees=50, revenue_py=900,
+# 工信部联企业〔2011〕300号, typed here from the notice's text (not read from the rulebooks):
+# (sector, a code in it, its staff line or None, its money line: (feature, 万元) or None, a second
+# money line or None). A firm under any one of its lines is an SME ("或"); "以下" is strictly below.
+SME_LINES = [
+    ("工业", "C3963", 1000, ("revenue_py", 40000), None),
+    ("采矿业 (工业)", "B0610", 1000, ("revenue_py", 40000), None),
+    ("农、林、牧、渔业", "A0111", None, ("revenue_py", 20000), None),
+    ("建筑业", "E4910", None, ("revenue_py", 80000), ("total_assets", 80000)),
+    ("批发业", "F5179", 200, ("revenue_py", 40000), None),
+    ("零售业", "F5211", 300, ("revenue_py", 20000), None),
+    ("交通运输业", "G5430", 1000, ("revenue_py", 30000), None),
+    ("仓储业", "G5920", 200, ("revenue_py", 30000), None),
+    ("邮政业", "G6010", 1000, ("revenue_py", 30000), None),
+    ("住宿业", "H6110", 300, ("revenue_py", 10000), None),
+    ("餐饮业", "H6210", 300, ("revenue_py", 10000), None),
+    ("信息传输业", "I6421", 2000, ("revenue_py", 100000), None),
+    ("软件和信息技术服务业", "I6513", 300, ("revenue_py", 10000), None),
+    ("房地产开发经营", "K7010", None, ("revenue_py", 200000), ("total_assets", 10000)),
+    ("物业管理", "K7020", 1000, ("revenue_py", 5000), None),
+    ("租赁和商务服务业", "L7212", 300, ("total_assets", 120000), None),
+    ("其他未列明行业: 研究和试验发展", "M7320", 300, None, None),
+    ("其他未列明行业: 生态保护和环境治理", "N7721", 300, None, None),
+    ("其他未列明行业: 房地产中介服务", "K7030", 300, None, None),
+]
+
+
+def _at(staff, money, money2, factor: float) -> dict:
+    """A firm at `factor` times every line of its sector (other size columns far below)."""
+    firm = {"employees": 5, "revenue_py": 100, "total_assets": 100}
+    if staff is not None:
+        firm["employees"] = int(staff * factor)
+    for line in (money, money2):
+        if line is not None:
+            firm[line[0]] = line[1] * factor
+    return firm
+
+
+@pytest.mark.parametrize(("sector", "code", "staff", "money", "money2"), SME_LINES,
+                         ids=[s[0] for s in SME_LINES])
+def test_each_sector_is_judged_on_its_own_300_line(sector, code, staff, money, money2):
+    on_every_line = run("innovative_sme", Q4_2025, industry_code=code, **_at(staff, money, money2, 1.0))
+    assert result(on_every_line, "sme_size") == "fail", (sector, on_every_line["results"]["sme_size"])
+    assert on_every_line["gaps"] != ""
+    assert "中小企业划型" not in on_every_line["needs_review"]   # decided, not left to review
+    for line in [("employees", staff)] * (staff is not None) + [l for l in (money, money2) if l]:
+        below = _at(staff, money, money2, 1.0) | {line[0]: line[1] - 1}   # one line just under
+        row = run("innovative_sme", Q4_2025, industry_code=code, **below)
+        assert result(row, "sme_size") == "pass", (sector, line)
+
+
+def test_a_software_firm_is_no_sme_on_the_industrial_line_and_the_gap_says_why():
+    row = run("innovative_sme", Q4_2025, industry_code="I6513", employees=400, revenue_py=15000,
+              holds_high_tech_enterprise=True)
+    assert result(row, "sme_size") == "fail" and result(row, "direct") == "pass"
+    assert row["eligible"] is False
+    assert row["gaps"] == "从业人员 400 人 ≥ 300 人 或 上年营业收入 15000 万元 ≥ 10000 万元"
+
+
+def test_sectors_300_does_not_cover_or_cannot_tell_are_reviewed():
+    reason = "中小企业划型（行业不在工信部联企业〔2011〕300号所列行业内，或行业代码不足以判断）(需人工核实)"
+    for code in ("J6620",   # 金融业: 300号 does not cover it
+                 "G5310",   # 铁路运输业: excluded from 交通运输业
+                 "P8331",   # 教育
+                 "K70",     # 房地产业 without its 中类: 开发经营, 物业 or 自有房地产 cannot be told
+                 "C6513"):  # the letter contradicts the 大类 (65 is I): the contracts warn, rules ask
+        row = run("innovative_sme", Q4_2025, industry_code=code, employees=10, revenue_py=100,
+                  total_assets=100, holds_high_tech_enterprise=True)
+        assert result(row, "sme_size") == "unknown", code
+        assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True), code
+        assert row["needs_review"] == reason, code
+
+
+def test_a_bare_code_and_a_section_letter_alone_are_read_where_they_are_unambiguous():
+    for code, staff, expect in (("6513", 400, "fail"), ("6513", 299, "pass"),   # bare 大类 digits
+                                ("C", 999, "pass"), ("C", 1000, "fail"),       # 制造业: all 工业
+                                ("M", 300, "fail"), ("H", 299, "pass"),
+                                ("I", 10, "unknown")):                        # 信息传输 or 软件
+        row = run("innovative_sme", Q4_2025, industry_code=code, employees=staff,
+                  revenue_py=10 ** 6, total_assets=10 ** 6)
+        assert result(row, "sme_size") == expect, (code, staff)
+
+
+def test_a_missing_industry_code_is_asked_for_once():
+    row = run("innovative_sme", Q4_2025, employees=5000, revenue_py=10 ** 6, total_assets=10 ** 6,
               holds_high_tech_enterprise=True)
     assert result(row, "sme_size") == "unknown"
-    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
-    assert row["needs_review"] == "非工业企业中小企业划型（工信部联企业〔2011〕300号）(需人工核实)"
+    assert row["needs_review"].count("行业代码(数据缺失，需人工核实)") == 1, row["needs_review"]
+    small = run("innovative_sme", Q4_2025, employees=150, revenue_py=5000, total_assets=5000,
+                holds_high_tech_enterprise=True)
+    # under every sector's lines (the smallest: 批发业 200 staff, 物业 5000万, 房地产 10000万 assets)
+    # yet the else branch (a sector 300号 does not cover) is still possible without the code
+    assert result(small, "sme_size") == "unknown"
 
 
 def test_2026_entry_tier_scores_the_same_firm_with_the_transitional_rulebook():
@@ -132,7 +218,7 @@ def test_2026_entry_tier_scores_the_same_firm_with_the_transitional_rulebook():
     old, new = run("innovative_sme", Q4_2025, **firm), run("innovative_sme", Q2_2026, **firm)
     assert old["rulebook_id"] == "miit-2022-innovative_sme"
     assert new["rulebook_id"] == "miit-2026-tech_innovative_sme"
-    assert new["rulebook_version"] == "2026.0-transitional"
+    assert new["rulebook_version"] == "2026.1-transitional"
     assert (new["points"], new["eligible"]) == (old["points"], old["eligible"]) == (75, True)
 
 

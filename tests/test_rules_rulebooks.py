@@ -235,6 +235,29 @@ def test_duplicate_ids_and_bands_without_catch_all_are_rejected(tmp_path):
         )
 
 
+def _copy_rulebooks(directory: Path, *ids: str) -> None:
+    """Those rulebooks into `directory`, with the shared fragments they use."""
+    for name in [*ids, *(p.stem for p in RULEBOOK_DIR.glob("fragment-*.yaml"))]:
+        shutil.copy(RULEBOOK_DIR / f"{name}.yaml", directory)
+
+
+def test_a_fragment_no_file_defines_is_named(tmp_path):
+    shutil.copy(RULEBOOK_DIR / "miit-2022-specialised_sme.yaml", tmp_path)
+    with pytest.raises(RulebookError, match="miit-2022-specialised_sme.yaml: uses fragments that "
+                                            "no file defines: sme_size"):
+        read_rulebook_files(tmp_path)
+
+
+def test_a_fragment_is_one_node_shared_by_the_rulebooks_that_use_it():
+    books = {b.id: b for b in read_rulebook_files()}
+    users = [b for b in books.values() if any(n.id == "sme_size" for n in walk(b.tree))]
+    assert {b.id for b in users} >= {"miit-2022-innovative_sme", "miit-2022-specialised_sme",
+                                     "miit-2022-little_giant", "miit-2026-specialised_sme",
+                                     "miit-2026-little_giant", "miit-2026-tech_innovative_sme"}
+    nodes = {b.node("sme_size").model_dump_json() for b in users}
+    assert len(nodes) == 1
+
+
 def test_config_rejects_overlapping_chains(tmp_path):
     for name in RULEBOOK_DIR.glob("*.yaml"):
         shutil.copy(name, tmp_path / name.name)
@@ -258,7 +281,7 @@ def test_a_city_can_choose_an_alternative(tmp_path):
 
 
 def test_a_province_can_replace_the_local_indicators(tmp_path):
-    shutil.copy(RULEBOOK_DIR / "miit-2022-specialised_sme.yaml", tmp_path)
+    _copy_rulebooks(tmp_path, "miit-2022-specialised_sme")
     variant = {
         "id": "testprov-2022-specialised_sme",
         "extends": "miit-2022-specialised_sme",
@@ -285,7 +308,7 @@ def test_a_province_can_replace_the_local_indicators(tmp_path):
 
 
 def test_extends_with_unknown_replacement_id_fails(tmp_path):
-    shutil.copy(RULEBOOK_DIR / "miit-2022-specialised_sme.yaml", tmp_path)
+    _copy_rulebooks(tmp_path, "miit-2022-specialised_sme")
     _write(
         tmp_path,
         "v.yaml",
