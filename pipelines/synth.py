@@ -315,6 +315,24 @@ INDUSTRIES: tuple[_Industry, ...] = (
 )
 _INDUSTRY_INDEX = {ind.code: i for i, ind in enumerate(INDUSTRIES)}
 
+# 中小企业划型 (工信部联企业〔2011〕300号) for the generator's sectors, by code prefix: the lines
+# (staff, prior-year revenue 万元, assets 万元) a firm must be under one of (None: no such line).
+# The generator's own copy of the law, kept apart from tidu's rulebooks so that each checks the other.
+_SME_LINES = {"C": (1000, 40_000, None),      # 工业
+              "I65": (300, 10_000, None),     # 软件和信息技术服务业
+              "M": (300, None, None),         # 其他未列明行业 (科学研究和技术服务业)
+              "N": (300, None, None),         # 其他未列明行业 (水利、环境和公共设施管理业)
+              "F51": (200, 40_000, None),     # 批发业
+              "E": (None, 80_000, 80_000)}    # 建筑业
+
+
+def _sme_line(code: str) -> np.ndarray:
+    lines = next(v for k, v in _SME_LINES.items() if code.startswith(k))
+    return np.array([-np.inf if v is None else v for v in lines], dtype=np.float32)
+
+
+_SME_LINE = np.stack([_sme_line(ind.code) for ind in INDUSTRIES])   # (industry, 3)
+
 # 字号 characters. Excluded on purpose: 示/例 (placeholders), 易/鸿/容 (the real demo names).
 _BRAND_CHARS = np.array(list(
     "恒华宏鑫达通源瑞康泰峰嘉创德远锦润盛明凯博汇信诚聚卓越天江蓝星金龙安邦正方中宇辰阳弘昌隆兴旺"
@@ -1115,8 +1133,7 @@ def _accounts(a: _Annual, py: int) -> dict[str, np.ndarray]:
         "growth_2y": np.clip((g1 + g2) / 2, -0.9, 5).astype(f32), "rdi": rdi.astype(f32),
         "rd": a.rd[py].astype(f32), "rd3": rd3.astype(f32), "main_share": main_share.astype(f32),
         "rd_staff_share": rs.astype(f32), "emp": a.emp[py].astype(f32),
-        "assets": a.assets[py].astype(f32), "debt": a.debt[py].astype(f32),
-        "sme": (a.emp[py] < 1000) | (rev < 40_000)}
+        "assets": a.assets[py].astype(f32), "debt": a.debt[py].astype(f32)}
 
 
 _IP_COUNTS = ("inv_valid", "valid", "applied")
@@ -1133,8 +1150,10 @@ def _observables(f, accounts: dict, ip: SimpleNamespace, fin: SimpleNamespace,
                  t: int) -> SimpleNamespace:
     """What a firm shows at the start of quarter t: the last full year's accounts, IP and
     financing at the previous quarter's end (`ip`, `fin`; the honors' observable terms)."""
+    line = _SME_LINE[f.industry].T
     return SimpleNamespace(
         z=f.z.astype(np.float32), **accounts,
+        sme=(accounts["emp"] < line[0]) | (accounts["rev"] < line[1]) | (accounts["assets"] < line[2]),
         age=((int(_quarter_end(t)) - f.founded) / 365.25).astype(np.float32),
         inv=ip.inv_valid, valid_ip=ip.valid, applied=ip.applied,
         valuation=fin.valuation, raised_3y=fin.raised_3y,
