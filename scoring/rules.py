@@ -317,8 +317,16 @@ class _Compiler:
         raise TypeError(f"cannot compile {type(node).__name__}")
 
     def branch_columns(self, node: Switch) -> tuple[list[str], list[str]]:
-        """Per branch (cases, then else): 'may apply' and 'certainly applies' column names."""
-        conds = [self.cond(c.when) for c in node.cases]
+        """Per branch (cases, then else): 'may apply' and 'certainly applies' column names.
+
+        Each case's test is a column of its own, computed once before the branches read it: a
+        branch reads every case before it, so inline tests ran n²/2 times (the SME switch's 16
+        patterns made the rules stage twice as slow)."""
+        conds = []
+        for case in node.cases:
+            self.n += 1
+            self.stages[-1].append(self.cond(case.when).alias(f"__n{self.n}_when"))
+            conds.append(pl.col(f"__n{self.n}_when"))
         possible, definite = [], []
         for i in range(len(conds) + 1):
             p = [(~w).fill_null(True) for w in conds[:i]]
