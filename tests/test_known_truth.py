@@ -115,14 +115,14 @@ def test_truth_is_known_for_every_validation_row(scores):
 
 def test_model_beats_the_rule_points_baseline(scores):
     """Over all tiers by far; per tier where the rules give points. 科技型中小企业 is left out:
-    there the model only ties the rule points (0.883 vs 0.884, issue 5 stays open on it)."""
+    there the model only ties the rule points (0.881 vs 0.884, issue 5 stays open on it)."""
     table = _table(scores)
     for tier in RULE_TIERS:
         assert table[tier]["p"] > table[tier]["rules"] + 0.02, (tier, table[tier])
     assert _auc(scores, "p") > _auc(scores, "rules") + 0.1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 open: 创新型 0.031, 科技型 0.037, 雏鹰 0.038 below the truth's AUC "
+@pytest.mark.xfail(strict=True, reason="issue 5 open: 创新型 0.031, 科技型 0.039, 雏鹰 0.040 below the truth's AUC "
                                        "(docs/model.md); strict, so that meeting the bar fails here until the mark goes")
 def test_model_comes_within_003_of_the_true_probabilities(scores):
     """Issue 5's bar: on every main tier tidu's out-of-time AUC is within 0.03 of the AUC of the
