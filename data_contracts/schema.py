@@ -6,9 +6,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-# Value kinds the parser knows (data_contracts.parsing).
-TEXT, NUMBER, INTEGER, DATE, PERIOD, BOOL, USCC, NUMBER_OR_TEXT = (
-    "text", "number", "integer", "date", "period", "bool", "uscc", "number_or_text")
+# Value kinds the parser knows (data_contracts.parsing). USCC and CODE are read alike (half-width,
+# upper case, no spaces: a clerk's `ｃ 3963` is C3963); only the credit code has a check digit.
+TEXT, NUMBER, INTEGER, DATE, PERIOD, BOOL, USCC, CODE, NUMBER_OR_TEXT = (
+    "text", "number", "integer", "date", "period", "bool", "uscc", "code", "number_or_text")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ ENTERPRISES = Table("enterprises", "企业登记", ("uscc",), (
     _c("name", "企业名称", TEXT),
     _c("founded_on", "成立日期", DATE, nullable=True, aliases=("注册日期",)),
     _c("registered_capital", "注册资本", NUMBER, nullable=True, unit="万元", aliases=("注册资金",)),
-    _c("industry_code", "行业代码", TEXT, nullable=True, aliases=("国民经济行业代码",)),
+    _c("industry_code", "行业代码", CODE, nullable=True, aliases=("国民经济行业代码",)),
     _c("district", "所属板块", TEXT, nullable=True, aliases=("板块", "所属园区", "镇街")),
     _c("status", "登记状态", TEXT, nullable=True, aliases=("经营状态",)),
     _c("chain_layer", "产业链环节", TEXT, required=False, nullable=True),

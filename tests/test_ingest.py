@@ -10,7 +10,17 @@ import xlsxwriter
 
 from data_contracts import coerce as coerce_module
 from data_contracts.coerce import coerce
-from data_contracts.schema import ENTERPRISES, FILINGS, PATENTS, PERIOD, TEXT, USCC, Column, Table
+from data_contracts.schema import (
+    CODE,
+    ENTERPRISES,
+    FILINGS,
+    PATENTS,
+    PERIOD,
+    TEXT,
+    USCC,
+    Column,
+    Table,
+)
 from data_contracts.validate import TableInput, validate
 from pipelines.ingest import DropError, read_drop, read_table
 from pipelines.synth import synthesize
@@ -154,7 +164,7 @@ def test_parquet_cells_are_typed_exactly_as_their_text(tmp_path):
 
 CHECKED_KINDS = Table("cells", "cells", ("text",), (
     Column("text", "文本", TEXT, nullable=True), Column("code", "代码", USCC, nullable=True),
-    Column("period", "报告期", PERIOD, nullable=True)))
+    Column("period", "报告期", PERIOD, nullable=True), Column("industry", "行业代码", CODE, nullable=True)))
 
 
 def test_cells_kept_as_written_are_what_the_parser_returns():
@@ -162,8 +172,9 @@ def test_cells_kept_as_written_are_what_the_parser_returns():
     cells = ["甲", " 甲", "甲 ", "\ufeff甲", "甲\u3000", "a\nb", "NA", "NULL", "null", "", "—", "无",
              "91440300192203821X", "91440300192203821x", " 91440300192203821X", "９１４４", "NA1",
              "2024Q3", "2024q3", "2024Q5", "2024年三季度", "２０２４Q3", "2024-09", "12024Q3", None]
-    raw = pl.DataFrame({"_row": list(range(2, len(cells) + 2)), **{c: cells for c in ("text", "code", "period")}},
-                       schema_overrides={c: pl.Utf8 for c in ("text", "code", "period")})
+    names = ("text", "code", "period", "industry")
+    raw = pl.DataFrame({"_row": list(range(2, len(cells) + 2)), **{c: cells for c in names}},
+                       schema_overrides={c: pl.Utf8 for c in names})
     typed, findings = coerce(CHECKED_KINDS, raw, "cells.csv")
     for col in CHECKED_KINDS.columns:
         value, ok = coerce_module._parse(col.kind, raw.get_column(col.name))
@@ -171,6 +182,15 @@ def test_cells_kept_as_written_are_what_the_parser_returns():
         bad = raw.select("_row", col.name).filter(True if ok is None else ~ok)
         found = findings.filter(pl.col("column") == col.label)
         assert found.select("row", "value").rows() == (bad.rows() if ok is not None else [])
+
+
+def test_an_industry_code_is_read_as_a_code_whatever_width_case_or_spaces():
+    """行业代码 typed in a Chinese spreadsheet: full-width, lower case, a space inside."""
+    raw = pl.DataFrame({"_row": [2, 3, 4, 5, 6], "uscc": ["914403001922038216"] * 5, "name": ["甲"] * 5,
+                        "industry_code": ["Ｃ３９６３", "c3963", " I 6513 ", "6513", None]})
+    typed, findings = coerce(ENTERPRISES, raw, "企业登记.csv")
+    assert typed.get_column("industry_code").to_list() == ["C3963", "C3963", "I6513", "6513", None]
+    assert findings.filter(pl.col("column") == "行业代码").height == 0
 
 
 def test_a_drop_checks_the_same_as_parquet_and_as_csv(tmp_path):
