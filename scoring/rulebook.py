@@ -526,16 +526,21 @@ def read_rulebook_files(directory: Path | str | None = None) -> list[Rulebook]:
     raw: dict[str, dict] = {}
     files: dict[str, Path] = {}
     fragments: dict[str, Any] = {}
+    fragment_files: dict[str, Path] = {}
     problems: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
         if path.name == CONFIG_NAME:
             continue
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         if isinstance(doc, dict) and "fragment" in doc and "id" not in doc:
+            name = doc["fragment"]
             if not isinstance(doc.get("node"), dict):
-                problems.append(f"{path.name}: fragment {doc['fragment']!r} has no node")
+                problems.append(f"{path.name}: fragment {name!r} has no node")
+            elif name in fragments:
+                problems.append(f"{path.name}: fragment {name!r} already defined by "
+                                f"{fragment_files[name].name}")
             else:
-                fragments[doc["fragment"]] = doc["node"]
+                fragments[name], fragment_files[name] = doc["node"], path
             continue
         if not isinstance(doc, dict) or "id" not in doc:
             problems.append(f"{path.name}: not a rulebook (no id)")

@@ -248,6 +248,14 @@ def test_a_fragment_no_file_defines_is_named(tmp_path):
         read_rulebook_files(tmp_path)
 
 
+def test_a_fragment_defined_twice_is_named(tmp_path):
+    _copy_rulebooks(tmp_path, "miit-2022-specialised_sme")
+    shutil.copy(RULEBOOK_DIR / "fragment-sme_size.yaml", tmp_path / "fragment-sme_size-copy.yaml")
+    with pytest.raises(RulebookError, match="fragment-sme_size.yaml: fragment 'sme_size' already "
+                                            "defined by fragment-sme_size-copy.yaml"):
+        read_rulebook_files(tmp_path)
+
+
 def test_a_fragment_is_one_node_shared_by_the_rulebooks_that_use_it():
     books = {b.id: b for b in read_rulebook_files()}
     users = [b for b in books.values() if any(n.id == "sme_size" for n in walk(b.tree))]
