@@ -375,8 +375,11 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     The candidates keep them categorical to the files (as text they were ~3 GB at 1M firms,
     needs_review alone 2.25 GB); the CSV and xlsx writers write their text. The
     `criteria` JSON is not built (nothing reads it, and at ~1 kB a row it was 3 GB at 100k
-    firms). The panel goes RULE_SLICE rows at a time so that the texts of one slice at most are
-    in memory as text (each row's verdict is its own: the result is the same rows as one call)."""
+    firms). The texts are written only for each slice's latest quarter (`texts="latest"`): the
+    panel ends at the scored quarter, so that is the scored quarter wherever a slice holds it;
+    they were most of the stage's time. The panel goes RULE_SLICE rows at a time so that the
+    texts of one slice at most are in memory as text (each row's verdict is its own: the result
+    is the same rows as one call)."""
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()
@@ -387,7 +390,7 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
         rows = panel.slice(start, RULE_SLICE).filter(recent)
         if rows.height == 0 and parts:
             continue
-        part = evaluate(rows, books, details=False)
+        part = evaluate(rows, books, details=False, texts="latest")
         parts.append(part.select("uscc", "quarter", "tier", "eligible", "eligible_if_unknowns_hold", "points",
                                  *[pl.when(scored).then(pl.col(c)).cast(pl.Categorical).alias(c) for c in TEXTS]))
         del part

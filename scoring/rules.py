@@ -883,8 +883,18 @@ def _plan(lf: pl.LazyFrame, compiled: _Compiled) -> pl.LazyFrame:
     return lf.select(compiled.outputs)
 
 
-def _finish(frame: pl.DataFrame, compiled: _Compiled) -> pl.DataFrame:
+def _finish(frame: pl.DataFrame, compiled: _Compiled, texts: pl.Series | None = None) -> pl.DataFrame:
+    """The output rows; `texts` (a Boolean mask) limits `gaps` and `needs_review` to those rows
+    (null elsewhere): written for the rows that are read, they are most of the rules' time."""
     rb = compiled.rulebook
+    if texts is None:
+        gaps, review = compiled.gap_text(frame), compiled.review_text(frame)
+    else:
+        where = texts.arg_true()
+        part = frame.filter(texts)
+        blank = pl.Series([None] * frame.height, dtype=pl.Utf8)
+        gaps = blank.clone().scatter(where, compiled.gap_text(part))
+        review = blank.clone().scatter(where, compiled.review_text(part))
     return frame.select(
         "uscc",
         "quarter",
@@ -894,8 +904,8 @@ def _finish(frame: pl.DataFrame, compiled: _Compiled) -> pl.DataFrame:
         "eligible",
         "eligible_if_unknowns_hold",
         "points",
-        pl.lit(compiled.gap_text(frame)).alias("gaps"),
-        pl.lit(compiled.review_text(frame)).alias("needs_review"),
+        pl.lit(gaps).alias("gaps"),
+        pl.lit(review).alias("needs_review"),
         "criteria",
     )
 
@@ -951,6 +961,7 @@ def evaluate(
     rulebooks: Iterable[Rulebook] | None = None,
     *,
     details: bool | Literal["latest"] = "latest",
+    texts: bool | Literal["latest"] = True,
     missing: Literal["error", "null"] = "error",
 ) -> pl.DataFrame:
     """One row per (uscc, quarter, tier): eligibility under the rulebook in force at quarter_end.
@@ -961,8 +972,10 @@ def evaluate(
 
     `details` decides which rows get the `criteria` JSON, which is most of the time and memory
     (about 3 kB per row and tier): "latest" (default) the panel's latest quarter only, null for
-    earlier quarters; True every row; False none. `missing="null"` treats panel columns the rules
-    read but the panel lacks as null (unknown) instead of raising.
+    earlier quarters; True every row; False none. `texts="latest"` writes `gaps` and
+    `needs_review` for the latest quarter's rows only (null for earlier quarters, whose verdicts
+    are the same). `missing="null"` treats panel columns the rules read but the panel lacks as
+    null (unknown) instead of raising.
     """
     books = load_rulebooks() if rulebooks is None else list(rulebooks)
     panel = _with_quarter_end(panel)
@@ -991,13 +1004,17 @@ def evaluate(
             rows = rows | pl.col("quarter_end").is_null()
         part = lf.filter(rows)
         lazies.append(part if rb is None else _plan(part, compiled[(rb.id, full)]))
+    latest_quarters = (panel.filter(pl.col("quarter_end") == latest)["quarter"].cast(pl.Utf8)
+                       .unique() if texts == "latest" and latest is not None else None)
     frames = []
     for frame, (tier, rb, full, _) in zip(
         pl.collect_all(lazies, optimizations=_OPTIMIZATIONS), plans, strict=True
     ):
-        frames.append(
-            _uncovered(frame, tier) if rb is None else _finish(frame, compiled[(rb.id, full)])
-        )
+        if rb is None:
+            frames.append(_uncovered(frame, tier))
+            continue
+        rows = None if latest_quarters is None else frame["quarter"].is_in(latest_quarters)
+        frames.append(_finish(frame, compiled[(rb.id, full)], rows))
     frames = [f for f in frames if f.height] or [pl.DataFrame(schema=OUTPUT_SCHEMA)]
     return pl.concat(frames, how="vertical")
 

@@ -231,3 +231,17 @@ def test_vectorised_speed():
     full = time.perf_counter() - start
     assert out.height == 8 * 10_000
     assert lean < 5 and full < 10, (lean, full)
+
+
+def test_texts_for_the_latest_quarter_only_leave_the_verdicts_alone():
+    """`texts="latest"` (what the quarterly run asks for): the latest quarter's rows are the same as
+    with every text written; earlier rows keep their verdicts and have no texts."""
+    firms = [FIRM, {**FIRM, "employees": 1500, "revenue_py": 50000}, {**FIRM, "revenue_py": None}]
+    panel = pl.concat([example_panel(firms, dt.date(2025, 9, 30)), example_panel(firms, dt.date(2025, 12, 31))])
+    every = evaluate(panel, DEFAULTS, details=False)
+    latest = evaluate(panel, DEFAULTS, details=False, texts="latest")
+    now = pl.col("quarter") == "2025Q4"
+    assert latest.filter(now).equals(every.filter(now))
+    assert latest.filter(~now).drop("gaps", "needs_review").equals(every.filter(~now).drop("gaps", "needs_review"))
+    assert latest.filter(~now).select(pl.col("gaps", "needs_review").is_null().all()).row(0) == (True, True)
+    assert every.filter(~now & (pl.col("gaps") != "")).height > 0   # there were texts to leave out
