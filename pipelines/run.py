@@ -378,9 +378,9 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     `criteria` JSON is not built (nothing reads it, and at ~1 kB a row it was 3 GB at 100k
     firms). The texts are written only for each slice's latest quarter (`texts="latest"`): the
     panel ends at the scored quarter, so that is the scored quarter wherever a slice holds it.
-    The panel goes RULE_SLICE rows at a time, two slices at
-    once, so that the texts of two slices at most are in memory as text (each row's verdict is
-    its own: the result is the same rows as one call)."""
+    The panel goes RULE_SLICE rows at a time, two slices at once, so that the texts of two
+    slices at most are in memory as text (each row's verdict is its own: the result is the same
+    rows as one call)."""
     from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
 
     books = load_rulebooks()

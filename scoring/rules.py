@@ -885,16 +885,16 @@ def _plan(lf: pl.LazyFrame, compiled: _Compiled) -> pl.LazyFrame:
 
 def _finish(frame: pl.DataFrame, compiled: _Compiled, texts: pl.Series | None = None) -> pl.DataFrame:
     """The output rows; `texts` (a Boolean mask) limits `gaps` and `needs_review` to those rows
-    (null elsewhere): written for the rows that are read, they are most of the rules' time."""
+    (null elsewhere), so that they are written only where they are read."""
     rb = compiled.rulebook
     if texts is None:
         gaps, review = compiled.gap_text(frame), compiled.review_text(frame)
     else:
         where = texts.arg_true()
         part = frame.filter(texts)
-        blank = pl.Series([None] * frame.height, dtype=pl.Utf8)
-        gaps = blank.clone().scatter(where, compiled.gap_text(part))
-        review = blank.clone().scatter(where, compiled.review_text(part))
+        gaps = pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).scatter(where, compiled.gap_text(part))
+        review = pl.repeat(None, frame.height, dtype=pl.Utf8, eager=True).scatter(
+            where, compiled.review_text(part))
     return frame.select(
         "uscc",
         "quarter",
@@ -972,9 +972,8 @@ def evaluate(
 
     `details` decides which rows get the `criteria` JSON, which is most of the time and memory
     (about 3 kB per row and tier): "latest" (default) the panel's latest quarter only, null for
-    earlier quarters; True every row; False none. `texts="latest"` writes `gaps` and
-    `needs_review` for the latest quarter's rows only (null for earlier quarters, whose verdicts
-    are the same). `missing="null"` treats panel columns the rules read but the panel lacks as
+    earlier quarters; True every row; False none. `texts` likewise for `gaps` and `needs_review`
+    (null where not written; the verdicts are the same either way), True by default. `missing="null"` treats panel columns the rules read but the panel lacks as
     null (unknown) instead of raising.
     """
     books = load_rulebooks() if rulebooks is None else list(rulebooks)
@@ -1004,8 +1003,11 @@ def evaluate(
             rows = rows | pl.col("quarter_end").is_null()
         part = lf.filter(rows)
         lazies.append(part if rb is None else _plan(part, compiled[(rb.id, full)]))
-    latest_quarters = (panel.filter(pl.col("quarter_end") == latest)["quarter"].cast(pl.Utf8)
-                       .unique() if texts == "latest" and latest is not None else None)
+    written: pl.Series | None = None   # the quarters whose rows get texts (None: every row)
+    if texts is False or (texts == "latest" and latest is None):
+        written = pl.Series([], dtype=pl.Utf8)
+    elif texts == "latest":
+        written = panel.filter(pl.col("quarter_end") == latest)["quarter"].cast(pl.Utf8).unique()
     frames = []
     for frame, (tier, rb, full, _) in zip(
         pl.collect_all(lazies, optimizations=_OPTIMIZATIONS), plans, strict=True
@@ -1013,7 +1015,7 @@ def evaluate(
         if rb is None:
             frames.append(_uncovered(frame, tier))
             continue
-        rows = None if latest_quarters is None else frame["quarter"].is_in(latest_quarters)
+        rows = None if written is None else frame["quarter"].is_in(written)
         frames.append(_finish(frame, compiled[(rb.id, full)], rows))
     frames = [f for f in frames if f.height] or [pl.DataFrame(schema=OUTPUT_SCHEMA)]
     return pl.concat(frames, how="vertical")

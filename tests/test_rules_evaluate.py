@@ -245,3 +245,11 @@ def test_texts_for_the_latest_quarter_only_leave_the_verdicts_alone():
     assert latest.filter(~now).drop("gaps", "needs_review").equals(every.filter(~now).drop("gaps", "needs_review"))
     assert latest.filter(~now).select(pl.col("gaps", "needs_review").is_null().all()).row(0) == (True, True)
     assert every.filter(~now & (pl.col("gaps") != "")).height > 0   # there were texts to leave out
+
+
+def test_no_texts_leaves_every_text_null_and_the_verdicts_alone():
+    panel = example_panel([FIRM, {**FIRM, "employees": 1500, "revenue_py": 50000}])
+    every, none = (evaluate(panel, DEFAULTS, details=False, texts=t) for t in (True, False))
+    assert none.drop("gaps", "needs_review").equals(every.drop("gaps", "needs_review"))
+    assert none.select(pl.col("gaps", "needs_review").is_null().all()).row(0) == (True, True)
+    assert every.filter(pl.col("gaps") != "").height > 0
