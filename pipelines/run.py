@@ -451,7 +451,15 @@ def model_keys(panel: pl.DataFrame, rules: pl.DataFrame, honors: pl.DataFrame, q
     model_rows with make_labels — built a tier at a time from the panel's holdings, so that a
     province's ~60M rows never exist as text keys (those and their joins outgrew 20 GB at 1M firms).
     The rule verdict stays in `rules`; the model joins it to the rows it keeps (validation)."""
-    from scoring.model import HORIZON, TIER_KEYS, ModelKeys, _quarter_index, firm_numbers, recognitions, tier_code
+    from scoring.model import (
+        HORIZON,
+        TIER_KEYS,
+        ModelKeys,
+        _quarter_index,
+        firm_numbers,
+        recognitions,
+        tier_code,
+    )
 
     uscc = panel.get_column("uscc")
     firms = uscc.unique(maintain_order=True)
