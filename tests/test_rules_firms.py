@@ -143,26 +143,26 @@ SME_LINES = [
 ]
 
 
-def _at(staff, money, money2, factor: float) -> dict:
-    """A firm at `factor` times every line of its sector (other size columns far below)."""
-    firm = {"employees": 5, "revenue_py": 100, "total_assets": 100}
-    if staff is not None:
-        firm["employees"] = int(staff * factor)
-    for line in (money, money2):
-        if line is not None:
-            firm[line[0]] = line[1] * factor
-    return firm
+def _lines(staff, money, money2) -> list[tuple[str, float]]:
+    """A sector's lines as (feature, value)."""
+    return [line for line in (None if staff is None else ("employees", staff), money, money2) if line]
+
+
+def _on_every_line(lines: list[tuple[str, float]]) -> dict:
+    """A firm exactly at each of its sector's lines (its other size columns far below them)."""
+    return {"employees": 5, "revenue_py": 100, "total_assets": 100} | dict(lines)
 
 
 @pytest.mark.parametrize(("sector", "code", "staff", "money", "money2"), SME_LINES,
                          ids=[s[0] for s in SME_LINES])
 def test_each_sector_is_judged_on_its_own_300_line(sector, code, staff, money, money2):
-    on_every_line = run("innovative_sme", Q4_2025, industry_code=code, **_at(staff, money, money2, 1.0))
+    lines = _lines(staff, money, money2)
+    on_every_line = run("innovative_sme", Q4_2025, industry_code=code, **_on_every_line(lines))
     assert result(on_every_line, "sme_size") == "fail", (sector, on_every_line["results"]["sme_size"])
     assert on_every_line["gaps"] != ""
     assert "中小企业划型" not in on_every_line["needs_review"]   # decided, not left to review
-    for line in [("employees", staff)] * (staff is not None) + [l for l in (money, money2) if l]:
-        below = _at(staff, money, money2, 1.0) | {line[0]: line[1] - 1}   # one line just under
+    for line in lines:
+        below = _on_every_line(lines) | {line[0]: line[1] - 1}   # one line just under
         row = run("innovative_sme", Q4_2025, industry_code=code, **below)
         assert result(row, "sme_size") == "pass", (sector, line)
 
