@@ -166,8 +166,9 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
 # Cells that their kind's parser returns as they are (unless they are a missing marker): text
 # without space or BOM at either end; a credit code or other code of digits and capitals; a period
 # as 2024Q3.
-_WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff](?:.*[^\s\ufeff])?$", USCC: r"^[0-9A-Z]+$",
-                      CODE: r"^[0-9A-Z]+$", PERIOD: r"^[0-9]{4}Q[1-4]$"}
+_CODE_KINDS = (USCC, CODE)   # read alike: half-width, upper case, no spaces
+_WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff](?:.*[^\s\ufeff])?$", PERIOD: r"^[0-9]{4}Q[1-4]$",
+                      **dict.fromkeys(_CODE_KINDS, r"^[0-9A-Z]+$")}
 
 
 def _as_written(kind: str, raw: pl.Series) -> pl.Series:
@@ -191,7 +192,7 @@ def _parse(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     if kind == BOOL:
         return parsing.parse_bool(raw)
     text = parsing.clean_text(raw)
-    if kind in (USCC, CODE):  # upper case, half-width, no inner spaces; validity is checked later
+    if kind in _CODE_KINDS:  # upper case, half-width, no inner spaces; validity is checked later
         return text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase(), None
     return text, None
 
