@@ -1007,7 +1007,8 @@ def evaluate(
     if texts is False or (texts == "latest" and latest is None):
         written = pl.Series([], dtype=pl.Utf8)
     elif texts == "latest":
-        written = panel.filter(pl.col("quarter_end") == latest)["quarter"].cast(pl.Utf8).unique()
+        written = panel.select(pl.col("quarter").filter(pl.col("quarter_end") == latest)
+                               .cast(pl.Utf8).unique()).to_series()   # one column, not the rows
     frames = []
     for frame, (tier, rb, full, _) in zip(
         pl.collect_all(lazies, optimizations=_OPTIMIZATIONS), plans, strict=True
