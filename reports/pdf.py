@@ -26,6 +26,7 @@ import typst
 
 from reports import charts
 from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
+from reports.tables import as_typed
 from scoring.rules import MANUAL_SUFFIX, MISSING_SUFFIX
 from scoring.tiers import TIERS
 
@@ -182,7 +183,7 @@ def _findings(path: Path) -> tuple[pl.DataFrame | None, int]:
         return None, 0
     total = pl.scan_csv(path, infer_schema=False, encoding="utf8").select(pl.len()).collect().item()
     head = pl.read_csv(path, infer_schema=False, n_rows=QUARANTINE_SHOWN, encoding="utf8")
-    return head.rename(lambda c: c.lstrip("\ufeff")), int(total)
+    return as_typed(head.rename(lambda c: c.lstrip("\ufeff"))), int(total)
 
 
 # ------------------------------------------------------------------------------ charts

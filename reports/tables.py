@@ -64,6 +64,16 @@ def neutralize(frame: pl.DataFrame) -> pl.DataFrame:
         for c in hits for v in [pl.col(c).cast(pl.Utf8)])
 
 
+def as_typed(frame: pl.DataFrame) -> pl.DataFrame:
+    """`neutralize` undone, for a CSV read back to be shown where no formula can run (the PDF):
+    a cell written `'-5` reads `-5` again, as the clerk typed it. A cell typed with its own `'`
+    before a formula character would lose that `'` (one character, shown only)."""
+    marked = r"^'" + FORMULA_START.removeprefix("^")
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(marked)).then(pl.col(c).str.slice(1)).otherwise(pl.col(c)).alias(c)
+        for c, dtype in frame.schema.items() if dtype == pl.Utf8)
+
+
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     """UTF-8 with BOM so that spreadsheet software in Chinese offices opens it correctly. Written
     straight to the file (as one string, a province's 2.4 GB candidates.csv was held three times)."""

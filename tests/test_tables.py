@@ -8,7 +8,7 @@ import fastexcel
 import polars as pl
 import pytest
 
-from reports.tables import FORMULA_START, neutralize, write_candidates_xlsx, write_csv
+from reports.tables import FORMULA_START, as_typed, neutralize, write_candidates_xlsx, write_csv
 
 EVIL = '=HYPERLINK("http://x","y")'
 
@@ -18,6 +18,14 @@ def test_formula_like_text_is_neutralised_numbers_untouched():
     out = neutralize(frame)
     assert out.get_column("name").to_list() == ["'" + EVIL, "'+86 电话", "'-负", "'@at", "正常"]
     assert out.get_column("amount").to_list() == [-5.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_neutralised_csv_read_back_for_the_pdf_shows_what_was_typed(tmp_path):
+    typed = pl.DataFrame({"value": [EVIL, "-5", "+86 电话", "@at", "正常", "it's", None]})
+    path = write_csv(typed, tmp_path / "quarantine.csv")
+    read = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    assert read.get_column("value").to_list()[1] == "'-5"      # the file keeps its guard
+    assert as_typed(read).equals(typed)
 
 
 def test_categorical_text_is_neutralised_too_and_kept_coded_when_clean():
