@@ -682,6 +682,8 @@ def quality_section(run: Run) -> dict:
         "honor_names_total": _num(len(run.manifest.get("honor_names") or [])),
         "quarantine": quarantine,
         "quarantine_total": _num(run.quarantine_total),
+        # quarantine.csv has a line per finding; a data row may have several (manifest.json)
+        "quarantine_rows": _num((run.manifest.get("quarantine") or {}).get("rows")),
         "quarantine_shown": str(len(quarantine)),
         "flags": flags,
         "flags_total": _num(run.flags_total),
