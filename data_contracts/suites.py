@@ -28,7 +28,8 @@ class Check:
     id: str
     severity: str               # "error" → quarantined; "warn" → accepted and flagged
     column: str                 # canonical column shown to the clerk
-    message: str                # Chinese; {value} is the cell, {detail} a derived problem text
+    message: str                # Chinese; {value} is the cell, {detail} a derived problem text,
+                                # {as_of} the day the drop is checked against
     kind: str                   # not_null | unique | between | in_set | null | false | a_ge_b
     args: dict = field(default_factory=dict)
 
@@ -95,7 +96,7 @@ SUITES: dict[str, list[Check]] = {
         _e("uscc_present", "error", "uscc", "统一社会信用代码为空", "not_null"),
         _e("uscc_valid", "error", "uscc", "{detail}", "null", {"derived": "_p_uscc"}),
         _e("name_present", "error", "name", "企业名称为空", "not_null"),
-        _e("founded_not_future", "error", "founded_on", "成立日期 {value} 晚于今天", "false",
+        _e("founded_not_future", "error", "founded_on", "成立日期 {value} 晚于核验日 {as_of}", "false",
            {"derived": "_f_founded_on_future"}),
         _e("capital_nonnegative", "error", "registered_capital", "注册资本 {value} 为负数", "between",
            {"min": 0}),
@@ -138,7 +139,7 @@ SUITES: dict[str, list[Check]] = {
         _e("patent_type_known", "error", "patent_type", "专利类型 \"{value}\" 不是 发明/实用新型/外观设计",
            "in_set", {"values": PATENT_TYPES}),
         _e("filed_present", "error", "filed_on", "申请日为空", "not_null"),
-        _e("filed_not_future", "error", "filed_on", "申请日 {value} 晚于今天", "false",
+        _e("filed_not_future", "error", "filed_on", "申请日 {value} 晚于核验日 {as_of}", "false",
            {"derived": "_f_filed_on_future"}),
         _e("granted_after_filed", "error", "granted_on", "授权公告日 {value} 早于申请日 {other}", "a_ge_b",
            {"a": "granted_on", "b": "filed_on"}),
@@ -167,7 +168,7 @@ SUITES: dict[str, list[Check]] = {
            {"derived": "_f_no_company"}),
         _e("company_matched", "error", "company_name", "{detail}", "null", {"derived": "_p_unmatched"}),
         _e("financed_present", "error", "financed_on", "融资日期为空", "not_null"),
-        _e("financed_not_future", "error", "financed_on", "融资日期 {value} 晚于今天", "false",
+        _e("financed_not_future", "error", "financed_on", "融资日期 {value} 晚于核验日 {as_of}", "false",
            {"derived": "_f_financed_on_future"}),
         _e("round_known", "warn", "round", "轮次 \"{value}\" 不在常见轮次中", "in_set", {"values": ROUNDS}),
         _e("currency_known", "warn", "currency", "币种 \"{value}\" 不是 人民币/美元", "in_set",
@@ -186,7 +187,7 @@ SUITES: dict[str, list[Check]] = {
            {"values": LEVELS}),
         _e("level_matches_title", "warn", "level", "{detail}", "null", {"derived": "_p_level_mismatch"}),
         _e("recognized_present", "error", "recognized_on", "认定日期为空", "not_null"),
-        _e("recognized_not_future", "error", "recognized_on", "认定日期 {value} 晚于今天", "false",
+        _e("recognized_not_future", "error", "recognized_on", "认定日期 {value} 晚于核验日 {as_of}", "false",
            {"derived": "_f_recognized_on_future"}),
         _e("valid_after_recognized", "error", "valid_until", "有效期至 {value} 早于认定日期 {other}", "a_ge_b",
            {"a": "valid_until", "b": "recognized_on", "or_equal": False}),

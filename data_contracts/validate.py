@@ -8,7 +8,7 @@ rows that fail a `warn` check are kept and listed in flags.csv.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -44,6 +44,7 @@ class ValidationResult:
     counts: dict[str, dict[str, int]]
     match_rates: dict[str, float]
     checks: pl.DataFrame           # per table and check: rows failing, severity
+    checked_on: dt.date | None = None  # the day dates were checked against (none may lie after it)
 
     @property
     def error_rows(self) -> int:
@@ -70,7 +71,9 @@ def validate(inputs: dict[str, TableInput], as_of: dt.date | None = None,
 def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFrame, pl.DataFrame]],
           as_of: dt.date | None = None, docs_dir: Path | None = None) -> ValidationResult:
     """Derive the cross-row and cross-table checks, run the GX suites, split accepted from
-    quarantined rows. `typed_tables`: `type_table`'s result per table of `inputs`."""
+    quarantined rows. `typed_tables`: `type_table`'s result per table of `inputs`. `as_of`: the
+    day no founding, recognition, round or application may lie after (default today; the result
+    keeps it as `checked_on`, and a re-check of the same drop on that day finds the same)."""
     as_of = as_of or dt.date.today()
     # dates that cannot lie after the check day, in every table that has them (derive.EVENT_DATES)
     typed = {name: derive.events_not_future(typed_tables[name][0], name, as_of)
@@ -106,8 +109,9 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
         outcome.update(session.run({"honors": typed["honors"]}))
     session.build_docs()
     for name, results in outcome.items():
-        findings.append(_findings(name, inputs[name].file, typed[name], results))
-    return _split(typed, owners, _without_echoes(pl.concat(findings, how="vertical_relaxed")), inputs, outcome)
+        findings.append(_findings(name, inputs[name].file, typed[name], results, as_of))
+    result = _split(typed, owners, _without_echoes(pl.concat(findings, how="vertical_relaxed")), inputs, outcome)
+    return replace(result, checked_on=as_of)
 
 
 def _without_echoes(findings: pl.DataFrame) -> pl.DataFrame:
@@ -155,7 +159,7 @@ def _error_rows(name: str, outcome: dict, findings: list[pl.DataFrame]) -> set[i
     return rows
 
 
-def _findings(name: str, file: str, frame: pl.DataFrame, results) -> pl.DataFrame:
+def _findings(name: str, file: str, frame: pl.DataFrame, results, as_of: dt.date) -> pl.DataFrame:
     parts = []
     table = TABLES[name]
     for check, failing, _ in results:
@@ -167,7 +171,7 @@ def _findings(name: str, file: str, frame: pl.DataFrame, results) -> pl.DataFram
             pl.lit(_label(table, check.column)).alias("column"),
             _text(rows, check.column).alias("value"), pl.lit(check.id).alias("check"),
             pl.lit(check.severity).alias("severity"),
-            _message(rows, table, file, check).alias("message")))
+            _message(rows, table, file, check, as_of).alias("message")))
     return pl.concat(parts) if parts else empty_findings()
 
 
@@ -186,14 +190,17 @@ def _text(rows: pl.DataFrame, column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Utf8).str.slice(0, 200)
 
 
-def _message(rows: pl.DataFrame, table: Table, file: str, check: Check) -> pl.Expr:
-    """`企业登记.csv 第 57 行, 注册资本(万元): …` with {value}, {other}, {detail}, {label} filled."""
+def _message(rows: pl.DataFrame, table: Table, file: str, check: Check, as_of: dt.date) -> pl.Expr:
+    """`企业登记.csv 第 57 行, 注册资本(万元): …` with {value}, {other}, {detail}, {label} and {as_of}
+    filled. The check day is written as a date, never as "today": a run re-checked later (an audit,
+    `tidu verify`) must say the same."""
     pieces: list[pl.Expr] = [pl.lit(f"{file} 第 "), pl.col("_row").cast(pl.Utf8),
                              pl.lit(f" 行, {_label(table, check.column)}: ")]
     template = check.message
     tokens = {"{value}": _text(rows, check.column).fill_null("(空)"),
               "{other}": _text(rows, check.other_column).fill_null("(空)"),
               "{label}": pl.lit(_label(table, check.column)),
+              "{as_of}": pl.lit(as_of.isoformat()),
               "{detail}": (_text(rows, check.gx_column) if check.gx_column.startswith("_p_")
                            else pl.col("_first_row").cast(pl.Utf8)).fill_null("")}
     while template:

@@ -44,6 +44,20 @@ def _quarter(text: str) -> Quarter:
     return Quarter.parse(value[0])
 
 
+def _day(text: str | None) -> dt.date | None:
+    """--checked-on: a date written YYYY-MM-DD (or none: today)."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"日期应写成 YYYY-MM-DD, 例如 2026-01-15, 而不是 {text!r}") from None
+
+
+CHECKED_ON_HELP = ("核验日 YYYY-MM-DD: 成立、认定、融资、申请日期晚于这一天的行被隔离 (默认今天; "
+                   "记录在 manifest.json 的 checked_on, 复核时按同一天核验)")
+
+
 def _folder(path: Path | None) -> Path | None:
     """An --out folder: it may not exist yet, but it may not be a file."""
     if path is not None and path.exists() and not path.is_dir():
@@ -55,6 +69,7 @@ def _guard(out: Path | None, action):
     """Run an action; map known failures to exit codes without tracebacks."""
     from pipelines.ingest import DropError
     from pipelines.run import ContractFailure
+    from pipelines.verify import CannotVerify
     from scoring.errors import CannotScore
     from scoring.policy import PolicyError
 
@@ -62,6 +77,9 @@ def _guard(out: Path | None, action):
         return action()
     except DropError as e:
         err.print(f"[bold red]无法读取数据:[/] {e}")
+        raise typer.Exit(2) from None
+    except CannotVerify as e:
+        err.print(f"[bold red]无法复核:[/] {e}")
         raise typer.Exit(2) from None
     except CannotScore as e:
         err.print(f"[bold red]无法评分:[/] {e}")
@@ -122,15 +140,16 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),
         city: str = typer.Option("宜兴市", "--city", help="报告封面上的城市名"),
         seed: int = typer.Option(7, "--seed", help="随机种子 (同样的输入和种子 → 同样的输出)"),
+        checked_on: Optional[str] = typer.Option(None, "--checked-on", help=CHECKED_ON_HELP),
         no_pdf: bool = typer.Option(False, "--no-pdf", help="不生成 report.pdf")):
     """季度评分: 核验 → 入库 → 特征 → 规则 + 模型 + SHAP → 排名 → 资金分配 → 报告。"""
     from pipelines.run import RunOptions, run_quarter
 
-    q = _quarter(quarter)
+    q, day = _quarter(quarter), _day(checked_on)
     if not drop.is_dir():
         err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
         raise typer.Exit(2)
-    opts = RunOptions(drop, q, out, policy, model, city=city, seed=seed, render_pdf=not no_pdf)
+    opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf)
     manifest = _guard(out, lambda: run_quarter(opts))
     _summary(out, manifest.data)
 
@@ -153,17 +172,19 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", help="输出文件�
 
 @app.command()
 def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
-             out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)", callback=_folder)):
+             out: Path = typer.Option(Path("out/validate"), "--out", help="输出文件夹 (quarantine.csv、Data Docs)", callback=_folder),
+             checked_on: Optional[str] = typer.Option(None, "--checked-on", help=CHECKED_ON_HELP)):
     """只做数据核验。没有 error 级问题时退出码 0, 否则 1。"""
     from pipelines.manifest import Manifest
     from pipelines.run import Timer, check_drop
 
+    day = _day(checked_on)
     if not drop.is_dir():
         err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
         raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
-    loaded, result = _guard(out, lambda: check_drop(drop, out, None, timer))
+    loaded, result = _guard(out, lambda: check_drop(drop, out, day, timer))
     manifest = Manifest({"command": "validate", "drop": str(drop)})
     manifest.record_inputs(loaded, result)
     manifest.finish(out, timer.seconds, status="ok" if result.error_rows == 0 else "contract_failed")
@@ -201,6 +222,42 @@ def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含�
         rr, rt = row["recall_rules"], row["recall_tidu"]
         out_console.print(f"{row['tier']}: 前 50 名召回率 规则 {_pct(rr)} · tidu {_pct(rt)} (后续新认定 {row['positives']} 家)")
     out_console.print(f"详见 {out / 'backtest.csv'}")
+
+
+@app.command()
+def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文件夹 (含 manifest.json)"),
+           drop: Path = typer.Option(..., "--drop", help="该次运行读取的数据包文件夹"),
+           out: Path = typer.Option(Path("out/verify"), "--out", help="重新运行的输出文件夹", callback=_folder),
+           policy: Optional[Path] = typer.Option(None, "--policy", help="原运行使用的资金政策文件 (原运行用内置政策时不填)"),
+           model: Optional[Path] = typer.Option(None, "--model", help="原运行使用的已保存模型文件夹 (原运行自行训练时不填)")):
+    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0, 否则 1。"""
+    from pipelines.verify import verify as verify_run
+
+    if not drop.is_dir():
+        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
+    if out.resolve() == run.resolve():
+        err.print(f"[bold red]无法复核:[/] 重新运行的输出文件夹不能是被复核的文件夹 {run}; 请用 --out 另选一个")
+        raise typer.Exit(2)
+    found = _guard(out, lambda: verify_run(run, drop, out, policy, model))
+    if found.inputs:
+        err.print("[bold red]数据包与原运行读取的文件不一致, 未重新运行:[/]")
+        for line in found.inputs:
+            err.print(f"  {line}")
+        raise typer.Exit(1)
+    for o in found.outputs:
+        mark = "一致" if o["same"] else "[bold red]不一致[/]"
+        recorded = (o["recorded"] or "(原运行没有此文件)")[:16]
+        again = (o["again"] or "(复核没有生成此文件)")[:16]
+        out_console.print(f"{o['file']:<16} 原 {recorded}  复核 {again}  {mark}")
+    for line in found.edited:
+        err.print(f"[bold red]{line}[/]")
+    for note in found.notes:
+        out_console.print(f"注意: {note}")
+    if not found.same:
+        err.print(f"[bold red]复核未通过:[/] 有输出与原运行的记录不同; 重新运行的结果在 {out}")
+        raise typer.Exit(1)
+    out_console.print(f"复核通过: {len(found.outputs)} 个输出文件与原运行逐字节一致 (sha256)。重新运行的结果在 {out}")
 
 
 def _pct(x) -> str:

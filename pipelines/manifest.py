@@ -1,7 +1,9 @@
 """The run manifest: what went in (with hashes), what rules and model were used, what came out.
 
-An auditor reproduces a list from its inputs with this file: the input files' sha256, the
-rulebook ids and versions, the model id, window and metrics, the seed and the package version.
+An auditor reproduces a list from its inputs with this file: the input files' sha256, the day
+their dates were checked against, the rulebook ids and versions, the model id, window and metrics,
+the seed, the run's settings, the package version, and each output's sha256 (`tidu verify` runs
+it again from them and compares).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Manifest:
              **({"sheet": raw.sheet} if raw.sheet is not None else {}),
              **result.counts[name]}
             for name, raw in drop.tables.items()]
+        if result.checked_on is not None:   # what `tidu verify` checks the drop against again
+            self.data["checked_on"] = result.checked_on.isoformat()
         self.data["ignored_files"] = drop.ignored_files
         self.data["missing_tables"] = drop.missing_tables
         self.data["match_rates"] = result.match_rates
@@ -81,6 +85,18 @@ class Manifest:
         self.data["quarantine"] = {"rows": int(result.quarantine.select("table", "row").n_unique())
                                    if result.quarantine.height else 0,
                                    "findings": result.quarantine.height, "flags": result.flags.height}
+
+    def record_settings(self, policy: Path | None, model: Path | None, pdf: bool) -> None:
+        """The run's options beyond quarter, city and seed, as `tidu verify` needs them to run it
+        again: the policy file (its name and sha256; none: the built-in policy), the saved model's
+        folder (none: trained by the run itself) and whether the PDF was made."""
+        self.data["settings"] = {
+            # (a policy file that cannot be read is reported when the allocation loads it)
+            "policy": None if policy is None else {
+                "file": policy.name, "sha256": file_sha256(policy) if policy.is_file() else None},
+            "saved_model": None if model is None else model.name,
+            "pdf": pdf,
+        }
 
     def file_of(self, table: str) -> str | None:
         return next((i["file"] for i in self.data.get("inputs", []) if i["table"] == table), None)

@@ -54,7 +54,7 @@ class RunOptions:
     out: Path
     policy: Path | None = None
     model: Path | None = None
-    as_of: dt.date | None = None
+    as_of: dt.date | None = None   # the day the drop's dates are checked against (None: today)
     city: str = "宜兴市"
     seed: int = 7
     render_pdf: bool = True
@@ -139,6 +139,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
     (out / "tables").mkdir(exist_ok=True)
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
+    manifest.record_settings(opts.policy, opts.model, opts.render_pdf)
     try:
         return _score_quarter(opts, manifest, timer)
     except CannotScore as e:   # the manifest says why nothing was scored

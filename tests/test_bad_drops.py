@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -158,11 +160,14 @@ def test_an_event_dated_after_today_is_quarantined(drop, tmp_path, file, column,
     _edit_csv(drop / file, 3, column, "2052-06-01")
     if later:  # emptied, so that only the date in question fails (not its pair's order)
         _edit_csv(drop / file, 3, later, "")
-    out = tmp_path / "out"
+    out, before = tmp_path / "out", dt.date.today()
     assert _validate(drop, out).exit_code == 1
     hit = _quarantine(out).filter(pl.col("file") == file)
     assert hit.select("row", "column", "check").rows() == [("3", column, check)], hit
-    assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: {column} 2052-06-01 晚于今天"
+    # the check day is today, written as a date (the same words when the run is re-checked later)
+    checked_on = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["checked_on"]
+    assert before.isoformat() <= checked_on <= dt.date.today().isoformat()
+    assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: {column} 2052-06-01 晚于核验日 {checked_on}"
 
 
 def test_rows_are_conserved(drop, tmp_path):

@@ -1,0 +1,153 @@
+"""`tidu verify`: an auditor runs a finished run again from its manifest and its drop, and every
+output must come out byte for byte as recorded — or the difference is named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.synth import synthesize
+
+runner = CliRunner()
+CHECK_DAY = "2026-01-15"
+LATER = "2026-02-01"   # a round dated after the check day, before the day the tests run
+
+
+def _invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result, result.output.replace("\n", "")   # rich wraps at the terminal width
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Path, Path]:
+    """A small city's drop with one financing round dated LATER, run with the check day
+    CHECK_DAY (the round is quarantined then; checked today it would be accepted)."""
+    base = tmp_path_factory.mktemp("verify")
+    drop, run = base / "drop", base / "run"
+    synthesize(drop, enterprises=600, quarters=12, seed=3)
+    rounds = drop / "融资.csv"
+    lines = rounds.read_text(encoding="utf-8-sig").splitlines()
+    cells = lines[1].split(",")
+    cells[2], cells[3] = LATER, "A轮"
+    rounds.write_text("\n".join([*lines, ",".join(cells)]) + "\n", encoding="utf-8-sig")
+    result, said = _invoke("run", str(drop), "--quarter", "2025Q4", "--out", str(run),
+                           "--checked-on", CHECK_DAY, "--no-pdf")
+    assert result.exit_code == 0, said
+    return drop, run
+
+
+def _verdicts(output: str) -> dict[str, str]:
+    """file → 一致 / 不一致, from verify's table (a line per output: file, both sha256, verdict)."""
+    return {line.split()[0]: line.split()[-1] for line in output.splitlines()
+            if line.split() and line.split()[-1] in ("一致", "不一致") and " 原 " in line}
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_the_manifest_records_the_check_day_and_settings(recorded):
+    _, run = recorded
+    manifest = _manifest(run)
+    assert manifest["checked_on"] == CHECK_DAY
+    assert manifest["settings"] == {"policy": None, "saved_model": None, "pdf": False}
+    hit = pl.read_csv(run / "quarantine.csv", infer_schema=False).filter(pl.col("value") == LATER)
+    assert hit.get_column("message").to_list() == [
+        f"融资.csv 第 46 行, 融资日期: 融资日期 {LATER} 晚于核验日 {CHECK_DAY}"]
+
+
+def test_a_run_verified_from_its_manifest_gives_every_output_again(recorded, tmp_path):
+    drop, run = recorded
+    again = tmp_path / "again"
+    result, said = _invoke("verify", str(run), "--drop", str(drop), "--out", str(again))
+    assert result.exit_code == 0, said
+    recorded_outputs = _manifest(run)["outputs"]
+    assert set(recorded_outputs) == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv",
+                                     "candidates.xlsx", "memo.md"}
+    assert _verdicts(result.output) == dict.fromkeys(recorded_outputs, "一致")
+    assert f"复核通过: {len(recorded_outputs)} 个输出文件" in said
+    for name, digest in recorded_outputs.items():
+        assert _manifest(again)["outputs"][name] == digest, name
+    # checked against the recorded day, not the day of the check
+    assert _manifest(again)["checked_on"] == CHECK_DAY
+    assert (again / "quarantine.csv").read_bytes() == (run / "quarantine.csv").read_bytes()
+
+
+def test_checked_today_the_same_drop_gives_another_quarantine(recorded, tmp_path):
+    """Why the check day is recorded: today the round is no longer in the future."""
+    drop, run = recorded
+    result, said = _invoke("validate", str(drop), "--out", str(tmp_path / "today"))
+    assert result.exit_code == 0, said
+    assert LATER not in (tmp_path / "today" / "quarantine.csv").read_text(encoding="utf-8-sig")
+    assert LATER in (run / "quarantine.csv").read_text(encoding="utf-8-sig")
+
+
+def test_a_changed_or_missing_input_is_named_and_nothing_is_run(recorded, tmp_path):
+    drop, run = recorded
+    changed = tmp_path / "drop"
+    shutil.copytree(drop, changed)
+    rounds = changed / "融资.csv"
+    rounds.write_text(rounds.read_text(encoding="utf-8-sig").replace(",610,", ",611,", 1), encoding="utf-8-sig")
+    (changed / "重点项目.csv").unlink()
+    again = tmp_path / "again"
+    result, said = _invoke("verify", str(run), "--drop", str(changed), "--out", str(again))
+    assert result.exit_code == 1, said
+    assert "融资.csv 与原运行读取的文件不同" in said
+    assert "数据包中没有 重点项目.csv" in said
+    assert "专利.csv" not in said   # unchanged files are not named
+    assert not (again / "manifest.json").exists()
+
+
+def test_an_output_edited_after_the_run_fails_verification(recorded, tmp_path):
+    drop, run = recorded
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    with open(copy / "allocation.csv", "a", encoding="utf-8") as fh:
+        fh.write("91320200000000000X,某企业,创新型中小企业,先投后股,500,\n")
+    result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "again"))
+    assert result.exit_code == 1, said
+    assert "原运行文件夹中的 allocation.csv 与 manifest.json 记录的不一致 (运行后被改动过)" in said
+    assert "复核未通过" in said
+    # the re-run itself matches the record, the edited file included
+    assert _verdicts(result.output) == dict.fromkeys(_manifest(run)["outputs"], "一致")
+
+
+@pytest.mark.parametrize("edit,args,needle", [
+    (lambda m: m.pop("checked_on"), [], "缺少 checked_on"),
+    (lambda m: m.update(status="contract_failed"), [], "没有正常完成"),
+    (lambda m: m["settings"].update(policy={"file": "宜兴2026.yaml", "sha256": "0" * 64}), [],
+     "请用 --policy 指定该文件"),
+    (lambda m: m["settings"].update(saved_model="model"), [], "请用 --model 指定该模型文件夹"),
+    (lambda m: None, ["--model", "somewhere"], "不应指定 --model"),
+])
+def test_what_the_run_used_must_be_given_again(recorded, tmp_path, edit, args, needle):
+    drop, run = recorded
+    copy = tmp_path / "run"
+    copy.mkdir()
+    manifest = _manifest(run)
+    edit(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "again"), *args)
+    assert result.exit_code == 2, said
+    assert needle in said and "无法复核" in said
+
+
+def test_verify_does_not_write_into_the_run_it_checks(recorded):
+    drop, run = recorded
+    result, said = _invoke("verify", str(run), "--drop", str(drop), "--out", str(run))
+    assert result.exit_code == 2, said
+    assert "不能是被复核的文件夹" in said
+
+
+def test_a_bad_check_day_is_refused(recorded, tmp_path):
+    drop, _ = recorded
+    result, said = _invoke("validate", str(drop), "--out", str(tmp_path / "v"), "--checked-on", "2026/13/01")
+    assert result.exit_code == 2
+    assert "日期应写成 YYYY-MM-DD" in said
