@@ -15,6 +15,7 @@ from pipelines.cli import app
 from pipelines.synth import synthesize
 
 runner = CliRunner()
+POLICY = Path(__file__).resolve().parents[1] / "scoring" / "policies" / "default.yaml"
 CHECK_DAY = "2026-01-15"
 LATER = "2026-02-01"   # a round dated after the check day, before the day the tests run
 
@@ -124,6 +125,9 @@ def test_an_output_edited_after_the_run_fails_verification(recorded, tmp_path):
     (lambda m: m.update(status="contract_failed"), [], "没有正常完成"),
     (lambda m: m["settings"].update(policy={"file": "宜兴2026.yaml", "sha256": "0" * 64}), [],
      "请用 --policy 指定该文件"),
+    (lambda m: m["settings"].update(policy={"file": "default.yaml", "sha256": "0" * 64}),
+     ["--policy", str(POLICY)], "内容不同"),
+    (lambda m: None, ["--policy", str(POLICY)], "不应指定 --policy"),
     (lambda m: m["settings"].update(saved_model="model"), [], "请用 --model 指定该模型文件夹"),
     (lambda m: None, ["--model", "somewhere"], "不应指定 --model"),
 ])
@@ -137,6 +141,21 @@ def test_what_the_run_used_must_be_given_again(recorded, tmp_path, edit, args, n
     result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "again"), *args)
     assert result.exit_code == 2, said
     assert needle in said and "无法复核" in said
+
+
+def test_a_run_scored_with_a_saved_model_is_verified_with_that_model(recorded, tmp_path):
+    """The bureau scores with the model its run trained (`--model`); the auditor gives the same."""
+    drop, run = recorded
+    scored = tmp_path / "scored"
+    result, said = _invoke("run", str(drop), "--quarter", "2025Q4", "--out", str(scored), "--model",
+                           str(run / "model"), "--checked-on", CHECK_DAY, "--no-pdf")
+    assert result.exit_code == 0, said
+    assert _manifest(scored)["settings"]["saved_model"] == "model"
+    result, said = _invoke("verify", str(scored), "--drop", str(drop), "--out", str(tmp_path / "again"),
+                           "--model", str(run / "model"))
+    assert result.exit_code == 0, said
+    assert _verdicts(result.output) == dict.fromkeys(_manifest(scored)["outputs"], "一致")
+    assert _manifest(tmp_path / "again")["model"]["id"] == _manifest(run)["model"]["id"]
 
 
 def test_verify_does_not_write_into_the_run_it_checks(recorded):
