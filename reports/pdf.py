@@ -743,6 +743,7 @@ def methods_section(run: Run) -> dict:
         "metric_names": [label for _, label, _ in METRICS],
         "rank_rule": _str(m.get("rank_rule")),
         "likely_rule": LIKELY_RULE,
+        "checked_on": _str(m.get("checked_on")),
         "inputs": _rows(inputs, INPUT_COLUMNS),
         "package_version": _str(m.get("package_version")),
     }
