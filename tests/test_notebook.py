@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -21,10 +22,13 @@ def test_notebook_runs_headless_on_the_demo_city(demo_drop, tmp_path):
     out = tmp_path / "nb_out"
     executed = tmp_path / "executed.ipynb"
     papermill.execute_notebook(str(NOTEBOOK), str(executed), kernel_name="python3", progress_bar=False,
-                               parameters={"quarter": "2025Q4", "drop": str(demo_drop), "out": str(out)},
+                               parameters={"quarter": "2025Q4", "drop": str(demo_drop), "out": str(out),
+                                           "checked_on": "2026-03-01"},
                                cwd=str(tmp_path))
     nb = nbformat.read(executed, as_version=4)
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
                    for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "运行完成" in text and "分配总额" in text
     assert (out / "report.pdf").exists() and (out / "candidates.xlsx").exists()
+    # the check day given in the parameters is the run's (tidu demo's day: the same lists)
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["checked_on"] == "2026-03-01"
