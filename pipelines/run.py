@@ -26,7 +26,7 @@ from data_contracts.schema import TABLES
 from data_contracts.validate import ORDER, TableInput, ValidationResult, judge, type_table
 from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
-from pipelines.manifest import Manifest, peak_rss_mb
+from pipelines.manifest import OUTPUT_FILES, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import write_candidates_xlsx, write_csv
 from scoring.errors import CannotScore, HistoryTooShort, QuarterAfterDrop, SavedModelUnusable
@@ -137,6 +137,11 @@ def run_quarter(opts: RunOptions) -> Manifest:
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
+    # An earlier run's lists in a reused folder go first: the manifest lists (and hashes) the
+    # outputs in the folder, so a report.pdf left from a run with the PDF sat beside a --no-pdf
+    # run's lists as if it were its own (and a run that stops early left the old lists standing).
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
     manifest.record_settings(opts.policy, opts.model, opts.render_pdf)

@@ -67,8 +67,11 @@ def test_the_manifest_records_the_check_day_and_settings(recorded):
 def test_a_run_verified_from_its_manifest_gives_every_output_again(recorded, tmp_path):
     drop, run = recorded
     again = tmp_path / "again"
+    again.mkdir()   # a folder used before: an earlier run's PDF there is not this run's output
+    (again / "report.pdf").write_bytes(b"%PDF-1.7 from an earlier run")
     result, said = _invoke("verify", str(run), "--drop", str(drop), "--out", str(again))
     assert result.exit_code == 0, said
+    assert not (again / "report.pdf").exists()
     recorded_outputs = _manifest(run)["outputs"]
     assert set(recorded_outputs) == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv",
                                      "candidates.xlsx", "memo.md"}
