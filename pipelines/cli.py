@@ -45,13 +45,17 @@ def _quarter(text: str) -> Quarter:
 
 
 def _day(text: str | None) -> dt.date | None:
-    """--checked-on: a date written YYYY-MM-DD (or none: today)."""
+    """--checked-on: a date written YYYY-MM-DD, not after today (or none: today). A later day
+    would let dates that cannot have happened yet pass the check."""
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         raise typer.BadParameter(f"日期应写成 YYYY-MM-DD, 例如 2026-01-15, 而不是 {text!r}") from None
+    if day > dt.date.today():
+        raise typer.BadParameter(f"核验日 {day} 晚于今天; 核验日只能是今天或更早的一天 (复核以前的运行时用它当时的核验日)")
+    return day
 
 
 CHECKED_ON_HELP = ("核验日 YYYY-MM-DD: 成立、认定、融资、申请日期晚于这一天的行被隔离 (默认今天; "

@@ -168,8 +168,10 @@ def test_verify_does_not_write_into_the_run_it_checks(recorded):
     assert "不能是被复核的文件夹" in said
 
 
-def test_a_bad_check_day_is_refused(recorded, tmp_path):
+@pytest.mark.parametrize("day,needle", [("2026/13/01", "日期应写成 YYYY-MM-DD"), ("2999-01-01", "晚于今天")])
+def test_a_bad_check_day_is_refused(recorded, tmp_path, day, needle):
     drop, _ = recorded
-    result, said = _invoke("validate", str(drop), "--out", str(tmp_path / "v"), "--checked-on", "2026/13/01")
+    result, said = _invoke("validate", str(drop), "--out", str(tmp_path / "v"), "--checked-on", day)
     assert result.exit_code == 2
-    assert "日期应写成 YYYY-MM-DD" in said
+    assert needle in said
+    assert not (tmp_path / "v" / "quarantine.csv").exists()
