@@ -8,6 +8,8 @@ frame keeps every row, with the unreadable value as null, so later checks still 
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from data_contracts import parsing
@@ -20,6 +22,8 @@ from data_contracts.schema import (
     NUMBER_OR_TEXT,
     PERIOD,
     PERSONAL_COLUMNS,
+    ROUND,
+    ROUNDS,
     TEXT,
     USCC,
     Table,
@@ -168,7 +172,8 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
 # as 2024Q3.
 _CODE_KINDS = (USCC, CODE)   # read alike: half-width, upper case, no spaces
 _WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff](?:.*[^\s\ufeff])?$", PERIOD: r"^[0-9]{4}Q[1-4]$",
-                      **dict.fromkeys(_CODE_KINDS, r"^[0-9A-Z]+$")}
+                      **dict.fromkeys(_CODE_KINDS, r"^[0-9A-Z]+$"),
+                      ROUND: "^(?:" + "|".join(re.escape(r) for r in ROUNDS) + ")$"}
 
 
 def _as_written(kind: str, raw: pl.Series) -> pl.Series:
@@ -191,6 +196,8 @@ def _parse(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
         return parsing.parse_period(raw)
     if kind == BOOL:
         return parsing.parse_bool(raw)
+    if kind == ROUND:
+        return parsing.parse_round(raw, ROUNDS), None
     text = parsing.clean_text(raw)
     if kind in _CODE_KINDS:  # upper case, half-width, no inner spaces; validity is checked later
         return text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase(), None

@@ -134,3 +134,21 @@ def parse_bool(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
         pl.when(pl.col("t").is_in(["是", "y", "yes", "true", "1", "√", "链主"])).then(True)
         .when(pl.col("t").is_in(["否", "n", "no", "false", "0", "×"])).then(False).alias(raw.name)).to_series()
     return value, _ok(text, value)
+
+
+# Words a round is written with around its name in financing databases (IT桔子 writes 天使轮, A轮,
+# Pre-A轮, A+轮, 战略投资): the drop's 轮次 is read as its name in the input format.
+_ROUND_SUFFIX = r"(?:轮融资|轮)$"
+_ROUND_WORDS = {"战略投资": "战略", "战略融资": "战略"}
+
+
+def parse_round(raw: pl.Series, names: tuple[str, ...]) -> pl.Series:
+    """轮次 as one of `names` (the input format's rounds) where it is one written another way —
+    half-width, any case, without spaces, with or without 轮 / 轮融资 (`A轮`, `ａ 轮`, `pre-a轮`,
+    `天使轮`, `战略投资`) — else the text as written (trimmed; checked against `names` later)."""
+    text = clean_text(raw)
+    key = (text.str.normalize("NFKC").str.replace_all(r"\s", "").str.replace(_ROUND_SUFFIX, "")
+           .replace(_ROUND_WORDS).str.to_lowercase())
+    by_key = pl.DataFrame({"k": [n.lower() for n in names], "v": list(names)})
+    named = key.to_frame("k").join(by_key, on="k", how="left", maintain_order="left").get_column("v")
+    return pl.select(pl.coalesce(named, text).alias(raw.name)).to_series()

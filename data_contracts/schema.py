@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 # Value kinds the parser knows (data_contracts.parsing). USCC and CODE are read alike (half-width,
 # upper case, no spaces: a clerk's `ｃ 3963` is C3963); only the credit code has a check digit.
-TEXT, NUMBER, INTEGER, DATE, PERIOD, BOOL, USCC, CODE, NUMBER_OR_TEXT = (
-    "text", "number", "integer", "date", "period", "bool", "uscc", "code", "number_or_text")
+# ROUND is a financing round as ROUNDS writes it: `A轮`, `天使轮`, `pre-a`, `战略投资` read as A, 天使,
+# Pre-A, 战略 (parsing.parse_round).
+TEXT, NUMBER, INTEGER, DATE, PERIOD, BOOL, USCC, CODE, NUMBER_OR_TEXT, ROUND = (
+    "text", "number", "integer", "date", "period", "bool", "uscc", "code", "number_or_text", "round")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ FINANCING = Table("financing", "融资", ("uscc", "company_name", "financed_on",
     _c("uscc", "统一社会信用代码", USCC, required=False, nullable=True),
     _c("company_name", "企业名称", TEXT, required=False, nullable=True),
     _c("financed_on", "融资日期", DATE),
-    _c("round", "轮次", TEXT, nullable=True),
+    _c("round", "轮次", ROUND, nullable=True),
     _c("amount", "融资金额", NUMBER_OR_TEXT, nullable=True, unit="万元"),
     _c("currency", "币种", TEXT, required=False, nullable=True),
     _c("post_money", "投后估值", NUMBER, required=False, nullable=True, unit="万元"),

@@ -170,6 +170,18 @@ def test_an_event_dated_after_today_is_quarantined(drop, tmp_path, file, column,
     assert hit.get_column("message").item() == f"{file} 第 3 行, {column}: {column} 2052-06-01 晚于核验日 {checked_on}"
 
 
+def test_rounds_as_financing_databases_write_them_are_not_flagged(drop, tmp_path):
+    """`A轮` and `天使轮` (IT桔子's spelling) are the input format's A and 天使; `种子轮` is no round of
+    it and stays flagged, as written."""
+    for row, written in ((3, "A轮"), (4, "天使轮"), (5, "种子轮")):
+        _edit_csv(drop / "融资.csv", row, "轮次", written)
+    out = tmp_path / "out"
+    assert _validate(drop, out).exit_code == 0
+    flagged = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "round_known")
+    assert flagged.select("row", "value", "message").rows() == [
+        ("5", "种子轮", '融资.csv 第 5 行, 轮次: 轮次 "种子轮" 不在常见轮次中')]
+
+
 def test_rows_are_conserved(drop, tmp_path):
     _edit_csv(drop / "财务快报.csv", 7, "报告期", "2024Q5")
     out = tmp_path / "out"
