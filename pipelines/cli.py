@@ -45,14 +45,19 @@ def _quarter(text: str) -> Quarter:
 
 
 def _day(text: str | None) -> dt.date | None:
-    """--checked-on: a date written YYYY-MM-DD, not after today (or none: today). A later day
-    would let dates that cannot have happened yet pass the check."""
+    """--checked-on: a date as the drop's dates may be written (2026-01-15, 2026/1/15,
+    2026年1月15日), not after today (or none: today). A later day would let dates that cannot have
+    happened yet pass the check."""
+    from data_contracts.parsing import parse_date
+
     if text is None:
         return None
     try:
         day = dt.date.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"日期应写成 YYYY-MM-DD, 例如 2026-01-15, 而不是 {text!r}") from None
+    except ValueError:   # 2026/1/15, 2026年1月15日: as the drop's dates are read (years 1800–2200)
+        day = parse_date(pl.Series([text], dtype=pl.Utf8))[0][0]
+    if day is None:
+        raise typer.BadParameter(f"日期应写成 YYYY-MM-DD (或 2026年1月15日), 例如 2026-01-15, 而不是 {text!r}")
     if day > dt.date.today():
         raise typer.BadParameter(f"核验日 {day} 晚于今天; 核验日只能是今天或更早的一天 (复核以前的运行时用它当时的核验日)")
     return day
@@ -60,6 +65,13 @@ def _day(text: str | None) -> dt.date | None:
 
 CHECKED_ON_HELP = ("核验日 YYYY-MM-DD: 成立、认定、融资、申请日期晚于这一天的行被隔离 (默认今天; "
                    "记录在 manifest.json 的 checked_on, 复核时按同一天核验)")
+
+
+def _require_folder(drop: Path) -> None:
+    """A drop folder that exists (else exit 2 with the reason, before anything is written)."""
+    if not drop.is_dir():
+        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
 
 
 def _folder(path: Path | None) -> Path | None:
@@ -150,9 +162,7 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
     from pipelines.run import RunOptions, run_quarter
 
     q, day = _quarter(quarter), _day(checked_on)
-    if not drop.is_dir():
-        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
-        raise typer.Exit(2)
+    _require_folder(drop)
     opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf)
     manifest = _guard(out, lambda: run_quarter(opts))
     _summary(out, manifest.data)
@@ -183,9 +193,7 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     from pipelines.run import Timer, check_drop
 
     day = _day(checked_on)
-    if not drop.is_dir():
-        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
-        raise typer.Exit(2)
+    _require_folder(drop)
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     loaded, result = _guard(out, lambda: check_drop(drop, out, day, timer))
@@ -218,9 +226,7 @@ def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含�
     """回测: 用某季度末以前的数据生成名单, 与之后四个季度实际新认定的企业对比 (前 k 名的召回率和精确率)。"""
     from pipelines.run import backtest_at
 
-    if not drop.is_dir():
-        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
-        raise typer.Exit(2)
+    _require_folder(drop)
     table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed))
     for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
         rr, rt = row["recall_rules"], row["recall_tidu"]
@@ -237,9 +243,7 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
     """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0, 否则 1。"""
     from pipelines.verify import verify as verify_run
 
-    if not drop.is_dir():
-        err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
-        raise typer.Exit(2)
+    _require_folder(drop)
     if out.resolve() == run.resolve():
         err.print(f"[bold red]无法复核:[/] 重新运行的输出文件夹不能是被复核的文件夹 {run}; 请用 --out 另选一个")
         raise typer.Exit(2)

@@ -31,8 +31,6 @@ class Verification:
     each recorded output with its recorded and new sha256, the run folder's outputs that no longer
     match their recorded sha256 (edited after the run), and notes (a different tidu version)."""
 
-    run: Path
-    again: Path
     inputs: list[str] = field(default_factory=list)
     outputs: list[dict] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)
@@ -132,7 +130,7 @@ def verify(run: Path, drop: Path, again: Path, policy: Path | None = None,
     from pipelines.run import RunOptions, run_quarter
 
     manifest = recorded_run(run)
-    result = Verification(run, again)
+    result = Verification()
     opts = RunOptions(drop, Quarter.parse(manifest["quarter"]), again, _policy(manifest, policy),
                       _model(manifest, model), as_of=dt.date.fromisoformat(manifest["checked_on"]),
                       city=manifest["city"], seed=int(manifest["seed"]),

@@ -175,3 +175,10 @@ def test_a_bad_check_day_is_refused(recorded, tmp_path, day, needle):
     assert result.exit_code == 2
     assert needle in said
     assert not (tmp_path / "v" / "quarantine.csv").exists()
+
+
+def test_the_check_day_is_read_as_the_drops_dates_are(recorded, tmp_path):
+    drop, _ = recorded
+    result, said = _invoke("validate", str(drop), "--out", str(tmp_path / "v"), "--checked-on", "2026年1月15日")
+    assert result.exit_code == 1, said   # the round dated LATER is after that day
+    assert _manifest(tmp_path / "v")["checked_on"] == CHECK_DAY
