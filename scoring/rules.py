@@ -973,8 +973,9 @@ def evaluate(
     `details` decides which rows get the `criteria` JSON, which is most of the time and memory
     (about 3 kB per row and tier): "latest" (default) the panel's latest quarter only, null for
     earlier quarters; True every row; False none. `texts` likewise for `gaps` and `needs_review`
-    (null where not written; the verdicts are the same either way), True by default. `missing="null"` treats panel columns the rules read but the panel lacks as
-    null (unknown) instead of raising.
+    (null where not written; the verdicts are the same either way), True by default.
+    `missing="null"` treats panel columns the rules read but the panel lacks as null (unknown)
+    instead of raising.
     """
     books = load_rulebooks() if rulebooks is None else list(rulebooks)
     panel = _with_quarter_end(panel)
