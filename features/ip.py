@@ -157,21 +157,43 @@ def patent_spans(lapsed: LapsedRule) -> list[pl.Expr]:
 
 # ── counting spans per firm and panel quarter ─────────────────────────────────────────────
 
-def count_covering(fid: pl.Series, start: pl.Series, stop: pl.Series, n_firms: int,
-                   panel_qis: pl.Series) -> pl.Series:
-    """For every (firm, panel quarter), fid-major, how many spans [start, stop) of that firm
-    contain the quarter: +1 where a span begins, −1 where it ends, summed along the firm's
-    quarters (a span reaching past the last panel quarter ends on the next firm's first row,
-    where it cancels)."""
-    width, size = len(panel_qis), n_firms * len(panel_qis)
-    base = fid.cast(pl.Int64) * width
-    first = base + panel_qis.search_sorted(start, side="left").cast(pl.Int64)
-    last = base + panel_qis.search_sorted(stop, side="left").cast(pl.Int64)
-    covers = (first < last).to_numpy()
-    # numpy's bincount is the natural tool for a difference array
-    begins = np.bincount(first.to_numpy()[covers], minlength=size + 1)
-    ends = np.bincount(last.to_numpy()[covers], minlength=size + 1)
-    return pl.Series(np.cumsum(begins - ends)[:size], dtype=pl.Int32)
+COUNT_CELLS_AT_ONCE = 1 << 24  # cells of the difference array counted in one pass (128 MB)
+
+
+def count_covering(spans: pl.DataFrame, n_firms: int, panel_qis: pl.Series) -> pl.DataFrame:
+    """For every (firm, panel quarter), fid-major, how many spans of each feature contain the
+    quarter. `spans` has fid and one struct column {from, until} per feature (quarter indices,
+    never null: an empty span is [NEVER, NEVER)); the result has one Int32 column per feature.
+
+    A difference array: +1 where a span begins, −1 where it ends, summed along each feature's
+    cells (a span reaching past the last panel quarter ends on the next firm's first cell, where
+    it cancels). Features share one array, feature f's cells from f × (cells + 1) on, as many
+    as fit in COUNT_CELLS_AT_ONCE: one bincount per end then serves them all (at 100,000 firms
+    all eight at once, 0.20–0.22 s → 0.14 s for the patent part of the panel in a fresh
+    process, where each small array was memory newly mapped), while at a province's size the
+    array stays within 128 MB."""
+    features = spans.columns[1:]
+    width, cells = len(panel_qis), n_firms * len(panel_qis)
+    ends = spans.select(pl.col(name).struct.field(end).alias(f"{name}.{end}")
+                        for end in ("from", "until") for name in features)
+    bounds = ends.to_numpy(order="fortran").T.reshape(2, len(features), spans.height)
+    # [first | last] × feature × span: the span's cells, each the firm's base + the position of
+    # its quarter among the panel's
+    position = np.searchsorted(panel_qis.to_numpy(), bounds)
+    position += spans["fid"].cast(pl.Int64).to_numpy() * width
+    counts: dict[str, np.ndarray] = {}
+    per_pass = max(1, COUNT_CELLS_AT_ONCE // (cells + 1))
+    for at in range(0, len(features), per_pass):
+        names = features[at:at + per_pass]
+        offset = (np.arange(len(names)) * (cells + 1))[:, None]
+        first, last = position[0, at:at + len(names)] + offset, position[1, at:at + len(names)] + offset
+        covers = first < last
+        size = len(names) * (cells + 1)
+        steps = np.bincount(first[covers], minlength=size)
+        steps -= np.bincount(last[covers], minlength=size)
+        summed = np.cumsum(steps.reshape(len(names), cells + 1), axis=1, dtype=np.int32)
+        counts |= {name: summed[k, :cells] for k, name in enumerate(names)}
+    return pl.DataFrame(counts)
 
 
 def patent_features(patents: pl.LazyFrame, owners: pl.LazyFrame, firm_ids: pl.LazyFrame,
@@ -191,9 +213,4 @@ def patent_features(patents: pl.LazyFrame, owners: pl.LazyFrame, firm_ids: pl.La
         .select("fid", *patent_spans(lapsed))
         .collect()
     )
-    panel_qis = calendar["qi"]
-    return pl.DataFrame({
-        name: count_covering(spans["fid"], spans[name].struct.field("from"),
-                             spans[name].struct.field("until"), n_firms, panel_qis)
-        for name in PATENT_FEATURES
-    })
+    return count_covering(spans, n_firms, calendar["qi"])

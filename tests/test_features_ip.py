@@ -142,7 +142,13 @@ def expected_counts(p: dict, q: Quarter) -> dict[str, int]:
     }
 
 
-def test_spans_agree_with_a_literal_per_quarter_count():
+@pytest.mark.parametrize("cells_at_once", [None, 3 * 241, 1],
+                         ids=["all features in one pass", "three per pass", "one per pass"])
+def test_spans_agree_with_a_literal_per_quarter_count(cells_at_once, monkeypatch):
+    """12 firms × 20 quarters = 240 cells per feature; a smaller budget of cells counted at once
+    splits the eight features over several passes, which must not change a count."""
+    if cells_at_once is not None:
+        monkeypatch.setattr("features.ip.COUNT_CELLS_AT_ONCE", cells_at_once)
     rng = random.Random(3)
     quarters = quarter_range(Quarter(2020, 1), Quarter(2024, 4))
     edges = [d for q in quarter_range(Quarter(2008, 1), Quarter(2025, 1))
