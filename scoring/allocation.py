@@ -239,6 +239,13 @@ def _prepare_firms(firms: pl.DataFrame, policy: Policy, notes: list[str]) -> pl.
     if missing:
         notes.append(f"企业面板缺少列 {', '.join(missing)}，按空值处理")
     out = firms.with_columns([pl.lit(None, dtype=wanted[c]).alias(c) for c in missing])
+    if "net_assets" not in out.columns and {"total_assets", "debt_ratio"} <= set(out.columns):
+        # 净资产 (万元) of the latest return, for the policy's conditions (天使基金: ≤ 500 万元)
+        out = out.with_columns((pl.col("total_assets") * (1 - pl.col("debt_ratio"))).alias("net_assets"))
+    tested = {c.column for inst in policy.instruments.enabled().values()
+              for c in [*inst.eligible_if, *inst.eligible_if_any]}
+    for column in sorted(tested - set(out.columns)):
+        notes.append(f"政策条件所用的列 {column} 不在企业面板中，该条件按不满足处理")
     out = out.unique(subset="uscc", keep="last", maintain_order=True).sort("uscc")
     cp = policy.chain_priority
     layer_weight = pl.col("chain_layer").replace_strict(

@@ -640,3 +640,32 @@ def test_kpi_statuses():
         (290_000 / (100_000 + 80_000 + 20_000 / 1.2) - 1) * 100
     )
     assert growth["status"] == "达标"
+
+
+def test_angel_fund_admits_only_firms_within_every_one_of_its_conditions():
+    """The default policy's 天使基金 admission (criteria.md §4, 天津): founded ≤ 5 years, ≤ 100
+    staff, sales ≤ 1000 万元, net assets ≤ 500 万元 (assets × (1 − debt ratio)), R&D ≥ 5 %."""
+    candidates, firms = make_city(16, 11)
+    net_assets = [200.0, 600.0, 200.0, 600.0] * 4      # assets 400 / 1200 at a debt ratio of 0.5
+    rd = [0.06, 0.06, 0.04, 0.04] * 4
+    firms = firms.with_columns(
+        age_years=pl.lit(2.0), employees=pl.lit(50), revenue_ttm=pl.lit(800.0),
+        total_assets=pl.Series([2 * a for a in net_assets]), debt_ratio=pl.lit(0.5),
+        rd_intensity_py=pl.Series(rd))
+    angel = DEFAULT["instruments"]["angel_guidance_fund"]
+    policy = make_policy(5000, per_firm_cap=300, instruments={
+        "recognition_reward": {"name_zh": "认定奖励", "effect_per_wan": 1.0, "source": "假设"},
+        "angel_guidance_fund": angel})
+    funded = allocate(candidates, firms, policy).allocation.filter(
+        pl.col("instrument") == angel["name_zh"])
+    admissible = {u for u, a, r in zip(firms["uscc"], net_assets, rd, strict=True)
+                  if a <= 500 and r >= 0.05}
+    assert len(admissible) == 4
+    assert set(funded["uscc"]) == admissible     # the budget reaches every admissible firm
+
+
+def test_a_condition_on_a_column_the_panel_lacks_is_named_in_the_notes():
+    candidates, firms = make_city(6, 12)
+    result = allocate(candidates, firms.drop("age_years"), make_policy(40))
+    assert "政策条件所用的列 age_years 不在企业面板中，该条件按不满足处理" in result.notes
+    assert result.allocation.filter(pl.col("instrument") == "先投后股").height == 0
