@@ -198,8 +198,61 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
         grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
     except pl.exceptions.PolarsError as err:  # polars' own parse errors carry no file name
-        raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({str(err).splitlines()[0][:120]})") from None
+        detail = str(err).splitlines()[0][:120]
+        found = _misquoted_cell(path, encoding)
+        if found is None:
+            raise DropError(f"{path.name}: 不是可读的 CSV 表格 ({detail})") from None
+        line, column = found
+        raise DropError(f"{path.name} 第 {line} 行, {column}: 英文双引号使用不规范, 无法读取 CSV 表格; "
+                        "单元格内的双引号须成对出现 (整格用双引号括起, 格内的双引号写成两个), 请在 Excel "
+                        f"中检查该格后重新另存为 CSV ({detail})") from None
     return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
+
+
+def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:
+    """(line, column) of the first cell whose double quotes break the CSV format, for the clerk:
+    the file's line is the spreadsheet's row when no cell above spans lines, the column is named
+    by its header (or its position). Only lines holding a quote are looked at, so a large file
+    is scanned in seconds; None if no such cell is found."""
+    header: list[str] | None = None
+    with open(path, encoding=encoding, newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            text = line.rstrip("\r\n")
+            if header is None:
+                header = [cell.strip().strip('"') for cell in text.split(",")]
+            if '"' not in text:
+                continue
+            cell = _misquoted_field(text)
+            if cell is not None:
+                named = header[cell] if cell < len(header) and header[cell] else None
+                return number, f"第 {cell + 1} 列「{named}」" if named else f"第 {cell + 1} 列"
+    return None
+
+
+def _misquoted_field(line: str) -> int | None:
+    """Position of the first field of one CSV line whose quotes are malformed: a quote inside a
+    cell that does not start with one, text after a closing quote, or a quote left open at the
+    line's end."""
+    field, at_start, quoted, closed = 0, True, False, False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quoted:
+            if ch == '"':
+                if line[i + 1:i + 2] == '"':   # "" inside a quoted cell is one quote
+                    i += 1
+                else:
+                    quoted, closed = False, True
+        elif ch == ",":
+            field, at_start, closed = field + 1, True, False
+        elif closed or (ch == '"' and not at_start):
+            return field
+        elif ch == '"':
+            quoted, at_start = True, False
+        else:
+            at_start = False
+        i += 1
+    return field if quoted else None
 
 
 def _read_xlsx_grid(path: Path, table: Table) -> tuple[pl.DataFrame, str]:

@@ -61,6 +61,24 @@ def test_unreadable_enterprise_file_exits_2_naming_it(drop, tmp_path, content, n
     assert needle in result.output and "企业登记.csv" in result.output
 
 
+@pytest.mark.parametrize("breakage,column", [
+    (lambda cells: cells[:2] + ['"' + cells[2]] + cells[3:], 3),        # a quote left open
+    (lambda cells: cells[:1] + [cells[1][:2] + '"' + cells[1][2:]] + cells[2:], 2),  # one inside a cell
+    (lambda cells: cells[:3] + [f'"{cells[3]}"x'] + cells[4:], 4),       # text after the closing quote
+], ids=["open quote", "quote inside a cell", "text after a quote"])
+def test_a_csv_broken_by_quotes_names_its_row_and_column(drop, tmp_path, breakage, column):
+    """polars cannot parse such a file at all: the message must still lead the clerk to the cell
+    (row as the spreadsheet numbers it, column by its header), exit 2, no traceback."""
+    path = drop / "企业登记.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    lines[6] = ",".join(breakage(lines[6].split(",")))      # spreadsheet row 7
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert f"企业登记.csv 第 7 行, 第 {column} 列「{header[column - 1]}」" in result.output, result.output
+
+
 def test_header_only_file_is_read_with_zero_rows(drop, tmp_path):
     (drop / "融资.csv").write_text("统一社会信用代码,企业名称,融资日期,轮次,融资金额(万元)\n", encoding="utf-8-sig")
     result = _validate(drop, tmp_path / "out")
