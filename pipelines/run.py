@@ -28,7 +28,7 @@ from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import OUTPUT_FILES, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
-from reports.tables import write_candidates_xlsx, write_csv
+from reports.tables import candidates_csv_view, write_candidates_xlsx, write_csv
 from scoring.errors import CannotScore, HistoryTooShort, QuarterAfterDrop, SavedModelUnusable
 from scoring.tiers import TIERS
 
@@ -743,8 +743,7 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     from reports.memo import draft_memo
 
     alloc, policy = allocation
-    public = ["uscc", "name", "district", "tier", "eligible", "points", "gaps", "probability", "rank", "reasons"]
-    write_csv(candidates.select(public), out / "candidates.csv")
+    write_csv(candidates_csv_view(candidates), out / "candidates.csv")
     candidates.write_parquet(out / "tables" / "candidates.parquet")
     write_candidates_xlsx(candidates, out / "candidates.xlsx", TIERS,
                           created=dt.datetime.combine(opts.quarter.end, dt.time()))

@@ -769,13 +769,15 @@ def _metric_row(name: str, ours: dict, base: dict) -> dict:
 
 def _window_lines(window: dict, names: dict) -> list[str]:
     lines = []
-    for key, label in (("train_quarters", "训练期"), ("validation_quarters", "验证期")):
+    for key, label in (("train_quarters", "训练期 (验证用模型)"), ("tuning_quarters", "早停与校准"),
+                       ("validation_quarters", "验证期"), ("refit_quarters", "评分模型的训练期 (以验证所得迭代轮数重新训练)")):
         q = window.get(key)
         if q:
-            lines.append(f"{label}: {q[0]} – {q[-1]}" if isinstance(q, list) else f"{label}: {q}")
+            span = (q[0] if q[0] == q[-1] else f"{q[0]} – {q[-1]}") if isinstance(q, list) else q
+            lines.append(f"{label}: {span}")
     rounds = window.get("best_iteration")
     if isinstance(rounds, dict):
-        lines.append("迭代轮数 (验证期早停): " + "; ".join(
+        lines.append("迭代轮数 (早停): " + "; ".join(
             f"{'各层级合并模型' if k == 'pooled' else names.get(k, k)} {v}" for k, v in rounds.items()))
     elif rounds is not None:
         lines.append(f"最佳迭代轮数: {rounds}")

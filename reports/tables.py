@@ -84,6 +84,27 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+CANDIDATE_CSV_COLUMNS = ("uscc", "name", "district", "tier", "eligible", "points", "gaps",
+                         "probability", "rank", "reasons")
+
+
+def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
+    """candidates.csv's columns (outputs.md: `eligible` is true or false, `gaps` what an
+    ineligible firm lacks). The file has no column of manual checks, as the xlsx and the PDF
+    have, so where a firm is not found eligible and no failed condition is named, `gaps` says
+    what waits on a person (`needs_review`: each item ends 需人工核实, or 该季度无生效的…规则 for a
+    tier with no rulebook in force, whose verdict the xlsx and the PDF show as 待核实 and the
+    file as false)."""
+    eligible = pl.col("eligible").fill_null(False)
+    gaps, review = pl.col("gaps").cast(pl.Utf8), pl.col("needs_review").cast(pl.Utf8)
+    return candidates.select(
+        *CANDIDATE_CSV_COLUMNS[:4], eligible, "points",
+        pl.when(~eligible & (gaps.fill_null("") == "") & (review.fill_null("") != ""))
+        .then(review).otherwise(gaps).alias("gaps"),
+        *CANDIDATE_CSV_COLUMNS[7:],
+    )
+
+
 def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str, str],
                           rows_per_sheet: int = SHEET_ROWS - 1, created: dt.datetime = DOCUMENT_DATE
                           ) -> Path:

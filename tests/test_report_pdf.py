@@ -278,3 +278,13 @@ def test_appendix_shows_how_each_written_form_of_a_title_was_read(rendered):
     appendix = _flat(_text(rendered).split("附录: 数据质量")[-1].split("方法说明")[0])
     assert "资质名称的读取(共2种写法)" in appendix
     assert "国家高新技术企业高新技术企业37" in appendix and "瞪羚企业（培育）不参与评分4" in appendix
+
+
+def test_the_methods_page_gives_the_scoring_models_own_training_window():
+    """The validated model and the one that scores differ in their quarters: the page gives
+    both, and the tuning quarter the rounds were chosen on."""
+    window = {"train_quarters": ["2022Q1", "2023Q3"], "tuning_quarters": ["2024Q3", "2024Q3"],
+              "validation_quarters": ["2024Q4", "2024Q4"], "refit_quarters": ["2022Q1", "2024Q4"]}
+    lines = pdf._window_lines(window, {})
+    assert lines == ["训练期 (验证用模型): 2022Q1 – 2023Q3", "早停与校准: 2024Q3", "验证期: 2024Q4",
+                     "评分模型的训练期 (以验证所得迭代轮数重新训练): 2022Q1 – 2024Q4"]

@@ -96,6 +96,16 @@ def test_the_workbook_leaves_every_verdict_of_that_tier_to_a_person(before_2024)
     assert set(other["是否符合条件"].unique()) <= {"是", "否"}
 
 
+def test_the_csv_reads_that_tier_false_with_the_reason_in_gaps(before_2024):
+    """outputs.md: candidates.csv's eligible is true or false; the reason a person must decide
+    is in gaps, the file having no column of manual checks."""
+    csv = pl.read_csv(before_2024 / "candidates.csv", infer_schema=False)
+    quasi = csv.filter(pl.col("tier") == QUASI)
+    assert quasi.height > 0 and quasi["eligible"].unique().to_list() == ["false"]
+    assert quasi["gaps"].str.contains("该季度无生效的准独角兽企业规则").all()
+    assert set(csv["eligible"].unique()) == {"true", "false"}
+
+
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils is not installed")
 def test_the_report_says_no_rulebook_rather_than_none_eligible(before_2024):
     text = subprocess.run(["pdftotext", "-layout", str(before_2024 / "report.pdf"), "-"],
