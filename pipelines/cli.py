@@ -273,8 +273,10 @@ def _pct(x) -> str:
 
 
 @app.command()
-def synth(enterprises: int = typer.Option(..., "--enterprises", min=100, max=1_000_000, help="企业数 (100 到 1,000,000)"),
-          quarters: int = typer.Option(12, "--quarters", min=12, help="季度数 (≥ 12)"),
+def synth(enterprises: int = typer.Option(..., "--enterprises", min=1, max=1_000_000,
+                                          help="企业数 (1 到 1,000,000; 一个省约 100 万户)"),
+          quarters: int = typer.Option(12, "--quarters", min=1,
+                                       help="季度数 (≥ 1; tidu run 训练模型需要约 12 个季度以上的历史)"),
           seed: int = typer.Option(0, "--seed", help="随机种子"),
           end_quarter: str = typer.Option("2025Q4", "--end-quarter", help="最后一个季度"),
           dirty: bool = typer.Option(False, "--dirty", help="加入真实数据常见的问题 (编码、标题行、元/万元、重复、错误代码…)"),

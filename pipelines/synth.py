@@ -917,7 +917,7 @@ def _application_numbers(rng, year: np.ndarray, kind: np.ndarray) -> tuple[pl.Se
     sizes = np.diff(np.r_[starts, m])
     group = np.repeat(np.arange(starts.size), sizes)
     rank = np.arange(m) - starts[group]
-    step = np.minimum(40.0, 8_800_000 / sizes)[group]
+    step = np.minimum(40.0, 8_800_000 / np.maximum(sizes, 1))[group]   # (no patents: one empty group)
     serial = np.empty(m, dtype=np.int64)
     serial[order] = 100_000 + np.floor(rank * step + rng.random(m) * step).astype(np.int64)
     body = np.concatenate([_digits(year, 4), _digits(kind, 1), _digits(serial, 7)], axis=1)
@@ -1862,7 +1862,8 @@ class _Sheet:
 
     def pick(self, k: int, where: np.ndarray | None = None) -> np.ndarray:
         """k untouched rows (fewer if fewer qualify), marked as touched."""
-        rows = np.flatnonzero(~self.used if where is None else (~self.used & where))
+        # (as bool: an empty mask built from an empty list is float)
+        rows = np.flatnonzero(~self.used if where is None else (~self.used & np.asarray(where, dtype=bool)))
         rows = self.rng.permutation(rows)[:k] if rows.size else rows
         self.used[rows] = True
         return np.sort(rows)

@@ -435,3 +435,24 @@ def test_the_entry_tier_is_granted_under_its_2026_name_from_april_2026(tmp_path)
     after = pl.col("认定日期") >= "2026-04-01"
     assert set(entry.filter(after)["资质名称"]) == {"科技和创新型中小企业"}
     assert set(entry.filter(~after)["资质名称"]) == {"创新型中小企业"}
+
+
+@pytest.mark.parametrize("enterprises,quarters", [(1, 1), (2, 12), (7, 3)])
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean", "dirty"])
+def test_a_drop_of_any_size_is_written(tmp_path, enterprises, quarters, dirty):
+    """outputs.md: synth writes a drop of any size. One firm has no patents, and a dirty drop's
+    faults then have fewer rows than they ask for: neither may break the generator."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    drop = tmp_path / "drop"
+    args = ["synth", "--enterprises", str(enterprises), "--quarters", str(quarters), "--seed", "5",
+            "--out", str(drop)] + (["--dirty"] if dirty else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tables = {p.stem for p in drop.iterdir() if p.suffix in (".csv", ".xlsx", ".parquet")}
+    assert tables == {"企业登记", "财务快报", "专利", "重点项目", "融资", "资质荣誉"}
+    if not dirty:   # a dirty drop writes some tables as xlsx or parquet, with title rows and duplicates
+        registry = pl.read_csv(drop / "企业登记.csv", infer_schema=False)
+        assert registry.height == enterprises
