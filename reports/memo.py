@@ -202,7 +202,7 @@ def _instrument_risks(result: AllocationResult, policy: Policy) -> list[str]:
         amount = float(a.filter(pl.col("instrument") == pool.name_zh)["amount_wan"].sum())
         if amount:
             out.append(
-                f"科技贷款风险补偿资金 {_n(amount)} 万元按 {_n(pool.leverage)} 倍杠杆对应合作银行贷款约 "
+                f"{pool.name_zh} {_n(amount)} 万元按 {_n(pool.leverage)} 倍杠杆对应合作银行贷款约 "
                 f"{_n(amount * pool.leverage)} 万元，单笔补偿不超过不良贷款余额的 "
                 f"{_n(pool.compensation_share_of_npl * 100)}%；实际撬动规模取决于银行放款意愿。"
             )

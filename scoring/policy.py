@@ -36,7 +36,7 @@ INSTRUMENT_NAMES_ZH = {
     "recognition_reward": "认定奖励",
     "rd_subsidy": "研发费用补助",
     "invest_then_equity": "先投后股",
-    "risk_compensation_pool": "科技贷款风险补偿",
+    "risk_compensation_pool": "风险补偿资金池",
     "angel_guidance_fund": "天使基金跟投",
 }
 
