@@ -95,12 +95,14 @@ def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
     what waits on a person (`needs_review`: each item ends 需人工核实, or 该季度无生效的…规则 for a
     tier with no rulebook in force, whose verdict the xlsx and the PDF show as 待核实 and the
     file as false)."""
-    eligible = pl.col("eligible").fill_null(False)
-    gaps, review = pl.col("gaps").cast(pl.Utf8), pl.col("needs_review").cast(pl.Utf8)
+    eligible, gaps, review = pl.col("eligible").fill_null(False), pl.col("gaps"), pl.col("needs_review")
+
+    def blank(text: pl.Expr) -> pl.Expr:   # compared as they are: a province's texts stay categorical
+        return text.is_null() | (text == "")
+
     return candidates.select(
         *CANDIDATE_CSV_COLUMNS[:4], eligible, "points",
-        pl.when(~eligible & (gaps.fill_null("") == "") & (review.fill_null("") != ""))
-        .then(review).otherwise(gaps).alias("gaps"),
+        pl.when(~eligible & blank(gaps) & ~blank(review)).then(review).otherwise(gaps).alias("gaps"),
         *CANDIDATE_CSV_COLUMNS[7:],
     )
 
