@@ -117,6 +117,12 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
     lists give the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
+    if "eligible_if_unknowns_hold" in frame.columns:
+        # 待核实 (a null verdict) also where only manual checks stand between the firm and the
+        # tier, as the PDF shows it: 否 is kept for a condition that failed
+        waiting = ~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")
+        frame = frame.with_columns(pl.when(waiting.fill_null(False)).then(None)
+                                   .otherwise(pl.col("eligible")).alias("eligible"))
     sheets = [page for key, zh in tiers.items()
               for page in _pages(zh, frame.filter(pl.col("tier_key") == key).sort("rank")
                                  .select(list(CANDIDATE_HEADERS)), rows_per_sheet)]
@@ -293,7 +299,7 @@ def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
 def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | None
                  ) -> list[pl.Expr]:
     """The pieces of one column's `<c>` elements: a number, or an inline string (eligible as
-    是/否, and 待核实 where no rule decided: no rulebook in force for the quarter)."""
+    是/否, and 待核实 where no rule decided: only manual checks wait, or no rulebook is in force)."""
     start = [pl.lit(f'<c r="{letter}'), number, pl.lit('"' + (f' s="{style}"' if style else ""))]
     if values.name == "eligible":  # 是, 否 and 待核实 need no escaping
         return [*start, pl.lit(' t="inlineStr"><is><t>'),

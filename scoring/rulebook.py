@@ -231,7 +231,11 @@ class Band(_Model):
     """One band of a points item; a band without `value` is the catch-all and must come last.
 
     `review_max`: the data only gives a floor; a manual review may raise the item to this score
-    (e.g. a Ⅰ类 patent that may be 高价值).
+    (e.g. a Ⅰ类 patent that may be 高价值). `review_presume` says what `eligible_if_unknowns_hold`
+    counts: the raised score (`pass`, e.g. a Ⅰ类 patent's value, which the firm's own patent
+    makes likely) or the data's floor (`fail`, e.g. IP the drop does not show at all: a firm
+    without patents is not presumed to hold software copyrights). Either way the review is
+    listed and the gap gives the highest score possible.
     """
 
     feature: str | None = None
@@ -239,6 +243,7 @@ class Band(_Model):
     value: float | None = None
     points: float
     review_max: float | None = None
+    review_presume: Presume = "pass"
 
 
 class Bands(_Node):

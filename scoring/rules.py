@@ -4,8 +4,9 @@ Each rulebook (`scoring/rulebooks/*.yaml`, validated by `scoring.rulebook`) is c
 Polars expressions and run on the panel rows of the quarters it is in force for. Every criterion
 has three-valued logic: *pass*, *fail* or *unknown* (a manual criterion, or a feature that is null).
 Three Boolean columns carry it through the tree: `lo` (passes for certain), `hi` (passes if every
-unknown passes) and `hp` (passes under each criterion's `presume`); points items carry a floor and
-a ceiling. `eligible` is the root's `lo`, `eligible_if_unknowns_hold` its `hp`.
+unknown passes) and `hp` (passes under each criterion's `presume`); points items carry a floor, a
+ceiling and the score under their bands' `review_presume`. `eligible` is the root's `lo`,
+`eligible_if_unknowns_hold` its `hp`.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ class _Cols:
     hp: str | None = None
     plo: str | None = None  # points floor
     phi: str | None = None  # points ceiling
+    pph: str | None = None  # points under each band's `review_presume`
     height: int = 0
 
 
@@ -364,29 +366,30 @@ class _Compiler:
             _compare(self.feature(item.band_feature(b), "num"), item.band_op(b), b.value)
             for b in item.bands[:-1]
         ]
-        lows, highs = [], []
+        lows, highs, presumed = [], [], []
         for i, band in enumerate(item.bands):
             may = [(~w).fill_null(True) for w in conds[:i]]
             if i < len(conds):
                 may.append(conds[i].fill_null(True))
             p, h = float(band.points), float(band.review_max or band.points)
-            lows.append(pl.when(pl.all_horizontal(may)).then(pl.lit(p)) if may else pl.lit(p))
-            highs.append(pl.when(pl.all_horizontal(may)).then(pl.lit(h)) if may else pl.lit(h))
-        return self.put(item.id, 0, plo=pl.min_horizontal(lows), phi=pl.max_horizontal(highs))
+            hp = h if band.review_presume == "pass" else p
+            for out, value in ((lows, p), (highs, h), (presumed, hp)):
+                out.append(pl.when(pl.all_horizontal(may)).then(pl.lit(value)) if may else pl.lit(value))
+        return self.put(item.id, 0, plo=pl.min_horizontal(lows), phi=pl.max_horizontal(highs),
+                        pph=pl.max_horizontal(presumed))
 
     def item(self, item: Bands | ManualItem | BestOf) -> _Cols:
         if isinstance(item, Bands):
             return self.bands(item)
         if isinstance(item, ManualItem):
-            return self.put(
-                item.id, 0, plo=pl.lit(float(item.min_points)), phi=pl.lit(float(item.max_points))
-            )
+            top = pl.lit(float(item.max_points))
+            return self.put(item.id, 0, plo=pl.lit(float(item.min_points)), phi=top, pph=top)
         kids = [self.bands(i) for i in item.items]
         return self.put(
             item.id,
             1,
-            plo=pl.max_horizontal([pl.col(k.plo) for k in kids]),
-            phi=pl.max_horizontal([pl.col(k.phi) for k in kids]),
+            **{key: pl.max_horizontal([pl.col(getattr(k, key)) for k in kids])
+               for key in ("plo", "phi", "pph")},
         )
 
     def points(self, node: Points) -> _Cols:
@@ -397,16 +400,16 @@ class _Compiler:
                 self.put(
                     dim.id,
                     1 + max(k.height for k in kids),
-                    plo=pl.sum_horizontal([pl.col(k.plo) for k in kids]),
-                    phi=pl.sum_horizontal([pl.col(k.phi) for k in kids]),
+                    **{key: pl.sum_horizontal([pl.col(getattr(k, key)) for k in kids])
+                       for key in ("plo", "phi", "pph")},
                 )
             )
         h = 1 + max(d.height for d in dims)
         totals = self.put(
             node.id + "__total",
             h,
-            plo=pl.sum_horizontal([pl.col(d.plo) for d in dims]),
-            phi=pl.sum_horizontal([pl.col(d.phi) for d in dims]),
+            **{key: pl.sum_horizontal([pl.col(getattr(d, key)) for d in dims])
+               for key in ("plo", "phi", "pph")},
         )
 
         def meets(key: str) -> pl.Expr:
@@ -418,7 +421,7 @@ class _Compiler:
             ]
             return pl.all_horizontal(tests)
 
-        cols = self.put(node.id, h + 1, lo=meets("plo"), hi=meets("phi"), hp=meets("phi"))
+        cols = self.put(node.id, h + 1, lo=meets("plo"), hi=meets("phi"), hp=meets("pph"))
         cols.plo, cols.phi = totals.plo, totals.phi
         return cols
 
@@ -483,7 +486,9 @@ class _Texts:
         self.gap_units.append(_Unit(node, role, shown))
 
     def collect_gaps(self, node: Any, rel: list[pl.Expr]) -> None:
-        """A leaf's gap shows when it fails and no passed any_of or other case hides it."""
+        """A leaf's gap shows when it fails and no passed any_of or other case hides it; an any_of
+        passes here also as presumed (`hp`): while another route is presumed to hold pending a
+        check (qualified equity at the figure), a failed one is no shortfall of the firm's."""
         if getattr(node, "quiet", False) or isinstance(node, Manual):
             return
         if isinstance(node, (Threshold, Flag, Matches)):
@@ -495,7 +500,7 @@ class _Texts:
                 self.collect_gaps(child, rel)
         elif isinstance(node, AnyOf):
             for child in node.criteria:
-                self.collect_gaps(child, [*rel, ~self.col(node.id, "lo")])
+                self.collect_gaps(child, [*rel, ~self.col(node.id, "hp")])
         elif isinstance(node, Switch):
             # the case that applies; while the selector is unknown, every case that may apply
             n = len(self.branches(node))
@@ -573,7 +578,8 @@ class _Texts:
         self.review_units.append(_Unit(node, "review", _all(shown), text))
 
     def collect_review(self, node: Any, rel: list[pl.Expr]) -> None:
-        """Unknowns to check by hand, unless a passed any_of or a decided score hides them."""
+        """Unknowns to check by hand, unless a passed any_of, an alternative of it that fails for
+        certain, or a decided score hides them."""
         if isinstance(node, Manual):
             self.add_review(node, node.label + MANUAL_SUFFIX, rel)
         elif isinstance(node, (Threshold, Flag, Matches)):
@@ -583,7 +589,10 @@ class _Texts:
                 self.collect_review(child, rel)
         elif isinstance(node, AnyOf):
             for child in node.criteria:
-                self.collect_review(child, [*rel, ~self.col(node.id, "lo")])
+                # an alternative that fails for certain has nothing left to check by hand (e.g.
+                # whether the investors behind too little equity were qualified)
+                failed = [self.col(child.id, "hi")] if self.c.cols[child.id].hi else []
+                self.collect_review(child, [*rel, ~self.col(node.id, "lo"), *failed])
         elif isinstance(node, Switch):
             branches = self.branches(node)
             undecided = ~pl.any_horizontal([self.branch(node, i) for i in range(len(branches))])
@@ -1014,16 +1023,23 @@ def evaluate(
     for frame, (tier, rb, full, _) in zip(
         pl.collect_all(lazies, optimizations=_OPTIMIZATIONS), plans, strict=True
     ):
-        if rb is None:
-            frames.append(_uncovered(frame, tier))
-            continue
         rows = None if written is None else frame["quarter"].is_in(written)
+        if rb is None:
+            latest_row = (pl.col("quarter_end") == pl.lit(latest, pl.Date)).fill_null(False)
+            full = frame.select(pl.lit(details is True) | (pl.lit(details == "latest") & latest_row))
+            frames.append(_uncovered(frame, tier, full.to_series(), rows))
+            continue
         frames.append(_finish(frame, compiled[(rb.id, full)], rows))
     frames = [f for f in frames if f.height] or [pl.DataFrame(schema=OUTPUT_SCHEMA)]
     return pl.concat(frames, how="vertical")
 
 
-def _uncovered(part: pl.DataFrame, tier: str) -> pl.DataFrame:
+def _uncovered(
+    part: pl.DataFrame, tier: str, details: pl.Series, texts: pl.Series | None
+) -> pl.DataFrame:
+    """Rows of quarters no rulebook covers: null verdicts; texts and JSON where `evaluate`'s
+    `texts` and `details` ask for them (`details`, `texts`: Boolean masks; texts None = every row)."""
+    written = pl.lit(True) if texts is None else pl.lit(texts.fill_null(False))
     return part.select(
         pl.col("uscc").cast(pl.Utf8),
         pl.col("quarter").cast(pl.Utf8),
@@ -1033,9 +1049,10 @@ def _uncovered(part: pl.DataFrame, tier: str) -> pl.DataFrame:
         pl.lit(None, pl.Boolean).alias("eligible"),
         pl.lit(None, pl.Boolean).alias("eligible_if_unknowns_hold"),
         pl.lit(None, pl.Float64).alias("points"),
-        pl.lit("").alias("gaps"),
-        pl.lit(f"该季度无生效的{TIERS[tier]}规则(需人工核实)").alias("needs_review"),
-        pl.lit("[]").alias("criteria"),
+        pl.when(written).then(pl.lit("")).alias("gaps"),
+        pl.when(written).then(pl.lit(f"该季度无生效的{TIERS[tier]}规则(需人工核实)"))
+        .alias("needs_review"),
+        pl.when(pl.lit(details.fill_null(False))).then(pl.lit("[]")).alias("criteria"),
     )
 
 

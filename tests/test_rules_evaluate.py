@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from scoring.rulebook import PANEL_FEATURES
-from scoring.rules import OUTPUT_SCHEMA, evaluate, example_panel, load_rulebooks
+from scoring.rulebook import PANEL_FEATURES, Rulebook
+from scoring.rules import OUTPUT_SCHEMA, evaluate, evaluate_rulebook, example_panel, load_rulebooks
 from scoring.tiers import TIERS
 
 DEFAULTS = load_rulebooks()
@@ -32,6 +32,13 @@ FIRM = {
     "age_years": 3.0,
     "post_money_last_usd_yi": 0.7,
 }
+
+
+# the MIIT shared conditions (criteria.md §1.1) every MIIT tier leaves to a person
+SHARED_63 = (
+    "境内独立法人，未列入经营异常名录或严重失信主体名单，产品非国家禁止、限制、淘汰类，"
+    "近三年无重大安全（含网络、数据安全）、质量、环境污染事故和偷漏税行为(需人工核实)"
+)
 
 
 def two_quarters() -> pl.DataFrame:
@@ -96,7 +103,10 @@ def test_quarter_without_a_rulebook_is_null_with_an_explanation():
 
 def test_criteria_json_lists_every_criterion_with_its_result():
     out = evaluate(example_panel([FIRM]), DEFAULTS)
-    for row in out.iter_rows(named=True):
+    # 瞪羚 has no rulebook in force after 2024-10-15 (wuxi-2020-gazelle ends; the 2024 revision's
+    # 瞪羚 clauses were not captured): no criteria to list
+    assert out.filter(pl.col("rulebook_id").is_null())["tier"].to_list() == ["gazelle"]
+    for row in out.filter(pl.col("rulebook_id").is_not_null()).iter_rows(named=True):
         entries = json.loads(row["criteria"])
         assert entries[0]["id"] == "root"
         for e in entries:
@@ -139,8 +149,8 @@ def test_a_null_feature_is_unknown_never_a_pass():
     entries = {e["id"]: e for e in json.loads(row["criteria"])}
     assert entries["sme_size"]["result"] == "unknown"
     assert row["eligible"] is False and row["eligible_if_unknowns_hold"] is True
-    assert (
-        row["needs_review"] == "从业人员(数据缺失，需人工核实)；上年营业收入(数据缺失，需人工核实)"
+    assert row["needs_review"] == (
+        "从业人员(数据缺失，需人工核实)；上年营业收入(数据缺失，需人工核实)；" + SHARED_63
     )
 
 
@@ -253,3 +263,61 @@ def test_no_texts_leaves_every_text_null_and_the_verdicts_alone():
     assert none.drop("gaps", "needs_review").equals(every.drop("gaps", "needs_review"))
     assert none.select(pl.col("gaps", "needs_review").is_null().all()).row(0) == (True, True)
     assert every.filter(pl.col("gaps") != "").height > 0
+
+
+# --- routes bounded by the data, and quarters no rulebook covers -------------------------------
+
+
+def _equity_route_rulebook():
+    """An any_of of a decided line and an upper-bounded one (all equity raised ≥ the figure, and a
+    person confirms the qualified, paid-in part), as the MIIT rulebooks write them."""
+    return Rulebook.model_validate({
+        "id": "t", "version": "t", "tier": "specialised_sme", "name_zh": "测试",
+        "source": {"document": "t"}, "effective_from": "2000-01-01", "effective_to": None,
+        "jurisdiction": "t",
+        "criteria": [{
+            "id": "revenue", "kind": "any_of", "label": "收入或融资",
+            "criteria": [
+                {"id": "revenue_min", "kind": "threshold", "label": "上年营业收入",
+                 "feature": "revenue_py", "op": ">=", "value": 1000, "unit": "wan"},
+                {"id": "equity", "kind": "all_of", "label": "合格融资", "criteria": [
+                    {"id": "equity_amount", "kind": "threshold", "label": "近两年新增股权融资",
+                     "feature": "equity_raised_2y", "op": ">=", "value": 2000, "unit": "wan"},
+                    {"id": "equity_qualified", "kind": "manual", "label": "合格投资者实缴", "presume": "pass"},
+                ]},
+            ],
+        }],
+    })
+
+
+def test_an_upper_bounded_route_fails_below_and_is_confirmed_by_hand_at_or_above():
+    rows = [{"revenue_py": 800, "equity_raised_2y": 1999},
+            {"revenue_py": 800, "equity_raised_2y": 2000},
+            {"revenue_py": 1200, "equity_raised_2y": 5000}]
+    out = evaluate_rulebook(example_panel(rows), _equity_route_rulebook())
+    assert out["eligible"].to_list() == [False, False, True]
+    assert out["eligible_if_unknowns_hold"].to_list() == [False, True, True]
+    # below the figure: the gap names both lines, and the failed route's confirmation is not asked
+    assert out["gaps"].to_list() == [
+        "上年营业收入 800 万元 < 1000 万元 或 近两年新增股权融资 1999 万元 < 2000 万元", "", ""]
+    # at the figure: the route presumed to hold hides the revenue shortfall; the clerk confirms
+    assert out["needs_review"].to_list() == ["", "合格投资者实缴(需人工核实)", ""]
+    roots = [json.loads(c) for c in out["criteria"]]
+    assert [{e["id"]: e["result"] for e in r}["equity"] for r in roots] == ["fail", "unknown", "unknown"]
+
+
+def test_uncovered_quarters_follow_the_texts_and_details_asked_for():
+    # 瞪羚 has no rulebook after 2024-10-15: its rows get the reason only where texts are written
+    # and "[]" only where the JSON is
+    panel = two_quarters()
+    gazelle = pl.col("tier") == "gazelle"
+    every = evaluate(panel, DEFAULTS, details=True).filter(gazelle)
+    assert every["rulebook_id"].null_count() == 2 and every["eligible"].null_count() == 2
+    assert every["criteria"].to_list() == ["[]", "[]"]
+    assert every["needs_review"].to_list() == ["该季度无生效的瞪羚企业规则(需人工核实)"] * 2
+    latest = evaluate(panel, DEFAULTS, texts="latest").filter(gazelle).sort("quarter")
+    assert latest["criteria"].to_list() == [None, "[]"]
+    assert latest["needs_review"].to_list() == [None, "该季度无生效的瞪羚企业规则(需人工核实)"]
+    assert latest["gaps"].to_list() == [None, ""]
+    none = evaluate(panel, DEFAULTS, details=False, texts=False).filter(gazelle)
+    assert none.select(pl.col("gaps", "needs_review", "criteria").null_count().sum()).row(0) == (2, 2, 2)

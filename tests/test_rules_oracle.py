@@ -86,7 +86,8 @@ def _cond(leaf, row):
     return re.search(leaf.pattern, str(v)) is not None
 
 
-def _band_points(item: Bands, row) -> tuple[float, float]:
+def _band_points(item: Bands, row) -> tuple[float, float, float]:
+    """(floor, ceiling, the score under the bands' review_presume)."""
     possible = []
     blocked = False
     for band in item.bands:
@@ -96,24 +97,27 @@ def _band_points(item: Bands, row) -> tuple[float, float]:
             v = _value(row, item.band_feature(band))
             c = None if v is None else _cmp(float(v), item.band_op(band), band.value)
         if c is not False:
-            possible.append((band.points, band.review_max or band.points))
+            raised = band.review_max or band.points
+            possible.append((band.points, raised,
+                             raised if band.review_presume == "pass" else band.points))
         if c is True:
             blocked = True
             break
     assert blocked
-    return min(p for p, _ in possible), max(h for _, h in possible)
+    return (min(p[0] for p in possible), max(p[1] for p in possible),
+            max(p[2] for p in possible))
 
 
 def _item(item, row, out):
     if isinstance(item, ManualItem):
-        lo, hi = item.min_points, item.max_points
+        lo, hi, hp = item.min_points, item.max_points, item.max_points
     elif isinstance(item, BestOf):
-        pairs = [_item(i, row, out) for i in item.items]
-        lo, hi = max(p[0] for p in pairs), max(p[1] for p in pairs)
+        kids = [_item(i, row, out) for i in item.items]
+        lo, hi, hp = (max(k[j] for k in kids) for j in range(3))
     else:
-        lo, hi = _band_points(item, row)
+        lo, hi, hp = _band_points(item, row)
     out[item.id] = ("unknown" if lo != hi else "pass" if lo > 0 else "fail", lo)
-    return lo, hi
+    return lo, hi, hp
 
 
 def reference(node, row, out) -> tuple[bool, bool, bool]:
@@ -145,19 +149,20 @@ def reference(node, row, out) -> tuple[bool, bool, bool]:
         hi = any(r[1] for r in results)
         hp = lo if node.presume == "fail" else any(r[2] for r in results)
     elif isinstance(node, Points):
-        tot_lo = tot_hi = 0.0
-        lo = hi = True
+        tot_lo = tot_hi = tot_hp = 0.0
+        lo = hi = hp = True
         for dim in node.dimensions:
-            pairs = [_item(i, row, out) for i in dim.items]
-            dlo, dhi = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+            triples = [_item(i, row, out) for i in dim.items]
+            dlo, dhi, dhp = (sum(t[j] for t in triples) for j in range(3))
             res = "pass" if dlo >= dim.min - EPS else "fail" if dhi < dim.min - EPS else "unknown"
             out[dim.id] = (res, dlo)
-            tot_lo, tot_hi = tot_lo + dlo, tot_hi + dhi
+            tot_lo, tot_hi, tot_hp = tot_lo + dlo, tot_hi + dhi, tot_hp + dhp
             lo &= dlo >= dim.min - EPS
             hi &= dhi >= dim.min - EPS
+            hp &= dhp >= dim.min - EPS
         lo &= tot_lo >= node.min_total - EPS
         hi &= tot_hi >= node.min_total - EPS
-        hp = hi
+        hp &= tot_hp >= node.min_total - EPS
         out[node.id + "__total"] = tot_lo
     else:  # pragma: no cover
         raise TypeError(node)

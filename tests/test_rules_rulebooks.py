@@ -29,6 +29,11 @@ from scoring.tiers import TIERS
 ALL = load_rulebooks(include_alternatives=True)
 DEFAULTS = load_rulebooks()
 ONE_DAY = dt.timedelta(days=1)
+# tiers whose rules were replaced by a document not yet transcribed: nothing in force after
+ENDED = {"gazelle": dt.date(2024, 10, 15)}   # 锡科规〔2024〕218号's 瞪羚 clauses not captured
+MIIT_IDS = {"miit-2022-innovative_sme", "miit-2022-specialised_sme", "miit-2022-little_giant",
+            "miit-2026-tech_innovative_sme", "miit-2026-tech_innovative_sme-alt115",
+            "miit-2026-specialised_sme", "miit-2026-little_giant"}
 
 
 def test_every_rulebook_loads_with_source_and_dates():
@@ -67,7 +72,8 @@ def test_defaults_cover_every_tier_without_gap_or_overlap():
         for prev, nxt in pairwise(chain):
             assert prev.effective_to is not None, (tier, prev.id)
             assert prev.effective_to + ONE_DAY == nxt.effective_from, (tier, prev.id, nxt.id)
-        assert chain[-1].effective_to is None, tier  # open-ended: some rule is always in force
+        # open-ended: some rule is always in force, unless its replacement is not transcribed
+        assert chain[-1].effective_to == ENDED.get(tier), tier
 
 
 def test_alternatives_are_not_defaults_and_defaults_are_not_alternatives():
@@ -118,6 +124,16 @@ def test_no_rulebook_in_force_raises():
 def test_eaglet_switches_to_the_2024_revision_on_its_assumed_start():
     assert rulebook_in_force(DEFAULTS, "eaglet", dt.date(2024, 10, 15)).id == "wuxi-2020-eaglet"
     assert rulebook_in_force(DEFAULTS, "eaglet", dt.date(2024, 12, 31)).id == "wuxi-2024-eaglet"
+
+
+def test_gazelle_2020_rules_end_with_the_eaglet_ones_and_nothing_follows():
+    # the 2024 revision replaces both; only its 雏鹰 clauses were captured (criteria.md §2.1)
+    eaglet_2020 = next(b for b in ALL if b.id == "wuxi-2020-eaglet")
+    assert rulebook_in_force(DEFAULTS, "gazelle", dt.date(2024, 9, 30)).id == "wuxi-2020-gazelle"
+    assert rulebook_in_force(DEFAULTS, "gazelle", eaglet_2020.effective_to).id == "wuxi-2020-gazelle"
+    for day in (eaglet_2020.effective_to + ONE_DAY, dt.date(2024, 12, 31), dt.date(2026, 6, 30)):
+        with pytest.raises(LookupError, match="no gazelle rulebook"):
+            rulebook_in_force(DEFAULTS, "gazelle", day)
 
 
 @pytest.mark.parametrize("rulebook", ALL, ids=lambda b: b.id)
@@ -244,7 +260,7 @@ def _copy_rulebooks(directory: Path, *ids: str) -> None:
 def test_a_fragment_no_file_defines_is_named(tmp_path):
     shutil.copy(RULEBOOK_DIR / "miit-2022-specialised_sme.yaml", tmp_path)
     with pytest.raises(RulebookError, match="miit-2022-specialised_sme.yaml: uses fragments that "
-                                            "no file defines: sme_size"):
+                                            "no file defines: miit_eligibility, sme_size"):
         read_rulebook_files(tmp_path)
 
 
@@ -264,6 +280,27 @@ def test_a_fragment_is_one_node_shared_by_the_rulebooks_that_use_it():
                                      "miit-2026-little_giant", "miit-2026-tech_innovative_sme"}
     nodes = {b.node("sme_size").model_dump_json() for b in users}
     assert len(nodes) == 1
+
+
+def test_every_miit_rulebook_leaves_the_shared_conditions_to_a_person():
+    """criteria.md §1.1 (63号 and 2026): lists, banned products, incidents — one manual criterion,
+    presumed to hold, in every MIIT rulebook and in no other."""
+    holders = {b.id for b in ALL if any(n.id == "shared_eligibility" for n in walk(b.tree))}
+    assert holders == MIIT_IDS
+    nodes = {b.node("shared_eligibility").model_dump_json() for b in ALL if b.id in holders}
+    assert len(nodes) == 1
+    node = next(b for b in ALL if b.id in holders).node("shared_eligibility")
+    assert isinstance(node, Manual) and node.presume == "pass"
+    assert "经营异常名录" in node.label and "偷漏税" in node.label
+
+
+def test_the_alt115_reading_keeps_the_115_size_gates_beside_the_shared_conditions():
+    books = {b.id: b for b in ALL}
+    alt, base = books["miit-2026-tech_innovative_sme-alt115"], books["most-tech_sme"]
+    assert alt.node("size") == base.node("size")
+    assert [c.id for c in alt.node("size_and_shared_eligibility").criteria] == [
+        "size", "shared_eligibility"]
+    assert alt.node("route") == base.node("route")
 
 
 def test_config_rejects_overlapping_chains(tmp_path):

@@ -73,6 +73,22 @@ def test_xlsx_one_sheet_per_tier_with_chinese_headers(tmp_path):
     assert sheet.get_column("是否符合条件").to_list() == ["是"]
 
 
+def test_xlsx_reads_waiting_on_manual_checks_as_to_verify_and_a_failed_condition_as_no(tmp_path):
+    """是否符合条件: 是 when the rulebook passes, 待核实 where only manual checks stand in the way
+    (eligible false, eligible_if_unknowns_hold true) or no rulebook is in force (null), 否 when a
+    condition failed (as the PDF reads them)."""
+    cands = pl.DataFrame({
+        "uscc": list("ABCD"), "name": list("甲乙丙丁"), "district": ["环科园"] * 4,
+        "tier": ["创新型中小企业"] * 4, "eligible": [True, False, False, None],
+        "eligible_if_unknowns_hold": [True, True, False, None], "points": [70.0, 65.0, 40.0, None],
+        "gaps": ["", "", "评分 40 分 < 60 分", ""], "probability": [0.4, 0.3, 0.2, 0.1],
+        "rank": [1, 2, 3, 4], "reasons": ["x"] * 4, "tier_key": ["innovative_sme"] * 4,
+        "needs_review": ["", "一般条件(需人工核实)", "", "该季度无生效的规则(需人工核实)"]})
+    path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", {"innovative_sme": "创新型中小企业"})
+    sheet = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string").to_polars()
+    assert sheet.get_column("是否符合条件").to_list() == ["是", "待核实", "否", "待核实"]
+
+
 # candidates.xlsx is rendered column-wise; it must be exactly what xlsxwriter writes cell by cell
 # (in its constant-memory mode, whose inline strings the fast writer produces).
 
