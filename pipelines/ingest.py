@@ -218,13 +218,14 @@ def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:
     with open(path, encoding=encoding, newline="") as fh:
         for number, line in enumerate(fh, start=1):
             text = line.rstrip("\r\n")
-            if header is None:
-                header = [cell.strip().strip('"') for cell in text.split(",")]
+            cells = [cell.strip().strip('"') for cell in text.split(",")]
+            if header is None and sum(1 for cell in cells if cell) > 1:   # not a one-cell title row
+                header = cells
             if '"' not in text:
                 continue
             cell = _misquoted_field(text)
             if cell is not None:
-                named = header[cell] if cell < len(header) and header[cell] else None
+                named = header[cell] if header and cell < len(header) and header[cell] else None
                 return number, f"第 {cell + 1} 列「{named}」" if named else f"第 {cell + 1} 列"
     return None
 

@@ -84,10 +84,6 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-CANDIDATE_CSV_COLUMNS = ("uscc", "name", "district", "tier", "eligible", "points", "gaps",
-                         "probability", "rank", "reasons")
-
-
 def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
     """candidates.csv's columns (outputs.md: `eligible` is true or false, `gaps` what an
     ineligible firm lacks). The file has no column of manual checks, as the xlsx and the PDF
@@ -101,9 +97,9 @@ def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
         return text.is_null() | (text == "")
 
     return candidates.select(
-        *CANDIDATE_CSV_COLUMNS[:4], eligible, "points",
+        "uscc", "name", "district", "tier", eligible, "points",
         pl.when(~eligible & blank(gaps) & ~blank(review)).then(review).otherwise(gaps).alias("gaps"),
-        *CANDIDATE_CSV_COLUMNS[7:],
+        "probability", "rank", "reasons",
     )
 
 
