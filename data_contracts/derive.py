@@ -21,6 +21,19 @@ MONEY_COLUMNS = ("revenue_ytd", "main_revenue_ytd", "profit_ytd", "net_profit_yt
                  "total_assets", "total_liabilities", "export_ytd")
 
 
+def canonical_patents(frame: pl.DataFrame) -> pl.DataFrame:
+    """Patents with their application numbers in the normal form (`CN2023101234567`,
+    `ZL 202310123456.7` → `202310123456.7`) and 专利类型 by the input format's names (`发明专利` →
+    发明), before copies are looked for: the same patent written two ways is one patent, whose
+    second row is a copy, not a second patent counted twice."""
+    normalized = identifiers.normalize_application_no_series(frame.get_column("application_no"))
+    frame = frame.with_columns(  # the normaliser turns null into "": keep missing as missing
+        pl.when(pl.col("application_no").is_null()).then(None).otherwise(normalized).alias("application_no"))
+    if "patent_type" not in frame.columns:
+        return frame
+    return frame.with_columns(identifiers.patent_type_names(frame.get_column("patent_type")))
+
+
 def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     """`_f_duplicate_row` on the 2nd+ copy of an identical row; `_p_duplicate_key` on conflicts.
 
@@ -234,9 +247,6 @@ def patent_checks(frame: pl.DataFrame, index: NameIndex,
                   set_aside: NameIndex | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(patents with `_p_application_no`, `_p_unmatched`; owners: `_row`, `uscc` of each patent and
     registered firm among its applicants, a pair possibly more than once)."""
-    normalized = identifiers.normalize_application_no_series(frame.get_column("application_no"))
-    frame = frame.with_columns(  # the normaliser turns null into "": keep missing as missing
-        pl.when(pl.col("application_no").is_null()).then(None).otherwise(normalized).alias("application_no"))
     frame = frame.with_columns(identifiers.application_no_problems(
         frame.get_column("application_no"), frame.get_column("patent_type")).alias("_p_application_no"))
     owners_of, unmatched = _applicant_verdicts(frame.get_column("applicants"), index, set_aside)

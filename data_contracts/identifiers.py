@@ -226,6 +226,16 @@ def _type_key(patent_type: str | None) -> str | None:
     return _TYPE_ALIASES.get(_squash(patent_type))
 
 
+def patent_type_names(types: pl.Series) -> pl.Series:
+    """专利类型 as the input format names it where the text is a known way of writing it
+    (`发明专利`, `实用新型专利`, `外观`, full-width or spaced → 发明, 实用新型, 外观设计); any other
+    text as written, for the column's own check to name. Each distinct text is looked up once."""
+    types = types.cast(pl.Utf8)
+    distinct = types.drop_nulls().unique()
+    named = [_type_key(t) or t for t in distinct.to_list()]
+    return types.replace(distinct, pl.Series(named, dtype=pl.Utf8))
+
+
 def application_no_problem(no: str | None, patent_type: str | None = None) -> str | None:
     """None for a good CNIPA application number, else the problem in Chinese.
 

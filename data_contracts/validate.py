@@ -58,6 +58,8 @@ def type_table(inp: TableInput) -> tuple[pl.DataFrame, pl.DataFrame]:
     hold all that is needed, and a caller reading one table at a time keeps one table's text."""
     frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
     inp.frame = None
+    if inp.table.name == "patents":
+        frame = derive.canonical_patents(frame)
     return derive.duplicates(frame, inp.table), parse_findings
 
 

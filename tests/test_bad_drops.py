@@ -212,6 +212,27 @@ def test_rows_are_conserved(drop, tmp_path):
     assert {i["table"]: i["rows_quarantined"] for i in manifest["inputs"]}["filings"] == 1
 
 
+def test_the_same_patent_written_another_way_is_a_copy_not_a_second_patent(drop, tmp_path):
+    """input-format.md: the same rows read twice must not count twice. `CN` before the number,
+    no dot before the check digit and 专利类型 `发明专利` are the same patent as the row they copy:
+    the copy is set aside (duplicate_row), and `发明专利` is read as 发明, not quarantined."""
+    path = drop / "专利.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    first = frame.row(0, named=True)
+    again = {**first, "申请号": "CN" + first["申请号"].replace(".", "")}
+    renamed = {**frame.row(1, named=True), "专利类型": frame.row(1, named=True)["专利类型"] + "专利"}
+    frame = pl.concat([frame, pl.DataFrame([again, renamed], schema=frame.schema)])
+    path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
+    out = tmp_path / "out"
+    _validate(drop, out)
+    quarantine = _quarantine(out).filter(pl.col("table") == "patents")
+    rows = {r["row"]: r for r in quarantine.iter_rows(named=True)}
+    copy_row, renamed_row = str(frame.height), str(frame.height + 1)   # header = row 1
+    assert rows[copy_row]["check"] == "duplicate_row" and "与第 2 行内容相同" in rows[copy_row]["message"]
+    assert rows[renamed_row]["check"] == "duplicate_row"   # 实用新型专利 is 实用新型: row 3 again
+    assert not quarantine.filter(pl.col("check") == "patent_type_known").height
+
+
 def test_huge_cell_does_not_crash(drop, tmp_path):
     _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
     result = _validate(drop, tmp_path / "out")
