@@ -80,11 +80,12 @@ def parse_integer(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
 
 
 def parse_date(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """`2021-03-05`, `2021/3/5`, `2021年3月5日`, `20210305`, `2021-03-05 00:00:00`, Excel serials."""
+    """`2021-03-05`, `2021/3/5`, `2021年3月5日`, `20210305`, full-width digits, a time of day after
+    the date (`2021-03-05 00:00:00`, `2021/3/5 0:00`: Excel's date-time in a CSV), Excel serials."""
     text = clean_text(raw)
-    frame = pl.DataFrame({"t": text})
+    frame = pl.DataFrame({"t": text.str.normalize("NFKC")})
     frame = frame.with_columns(
-        pl.col("t").str.replace(r"[ T]00:00:00(\.0+)?$", "").str.replace_all(r"[年月/.]", "-")
+        pl.col("t").str.replace(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "").str.replace_all(r"[年月/.]", "-")
         .str.replace(r"日$", "").str.strip_chars("-").alias("dashed"))
     frame = frame.with_columns(
         pl.col("dashed").str.extract_groups(r"^(\d{4})-(\d{1,2})-(\d{1,2})$").alias("a"),
@@ -107,9 +108,12 @@ def parse_date(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
 
 
 def parse_period(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """`2024Q3`, `2024q3`, `2024年三季度`, `2024年第3季度`, `2024年1-9月`, `2024-09`, `2024年9月` → `2024Q3`."""
+    """`2024Q3`, `2024q3`, `2024年Q3`, `2024年三季度`, `2024年第3季度`, `2024年前三季度`,
+    `2024年1-9月` (any dash, ~, 至, 到), `2024-09`, `2024年9月`, `2024年上半年`, full-width digits →
+    `2024Q3` (a year-to-date span reads as its last quarter)."""
     text = clean_text(raw)
-    t = text.str.replace_all(r"\s", "").str.to_uppercase()
+    t = text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase()
+    t = t.str.replace(r"年上半年$", "年第2季度").str.replace(r"年前([一二三四1-4])季度$", "年第${1}季度")
     for zh, digit in _CN_DIGITS.items():
         t = t.str.replace_all(zh, digit, literal=True)
     frame = pl.DataFrame({"t": t})
@@ -120,7 +124,7 @@ def parse_period(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     ).cast(pl.Int32, strict=False)
     frame = frame.with_columns(
         pl.col("t").str.extract(r"^(\d{4})", 1).alias("year"),
-        pl.coalesce(pl.col("t").str.extract(r"^\d{4}-?Q([1-4])$", 1),
+        pl.coalesce(pl.col("t").str.extract(r"^\d{4}(?:-|年)?Q([1-4])$", 1),
                     pl.col("t").str.extract(r"^\d{4}年第?([1-4])季度?$", 1),
                     pl.when(month.is_in([3, 6, 9, 12])).then((month // 3).cast(pl.Utf8))).alias("q"))
     value = frame.select(pl.when(pl.col("year").is_not_null() & pl.col("q").is_not_null())

@@ -189,7 +189,7 @@ SUITES: dict[str, list[Check]] = {
         _e("recognized_present", "error", "recognized_on", "认定日期为空", "not_null"),
         _e("recognized_not_future", "error", "recognized_on", "认定日期 {value} 晚于核验日 {as_of}", "false",
            {"derived": "_f_recognized_on_future"}),
-        _e("valid_after_recognized", "error", "valid_until", "有效期至 {value} 早于认定日期 {other}", "a_ge_b",
+        _e("valid_after_recognized", "error", "valid_until", "有效期至 {value} 不晚于认定日期 {other}", "a_ge_b",
            {"a": "valid_until", "b": "recognized_on", "or_equal": False}),
         _DUP_ROW, _DUP_KEY,
     ],

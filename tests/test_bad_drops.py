@@ -151,7 +151,7 @@ def test_bad_project_cells_are_quarantined(drop, tmp_path, column, value, check,
 
 @pytest.mark.parametrize("file,column,value,other_column,check,says", [
     ("资质荣誉.csv", "有效期至", "2001-01-01", "认定日期", "valid_after_recognized",
-     "有效期至 2001-01-01 早于认定日期 {other}"),
+     "有效期至 2001-01-01 不晚于认定日期 {other}"),
     ("专利.csv", "授权公告日", "1990-01-01", "申请日", "granted_after_filed",
      "授权公告日 1990-01-01 早于申请日 {other}"),
 ])

@@ -30,12 +30,16 @@ def _run(parser, values):
 @pytest.mark.parametrize("text,expected", [
     ("2024Q3", "2024Q3"), ("2024q3", "2024Q3"), ("2024年三季度", "2024Q3"), ("2024年第三季度", "2024Q3"),
     ("2024年1-9月", "2024Q3"), ("2024-09", "2024Q3"), ("2024年12月", "2024Q4"), ("2024年1-3月", "2024Q1"),
+    # as clerks also write them: full-width dash or tilde, 前三季度, 上半年, 年Q3, full-width digits
+    ("2024年1－9月", "2024Q3"), ("2024年1～9月", "2024Q3"), ("2024年前三季度", "2024Q3"),
+    ("2024年上半年", "2024Q2"), ("2024年Q3", "2024Q3"), ("２０２４Ｑ３", "2024Q3"),
 ])
 def test_period_forms(text, expected):
     assert _run(parsing.parse_period, [text]) == ([expected], [True])
 
 
-@pytest.mark.parametrize("text", ["2024Q5", "2024-08", "2024年五季度", "Q3 2024", "abc"])
+@pytest.mark.parametrize("text", ["2024Q5", "2024-08", "2024年五季度", "Q3 2024", "abc", "2024年前五季度",
+                                  "2024年下半年"])
 def test_bad_periods_are_flagged(text):
     assert _run(parsing.parse_period, [text]) == ([None], [False])
 
@@ -52,6 +56,15 @@ def test_dates_every_form_and_invalid_day():
     d = dt.date(2021, 3, 5)
     assert values == [d, d, d, d, d, None, d, None, dt.date(2024, 2, 29)]  # serial 44260 is 2021-03-05
     assert ok == [True, True, True, True, True, False, True, False, True]
+
+
+def test_dates_with_a_time_of_day_or_full_width_digits():
+    """Excel writes a date cell into a CSV as a date-time (`2021/3/5 0:00`); some systems write
+    full-width digits. The day is what counts; a time that is no time is not a date."""
+    values, ok = _run(parsing.parse_date, ["2021/3/5 0:00", "2021-03-05 14:30", "２０２１－０３－０５",
+                                           "2021/3/5 25:61:99x"])
+    d = dt.date(2021, 3, 5)
+    assert values == [d, d, d, None] and ok == [True, True, True, False]
 
 
 def test_integer_rejects_fractions():
