@@ -215,23 +215,38 @@ def _correct_yuan(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
           for c in present])
 
 
+# Year-to-date flows that cannot fall within a year (none may be negative): column → its label
+# and the derived column of its check (`suites`: ytd_decreasing for revenue, <column>_decreasing
+# for the others). Profits may fall: a loss in a later quarter lowers the year's total.
+YTD_NONDECREASING = {"revenue_ytd": ("营业收入", "_p_ytd_decrease"),
+                     "main_revenue_ytd": ("主营业务收入", "_p_ytd_decrease_main_revenue"),
+                     "rd_expense_ytd": ("研发费用", "_p_ytd_decrease_rd_expense"),
+                     "export_ytd": ("出口额", "_p_ytd_decrease_export")}
+
+
 def _ytd_decrease(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
-    """`_p_ytd_decrease`: revenue below the same firm's previous row of the year (in period, then
-    row order) when that row is of an earlier period."""
+    """For each of YTD_NONDECREASING the frame has: its value below the same firm's previous row
+    of the year (in period, then row order) when that row is of an earlier period."""
     year = pl.col("_pc") // 4
     same_year = pl.col("_firm").eq_missing(pl.col("_firm").shift(1)) & (year == year.shift(1))
-    rows = order.with_columns(frame.get_column("revenue_ytd").gather(order.get_column("_i")).alias("_rev"))
-    falls = rows.select(
-        "_i", "_rev", pl.when(same_year).then(pl.col("_rev").shift(1)).alias("_prev"),
-        pl.when(same_year).then(pl.col("_pc").shift(1)).alias("_prev_pc"), "_pc",
-        pl.col("_i").shift(1).alias("_prev_i"),
-    ).filter((pl.col("_rev") < pl.col("_prev") * (1 - 1e-9)) & (pl.col("_prev_pc") != pl.col("_pc"))).sort("_i")
-    period = frame.get_column("period").gather(falls.get_column("_prev_i"))
-    text = falls.select(
-        pl.lit("本年累计营业收入 ") + pl.col("_rev").round(1).cast(pl.Utf8) + pl.lit(" 万元低于上一报告期 ")
-        + period + pl.lit(" 的 ") + pl.col("_prev").round(1).cast(pl.Utf8)
-        + pl.lit(" 万元 (本年累计值不应下降)")).to_series()
-    return frame.with_columns(_at(frame.height, falls.get_column("_i"), text).alias("_p_ytd_decrease"))
+    earlier = order.select(
+        "_i", "_pc", pl.when(same_year).then(pl.col("_pc").shift(1)).alias("_prev_pc"),
+        pl.col("_i").shift(1).alias("_prev_i"))
+    flagged = []
+    for column, (label, derived) in YTD_NONDECREASING.items():
+        if column not in frame.columns:
+            continue
+        rows = earlier.with_columns(frame.get_column(column).gather(order.get_column("_i")).alias("_v"))
+        falls = rows.with_columns(pl.col("_v").shift(1).alias("_prev")).filter(
+            (pl.col("_v") < pl.col("_prev") * (1 - 1e-9)) & pl.col("_prev_pc").is_not_null()
+            & (pl.col("_prev_pc") != pl.col("_pc"))).sort("_i")
+        period = frame.get_column("period").gather(falls.get_column("_prev_i"))
+        text = falls.select(
+            pl.lit(f"本年累计{label} ") + pl.col("_v").round(1).cast(pl.Utf8) + pl.lit(" 万元低于上一报告期 ")
+            + period + pl.lit(" 的 ") + pl.col("_prev").round(1).cast(pl.Utf8)
+            + pl.lit(" 万元 (本年累计值不应下降)")).to_series()
+        flagged.append(_at(frame.height, falls.get_column("_i"), text).alias(derived))
+    return frame.with_columns(flagged)
 
 
 def _reason(result: pl.DataFrame, names: pl.Series, set_aside: NameIndex | None) -> pl.Series:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from data_contracts.derive import YTD_NONDECREASING
 from data_contracts.schema import (
     CHAIN_LAYERS,
     CURRENCIES,
@@ -128,6 +129,8 @@ SUITES: dict[str, list[Check]] = {
            "a_ge_b", {"a": "employees", "b": "rd_staff"}),
         _e("unit_yuan", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_unit_yuan"}),
         _e("ytd_decreasing", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_ytd_decrease"}),
+        *[_e(f"{c}_decreasing", "warn", c, "{detail}", "null", {"derived": derived})
+          for c, (_, derived) in YTD_NONDECREASING.items() if c != "revenue_ytd"],
         _e("revision", "warn", "period", "{detail}", "null", {"derived": "_p_revision"}),
         _e("superseded_by_revision", "warn", "period", "{detail}", "null", {"derived": "_p_superseded"}),
         _DUP_ROW, _DUP_KEY,

@@ -233,6 +233,30 @@ def test_the_same_patent_written_another_way_is_a_copy_not_a_second_patent(drop,
     assert not quarantine.filter(pl.col("check") == "patent_type_known").height
 
 
+@pytest.mark.parametrize("column,check", [
+    ("营业收入(万元)", "ytd_decreasing"), ("主营业务收入(万元)", "main_revenue_ytd_decreasing"),
+    ("研发费用(万元)", "rd_expense_ytd_decreasing"),
+])
+def test_a_year_to_date_flow_that_falls_within_the_year_is_flagged(drop, tmp_path, column, check):
+    """input-format.md: a year-to-date value that falls from one quarter to the next is a data
+    problem, whichever flow it is (profits may fall: a loss lowers the year's total)."""
+    path = drop / "财务快报.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    q2 = frame.filter(pl.col("报告期").str.ends_with("Q2") & (pl.col(column).cast(pl.Float64) > 1)).row(0, named=True)
+    q3_row = frame.with_row_index().filter((pl.col("统一社会信用代码") == q2["统一社会信用代码"])
+                                           & (pl.col("报告期") == q2["报告期"][:4] + "Q3"))["index"].item()
+    lower = float(q2[column]) / 2                 # below Q2's: the year's total fell
+    _edit_csv(path, q3_row + 2, column, f"{lower:.2f}")    # spreadsheet row: header = 1
+    if column == "营业收入(万元)":                  # keep 主营业务收入 within 营业收入
+        main = float(frame.row(q3_row, named=True)["主营业务收入(万元)"] or 0)
+        _edit_csv(path, q3_row + 2, "主营业务收入(万元)", f"{min(main, lower):.2f}")
+    out = tmp_path / "out"
+    assert _validate(drop, out).exit_code == 0
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == check)
+    assert flags.select("row").to_series().to_list() == [str(q3_row + 2)]
+    assert "本年累计" in flags["message"].item() and "低于上一报告期" in flags["message"].item()
+
+
 def test_huge_cell_does_not_crash(drop, tmp_path):
     _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
     result = _validate(drop, tmp_path / "out")
