@@ -148,12 +148,18 @@ SUITES: dict[str, list[Check]] = {
            {"a": "granted_on", "b": "filed_on"}),
         _e("legal_status_known", "warn", "legal_status", "法律状态 \"{value}\" 不是 有效/失效/审中",
            "in_set", {"values": LEGAL_STATUSES}),
+        # (a derived text, not GX's not-null: a column checked against a set goes to GX as a
+        # categorical, and GX reported the wrong rows of such a column as null)
+        _e("patent_type_present", "warn", "patent_type", "{detail}", "null",
+           {"derived": "_p_patent_type_missing"}),
+        _e("applicants_present", "error", "applicants", "申请人为空, 无法关联到企业", "not_null"),
         _e("applicant_matched", "error", "applicants", "{detail}", "null", {"derived": "_p_unmatched"}),
         _DUP_ROW, _DUP_KEY,
     ],
     "projects": [
         _e("project_name_present", "error", "project_name", "项目名称为空", "not_null"),
         _e("year_present", "error", "year", "年度为空", "not_null"),
+        _e("company_present", "error", "company_name", "项目单位为空, 无法关联到企业", "not_null"),
         _e("company_matched", "error", "company_name", "{detail}", "null", {"derived": "_p_unmatched"}),
         _e("planned_total_nonnegative", "error", "planned_total", "计划总投资 {value} 为负数", "between",
            {"min": 0}),

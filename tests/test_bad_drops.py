@@ -257,6 +257,25 @@ def test_a_year_to_date_flow_that_falls_within_the_year_is_flagged(drop, tmp_pat
     assert "本年累计" in flags["message"].item() and "低于上一报告期" in flags["message"].item()
 
 
+@pytest.mark.parametrize("file,column,value,check,severity", [
+    ("专利.csv", "申请人", "", "applicants_present", "error"),
+    ("专利.csv", "申请人", "无", "applicants_present", "error"),
+    ("专利.csv", "专利类型", "", "patent_type_present", "warn"),
+    ("重点项目.csv", "项目单位", "", "company_present", "error"),
+])
+def test_a_row_that_cannot_be_tied_to_a_firm_or_a_kind_is_named(drop, tmp_path, file, column, value,
+                                                                 check, severity):
+    """An empty 申请人 or 项目单位 can never be matched to a registered firm: the row is set aside
+    with its reason, not accepted in silence. An empty 专利类型 keeps the patent in the totals
+    only, which the clerk is told."""
+    _edit_csv(drop / file, 3, column, value)     # (the small drop has three projects)
+    out = tmp_path / "out"
+    _validate(drop, out)
+    found = pl.concat([_quarantine(out), pl.read_csv(out / "flags.csv", infer_schema=False)],
+                      how="diagonal_relaxed").filter(pl.col("check") == check)
+    assert found.select("row", "column", "severity").rows() == [("3", column, severity)]
+
+
 def test_huge_cell_does_not_crash(drop, tmp_path):
     _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
     result = _validate(drop, tmp_path / "out")
