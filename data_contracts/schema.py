@@ -135,17 +135,28 @@ LEVELS = ("国家级", "省级", "市级", "县级")
 PERSONAL_COLUMNS = ("legal_rep_id",)
 
 _UNIT = re.compile(r"[(（\[【]\s*([^()（）\[\]【】]*)\s*[)）\]】]\s*$")
-_UNIT_WORDS = {"万元": "万元", "万元人民币": "万元", "元": "元", "亿元": "亿元", "千元": "千元",
-               "人": None, "个": None, "件": None, "万美元": "万元"}
+# Words a clerk writes in a header's unit besides the unit (`（单位：人民币万元）`, `(本年累计)`), and
+# the short forms of units (`(万)`); a unit written after a separator (`营业收入/万元`).
+_UNIT_NOTES = re.compile(r"单位[:：]?|人民币|本年累计|累计|本期|期末|年末|[,，;；]")
+_UNIT_SHORT = {"万": "万元", "亿": "亿元", "千": "千元"}
+_SEPARATED_UNIT = re.compile(r"[/_\-](千元|万元|亿元|元|万|亿)$")
+
+
+def _unit(written: str) -> str | None:
+    """The unit of a header's unit text: `单位:万元`, `人民币万元`, `万元人民币`, `万` → 万元;
+    an annotation without a unit (`本年累计`) → None (the column's own unit)."""
+    unit = _UNIT_NOTES.sub("", written)
+    return _UNIT_SHORT.get(unit, unit) or None
 
 
 def normalize_header(header: str) -> tuple[str, str | None]:
-    """(header without unit, unit) — NFKC, spaces removed, `（万元）` and `(万元)` alike."""
+    """(header without unit, unit) — NFKC, spaces removed; `（万元）`, `(万元)`, `（单位：人民币万元）`,
+    `(万)` and `/万元` alike; `(本年累计)` is no unit."""
     text = unicodedata.normalize("NFKC", str(header)).strip().replace(" ", "").replace("\u3000", "")
-    m = _UNIT.search(text)
+    m = _UNIT.search(text) or _SEPARATED_UNIT.search(text)
     unit = None
     if m:
-        unit = m.group(1).strip()
+        unit = _unit(m.group(1).strip())
         text = text[: m.start()]
     for suffix in ("万元", "亿元"):  # 营业收入万元
         if unit is None and text.endswith(suffix) and len(text) > len(suffix) + 1:

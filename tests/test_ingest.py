@@ -76,6 +76,29 @@ def test_header_variants_units_and_extra_columns(tmp_path):
     assert raw.frame.get_column("revenue_ytd").to_list() == ["12345678"]
 
 
+@pytest.mark.parametrize("revenue_header,factor", [
+    ("营业收入（人民币万元）", None), ("营业收入（单位：万元）", None), ("营业收入(万)", None),
+    ("营业收入(本年累计)", None), ("营业收入/万元", None), ("营业收入_万元", None),
+    ("营业收入（本年累计，元）", 0.0001), ("营业收入（单位：亿元）", 10_000.0),
+])
+def test_units_as_clerks_write_them_in_headers(tmp_path, revenue_header, factor):
+    """`（单位：人民币万元）`, `(万)`, `/万元` name the unit; `(本年累计)` names none (the column's
+    own, 万元); 元 and 亿元 are converted as before."""
+    text = (f"统一社会信用代码,报告期,{revenue_header},主营业务收入,利润总额,净利润,研发费用,"
+            "资产总计,负债合计,从业人员期末人数,研发人员数\n"
+            "914403001922038216,2024Q3,1000,900,10,8,50,900,300,40,8\n")
+    raw = read_table(FILINGS, _write(tmp_path / "财务快报.csv", text))
+    assert raw.unit_factors == ({} if factor is None else {"revenue_ytd": factor})
+    assert raw.frame.get_column("revenue_ytd").to_list() == ["1000"]
+
+
+def test_a_unit_that_is_no_money_unit_still_stops_the_drop(tmp_path):
+    text = ("统一社会信用代码,报告期,营业收入(万美元),主营业务收入,利润总额,净利润,研发费用,"
+            "资产总计,负债合计,从业人员期末人数,研发人员数\n914403001922038216,2024Q3,1,1,1,1,1,1,1,1,1\n")
+    with pytest.raises(DropError, match="单位「万美元」无法换算为万元"):
+        read_table(FILINGS, _write(tmp_path / "财务快报.csv", text))
+
+
 def test_xlsx_title_rows_are_counted_in_row_numbers(tmp_path):
     path = tmp_path / "企业登记.xlsx"
     wb = xlsxwriter.Workbook(str(path))
