@@ -11,7 +11,9 @@ message naming the file (the CLI turns it into exit status 2, without a tracebac
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
+import itertools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,6 +199,13 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
     try:
         grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
+        titles = _one_cell_lines_on_top(path, encoding) if grid.width == 1 else []
+        if titles:  # polars takes the table's width from the first line: read below the titles
+            rest = pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=len(titles),
+                               truncate_ragged_lines=True, quote_char='"')
+            top = pl.DataFrame({rest.columns[0]: titles}).with_columns(
+                pl.lit(None, pl.Utf8).alias(c) for c in rest.columns[1:])
+            grid = pl.concat([top, rest])
     except pl.exceptions.PolarsError as err:  # polars' own parse errors carry no file name
         detail = str(err).splitlines()[0][:120]
         found = _misquoted_cell(path, encoding)
@@ -207,6 +216,19 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
                         "单元格内的双引号须成对出现 (整格用双引号括起, 格内的双引号写成两个), 请在 Excel "
                         f"中检查该格后重新另存为 CSV ({detail})") from None
     return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
+
+
+def _one_cell_lines_on_top(path: Path, encoding: str) -> list[str]:
+    """The one-cell lines above the first line of several cells within the rows a header is
+    looked for in (a title typed above the header, `宜兴市专利清单` with no commas after it), or
+    none if no such line follows them (a file of one column)."""
+    titles: list[str] = []
+    with open(path, encoding=encoding, newline="") as fh:
+        for record in itertools.islice(csv.reader(fh), _HEADER_SCAN_ROWS):
+            if len(record) > 1:
+                return titles
+            titles.append(record[0] if record else "")
+    return []
 
 
 def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:

@@ -99,6 +99,19 @@ def test_a_unit_that_is_no_money_unit_still_stops_the_drop(tmp_path):
         read_table(FILINGS, _write(tmp_path / "财务快报.csv", text))
 
 
+@pytest.mark.parametrize("title", ["2025年四季度企业登记台账\n", "2025年四季度企业登记台账\n\n",
+                                   "2025年四季度企业登记台账,,,,,,\n"])
+def test_csv_title_lines_above_the_header_are_counted_in_row_numbers(tmp_path, title):
+    """A title typed above the header with no commas after it made polars read the file as one
+    column (it takes the width from the first line), and the header was not found."""
+    path = _write(tmp_path / "企业登记.csv", f"{title}{HEADER}\n{ROW}\n")
+    raw = read_table(ENTERPRISES, path)
+    header_row = title.count("\n") + 1
+    assert raw.title_rows == header_row - 1
+    assert raw.frame.get_column("_row").to_list() == [header_row + 1]
+    assert raw.frame.get_column("uscc").to_list() == [ROW.split(",")[0]]
+
+
 def test_xlsx_title_rows_are_counted_in_row_numbers(tmp_path):
     path = tmp_path / "企业登记.xlsx"
     wb = xlsxwriter.Workbook(str(path))
