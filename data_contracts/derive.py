@@ -304,14 +304,16 @@ def _applicant_verdicts(applicants: pl.Series, index: NameIndex,
 
 
 def project_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex | None = None) -> pl.DataFrame:
-    span = pl.col("span").str.replace_all(r"\s|年", "").str.extract_groups(r"^(\d{4})[-—–~至到](\d{4})$")
+    span = (pl.col("span").str.normalize("NFKC").str.replace_all(r"\s|年", "")   # (NFKC: ～ is ~)
+            .str.extract_groups(r"^(\d{4})[-—–~至到](\d{4})$"))
     frame = frame.with_columns(span.struct.field("1").cast(pl.Int64).alias("span_start"),
                                span.struct.field("2").cast(pl.Int64).alias("span_end"))
     outside = ((pl.col("year") < pl.col("span_start")) | (pl.col("year") > pl.col("span_end")))
     frame = frame.with_columns(
         pl.when(pl.col("span").is_not_null() & pl.col("span_start").is_null())
         .then(pl.lit("起止年限 \"") + pl.col("span") + pl.lit("\" 不是 起始年-结束年 的形式 (如 2022-2029)"))
-        .when(outside.fill_null(False))
+        .alias("_p_span_format"),
+        pl.when(outside.fill_null(False))
         .then(pl.lit("年度 ") + pl.col("year").cast(pl.Utf8) + pl.lit(" 不在起止年限 ") + pl.col("span")
               + pl.lit(" 之内")).alias("_p_year_span"))
     return _match_names(frame, index, "company_name", "项目单位", set_aside)

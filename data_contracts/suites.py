@@ -169,6 +169,7 @@ SUITES: dict[str, list[Check]] = {
            {"min": 0}),
         _e("planned_year_within_total", "error", "planned_year", "年度计划投资 {value} 亿元大于计划总投资 {other} 亿元",
            "a_ge_b", {"a": "planned_total", "b": "planned_year"}),
+        _e("span_format", "error", "span", "{detail}", "null", {"derived": "_p_span_format"}),
         _e("year_in_span", "error", "year", "{detail}", "null", {"derived": "_p_year_span"}),
         _DUP_ROW, _DUP_KEY,
     ],

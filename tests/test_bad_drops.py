@@ -137,6 +137,7 @@ def test_bad_cells_are_quarantined_by_row_and_column(drop, tmp_path, file, colum
     ("年度完成投资(亿元)", "-0.3", "completed_year_nonnegative", "年度完成投资 -0.3 为负数"),
     ("年度计划投资(亿元)", "99", "planned_year_within_total", "大于计划总投资"),
     ("年度", "1990", "year_in_span", "不在起止年限"),
+    ("起止年限", "2022～2029年底", "span_format", "不是 起始年-结束年 的形式"),   # named in its own column
     ("计划总投资(亿元)", "约3亿", "format_number", "不是有效的数字"),
 ])
 def test_bad_project_cells_are_quarantined(drop, tmp_path, column, value, check, says):
