@@ -185,9 +185,11 @@ def _as_written(kind: str, raw: pl.Series) -> pl.Series:
 def _parse(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     if kind == NUMBER:
         return parsing.parse_number(raw)
-    if kind == NUMBER_OR_TEXT:
+    if kind == NUMBER_OR_TEXT:   # 融资金额 in 万元: a number, else an amount with its unit in RMB
         value, _ = parsing.parse_number(raw)
-        return value, None
+        money, _, currency = parsing.parse_money_with_unit(raw)   # `1.5亿`, `3000万`, `800万元` → 万元
+        in_rmb = pl.select(pl.when(currency == "人民币").then(money)).to_series()
+        return value.fill_null(in_rmb), None
     if kind == INTEGER:
         return parsing.parse_integer(raw)
     if kind == DATE:

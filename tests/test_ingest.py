@@ -14,6 +14,7 @@ from data_contracts.schema import (
     CODE,
     ENTERPRISES,
     FILINGS,
+    FINANCING,
     PATENTS,
     PERIOD,
     TEXT,
@@ -337,3 +338,16 @@ def test_registered_capital_in_another_currency_or_unreadable_is_flagged_not_qua
     assert "「100万美元」以美元登记" in flags.get_column("message")[0]
     assert "「很多」不是可识别的金额" in flags.get_column("message")[1]
     assert result.quarantine.height == 0
+
+
+def test_financing_amounts_with_their_unit_are_read_in_wan():
+    """融资金额 is in 万元; `1.5亿`, `3000万` and `800万元` are amounts with their unit, read as
+    15000, 3000 and 800 (they were kept as text, i.e. as undisclosed); `数千万` and `未披露` stay
+    undisclosed, and so does an amount in another currency written into the cell."""
+    written = ["1.5亿", "3000万", "800万元", "数千万", "未披露", "1200", "500万美元"]
+    raw = pl.DataFrame({"_row": list(range(2, 2 + len(written))), "financed_on": ["2024-03-01"] * len(written),
+                        "company_name": ["甲公司"] * len(written), "amount": written})
+    typed, findings = coerce(FINANCING, raw, "融资.csv")
+    assert typed.get_column("amount").to_list() == [15000.0, 3000.0, 800.0, None, None, 1200.0, None]
+    assert typed.get_column("amount_text").to_list() == [None, None, None, "数千万", "未披露", None, "500万美元"]
+    assert findings.filter(pl.col("column") == "融资金额").height == 0
