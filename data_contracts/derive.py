@@ -325,7 +325,10 @@ def financing_checks(frame: pl.DataFrame, index: NameIndex, set_aside: NameIndex
         pl.col("currency").fill_null("人民币"))
     result = index.match_with_code(frame.get_column("company_name"), frame.get_column("uscc"))
     reason = _reason(result, frame.get_column("company_name"), set_aside).alias("_why")
-    return frame.with_columns(result.get_column("uscc").alias("uscc"), reason).with_columns(
+    # the matcher's note: a name that is another firm's than its code's, an invalid code set
+    # aside for the name, a name matched only loosely
+    note = result.get_column("note").alias("_p_match_note")
+    return frame.with_columns(result.get_column("uscc").alias("uscc"), reason, note).with_columns(
         pl.when(pl.col("uscc").is_null() & ~pl.col("_f_no_company"))
         .then(pl.lit("融资企业「") + pl.coalesce("company_name", pl.lit("")) + pl.lit("」: ") + pl.col("_why"))
         .alias("_p_unmatched")).drop("_why")

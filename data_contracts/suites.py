@@ -184,6 +184,7 @@ SUITES: dict[str, list[Check]] = {
         _e("currency_known", "warn", "currency", "币种 \"{value}\" 不是 人民币/美元", "in_set",
            {"values": CURRENCIES}),
         _e("amount_nonnegative", "error", "amount", "融资金额 {value} 为负数", "between", {"min": 0}),
+        _e("company_matches_code", "warn", "company_name", "{detail}", "null", {"derived": "_p_match_note"}),
         _DUP_ROW, _DUP_KEY,
     ],
     "honors": [

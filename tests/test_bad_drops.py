@@ -277,6 +277,21 @@ def test_a_row_that_cannot_be_tied_to_a_firm_or_a_kind_is_named(drop, tmp_path, 
     assert found.select("row", "column", "severity").rows() == [("3", column, severity)]
 
 
+def test_a_financing_row_whose_name_is_another_firms_is_flagged(drop, tmp_path):
+    """The credit code decides whose round it is; a 企业名称 that is another registered firm's is
+    said in flags.csv, not passed over."""
+    financing = pl.read_csv(drop / "融资.csv", infer_schema=False)
+    firms = pl.read_csv(drop / "企业登记.csv", infer_schema=False)
+    code = financing.row(0, named=True)["统一社会信用代码"]
+    other = firms.filter(pl.col("统一社会信用代码") != code).row(0, named=True)["企业名称"]
+    _edit_csv(drop / "融资.csv", 2, "企业名称", other)
+    out = tmp_path / "out"
+    _validate(drop, out)
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "company_matches_code")
+    assert flags.select("row", "column").rows() == [("2", "企业名称")]
+    assert "已按信用代码" in flags["message"].item()
+
+
 def test_huge_cell_does_not_crash(drop, tmp_path):
     _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
     result = _validate(drop, tmp_path / "out")
