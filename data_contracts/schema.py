@@ -98,7 +98,7 @@ PROJECTS = Table("projects", "重点项目", ("project_name", "year"), (
     _c("year", "年度", INTEGER),
     _c("planned_year", "年度计划投资", NUMBER, nullable=True, unit="亿元"),
     _c("completed_year", "年度完成投资", NUMBER, required=False, nullable=True, unit="亿元"),
-    _c("district", "所属板块", TEXT, required=False, nullable=True),
+    _c("district", "所属板块", TEXT, nullable=True),   # required by input-format.md (cells may be empty)
 ))
 
 FINANCING = Table("financing", "融资", ("uscc", "company_name", "financed_on", "round"), (

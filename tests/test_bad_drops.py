@@ -292,6 +292,16 @@ def test_a_financing_row_whose_name_is_another_firms_is_flagged(drop, tmp_path):
     assert "已按信用代码" in flags["message"].item()
 
 
+def test_a_project_ledger_without_its_district_column_is_refused(drop, tmp_path):
+    """input-format.md lists 所属板块 among 重点项目's columns without "optional" (its cells may be
+    empty): a ledger without the column stops the drop, naming it."""
+    path = drop / "重点项目.csv"
+    frame = pl.read_csv(path, infer_schema=False).drop("所属板块")
+    path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 2 and "重点项目.csv: 缺少必需的列 所属板块" in result.output.replace("\n", "")
+
+
 def test_huge_cell_does_not_crash(drop, tmp_path):
     _edit_csv(drop / "专利.csv", 3, "专利名称", "专" * 17_000_000)  # ~50 MB in UTF-8
     result = _validate(drop, tmp_path / "out")
