@@ -26,7 +26,7 @@ import typst
 
 from reports import charts
 from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
-from reports.tables import as_typed
+from reports.tables import as_typed, verdict
 from scoring.rules import MANUAL_SUFFIX, MISSING_SUFFIX
 from scoring.tiers import TIERS
 
@@ -236,6 +236,7 @@ def _explained(run: Run) -> list[tuple[str, int, dict]]:
         part = cands.filter((pl.col("tier_key") == key) & (pl.col("rank") <= TOP_EXPLAINED)).sort(
             "rank"
         )
+        part = part.with_columns(verdict(part.columns).cast(pl.Utf8).alias("verdict"))
         out += [(key, int(r["rank"]), r) for r in part.iter_rows(named=True)]
     return out[:MAX_FIRM_PAGES]
 
@@ -270,12 +271,6 @@ def _short(x, digits: int = 2) -> str:
         return "—"
     return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
 
-
-def _yes_no(eligible, if_unknowns_hold=None) -> str:
-    """是 / 待核实 / 否. A null verdict is one no rule decided (no rulebook in force): 待核实."""
-    if eligible:
-        return "是"
-    return "待核实" if eligible is None or if_unknowns_hold else "否"
 
 
 def _split(text) -> list[str]:
@@ -453,9 +448,9 @@ def tier_lists(run: Run) -> list[dict]:
         shown = printed.filter(pl.col("tier_key") == key).sort("rank").head(TOP_LISTED)
         rows = _rows(shown, CANDIDATE_COLUMNS)
         review = shown["needs_review"] if "needs_review" in shown.columns else [None] * shown.height
-        for row, verdict, to_check in zip(rows, _verdicts(shown), review, strict=True):
-            row["eligible"] = verdict
-            if verdict == "待核实":
+        for row, word, to_check in zip(rows, _verdicts(shown), review, strict=True):
+            row["eligible"] = word
+            if word == "待核实":
                 row["gaps"] = row["gaps"] + _review_lines(to_check)
         note = (
             f"本层级共 {part.height:,} 家候选企业, 此处列出前 {TOP_LISTED} 名; "
@@ -487,12 +482,7 @@ def _review_lines(text) -> list[str]:
 
 
 def _verdicts(frame: pl.DataFrame) -> list[str]:
-    unknowns = (
-        frame["eligible_if_unknowns_hold"]
-        if "eligible_if_unknowns_hold" in frame.columns
-        else [None] * frame.height
-    )
-    return [_yes_no(e, u) for e, u in zip(frame["eligible"], unknowns, strict=True)]
+    return frame.select(verdict(frame.columns).cast(pl.Utf8)).to_series().to_list()
 
 
 def firm_pages(run: Run, chart_paths: dict[str, str]) -> list[dict]:
@@ -517,7 +507,7 @@ def firm_pages(run: Run, chart_paths: dict[str, str]) -> list[dict]:
                 "district": _str(r.get("district")),
                 "probability": _pct(r.get("probability")),
                 "points": _points(r.get("points")),
-                "eligible": _yes_no(r.get("eligible"), r.get("eligible_if_unknowns_hold")),
+                "eligible": r["verdict"],
                 "gaps": _split(r.get("gaps")),
                 "needs_review": _split(r.get("needs_review")),
                 "reasons": _split(r.get("reasons")),

@@ -84,6 +84,21 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+VERDICTS = ("是", "待核实", "否")
+
+
+def verdict(columns) -> pl.Expr:
+    """A candidate's verdict as the workbook and the PDF write it, as `eligible`: 是 where the
+    rulebook passes, 待核实 where no rule decided (no rulebook in force: a null eligible) or only
+    manual checks stand between the firm and the tier (eligible_if_unknowns_hold, where `columns`
+    has it), else 否 (candidates.csv keeps true/false: `candidates_csv_view`)."""
+    waiting = pl.col("eligible").is_null()
+    if "eligible_if_unknowns_hold" in columns:
+        waiting = waiting | pl.col("eligible_if_unknowns_hold").fill_null(False)
+    return (pl.when(pl.col("eligible")).then(pl.lit("是")).when(waiting).then(pl.lit("待核实"))
+            .otherwise(pl.lit("否")).cast(pl.Enum(VERDICTS)).alias("eligible"))
+
+
 def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
     """candidates.csv's columns (outputs.md: `eligible` is true or false, `gaps` what an
     ineligible firm lacks). The file has no column of manual checks, as the xlsx and the PDF
@@ -113,12 +128,7 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
     lists give the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
-    if "eligible_if_unknowns_hold" in frame.columns:
-        # 待核实 (a null verdict) also where only manual checks stand between the firm and the
-        # tier, as the PDF shows it: 否 is kept for a condition that failed
-        waiting = ~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")
-        frame = frame.with_columns(pl.when(waiting.fill_null(False)).then(None)
-                                   .otherwise(pl.col("eligible")).alias("eligible"))
+    frame = frame.with_columns(verdict(frame.columns))   # 是 / 待核实 / 否, a three-word Enum
     sheets = [page for key, zh in tiers.items()
               for page in _pages(zh, frame.filter(pl.col("tier_key") == key).sort("rank")
                                  .select(list(CANDIDATE_HEADERS)), rows_per_sheet)]
@@ -294,14 +304,9 @@ def _row_xml(chunk: pl.DataFrame, styles: dict[int, str]) -> pl.Expr:
 
 def _cell_pieces(values: pl.Series, letter: str, number: pl.Expr, style: str | None
                  ) -> list[pl.Expr]:
-    """The pieces of one column's `<c>` elements: a number, or an inline string (eligible as
-    是/否, and 待核实 where no rule decided: only manual checks wait, or no rulebook is in force)."""
+    """The pieces of one column's `<c>` elements: a number, or an inline string (a categorical's,
+    such as the verdict's three words, worked out once per distinct value)."""
     start = [pl.lit(f'<c r="{letter}'), number, pl.lit('"' + (f' s="{style}"' if style else ""))]
-    if values.name == "eligible":  # 是, 否 and 待核实 need no escaping
-        return [*start, pl.lit(' t="inlineStr"><is><t>'),
-                pl.when(pl.col("eligible")).then(pl.lit("是"))
-                .when(pl.col("eligible").is_null()).then(pl.lit("待核实")).otherwise(pl.lit("否")),
-                pl.lit("</t></is></c>")]
     if values.dtype.is_numeric() or values.dtype == pl.Boolean:
         return [*start, pl.lit("><v>"), pl.lit(_number_text(values)), pl.lit("</v></c>")]
     if isinstance(values.dtype, (pl.Categorical, pl.Enum)):
