@@ -262,10 +262,6 @@ def patent_checks(frame: pl.DataFrame, index: NameIndex,
                   set_aside: NameIndex | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(patents with `_p_application_no`, `_p_unmatched`; owners: `_row`, `uscc` of each patent and
     registered firm among its applicants, a pair possibly more than once)."""
-    frame = frame.with_columns(
-        pl.when(pl.col("patent_type").is_null())
-        .then(pl.lit("专利类型为空: 只计入专利总数和近两年申请数, 不计入发明、实用新型、外观设计各类的件数"))
-        .alias("_p_patent_type_missing"))
     frame = frame.with_columns(identifiers.application_no_problems(
         frame.get_column("application_no"), frame.get_column("patent_type")).alias("_p_application_no"))
     owners_of, unmatched = _applicant_verdicts(frame.get_column("applicants"), index, set_aside)

@@ -54,7 +54,10 @@ class ContractRun:
             vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
             data = _to_pandas(frame, checks)
             result = vd.run(batch_parameters={"dataframe": data}, result_format=_RESULT_FORMAT)
-            outcome[name] = [(c, _failing_rows(r), True) for c, r in zip(checks, result.results)]
+            # matched by the check's id in each result's meta, not by position: GX returns the
+            # results grouped by the column they read, not in the suite's order
+            by_check = {r.expectation_config.meta["check"]: r for r in result.results}
+            outcome[name] = [(c, _failing_rows(by_check[c.id]), True) for c in checks]
             self._release_batches()
         return outcome
 

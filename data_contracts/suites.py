@@ -148,10 +148,8 @@ SUITES: dict[str, list[Check]] = {
            {"a": "granted_on", "b": "filed_on"}),
         _e("legal_status_known", "warn", "legal_status", "法律状态 \"{value}\" 不是 有效/失效/审中",
            "in_set", {"values": LEGAL_STATUSES}),
-        # (a derived text, not GX's not-null: a column checked against a set goes to GX as a
-        # categorical, and GX reported the wrong rows of such a column as null)
-        _e("patent_type_present", "warn", "patent_type", "{detail}", "null",
-           {"derived": "_p_patent_type_missing"}),
+        _e("patent_type_present", "warn", "patent_type",
+           "专利类型为空: 只计入专利总数和近两年申请数, 不计入发明、实用新型、外观设计各类的件数", "not_null"),
         _e("applicants_present", "error", "applicants", "申请人为空, 无法关联到企业", "not_null"),
         _e("applicant_matched", "error", "applicants", "{detail}", "null", {"derived": "_p_unmatched"}),
         _DUP_ROW, _DUP_KEY,

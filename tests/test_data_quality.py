@@ -99,3 +99,29 @@ def test_gx_reads_only_the_columns_of_its_expectations_and_lets_them_go():
     assert failing["filed_present"] == list(range(2, n + 2)) and failing["patent_type_known"] == []
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == n]
+
+
+def test_each_check_gets_its_own_failing_rows_whatever_order_gx_returns_them_in(monkeypatch):
+    """GX returns a suite's results grouped by the column they read, not in the suite's order:
+    a suite that checks a column twice, with another check between, once gave one check's
+    failing rows to its neighbour. Each result is matched to its check by the check's id."""
+    from data_contracts import gx_runner
+    from data_contracts.suites import _e
+
+    frame = pl.DataFrame({"_row": list(range(2, 8)), "t": [None, "发明", "发明", "X", "发明", "发明"],
+                          "v": ["x", "x", None, "x", "x", "x"], "_p_a": [None, None, None, None, "坏", None]})
+    checks = [_e("a_ok", "error", "v", "", "null", {"derived": "_p_a"}),
+              _e("t_known", "error", "t", "", "in_set", {"values": ("发明", "实用新型")}),
+              _e("v_present", "error", "v", "", "not_null"),
+              _e("t_present", "warn", "t", "", "not_null")]
+    monkeypatch.setitem(gx_runner.SUITES, "interleaved", checks)
+    failing = {c.id: rows for c, rows, _ in gx_runner.ContractRun(None).run({"interleaved": frame})["interleaved"]}
+    assert failing == {"a_ok": [6], "t_known": [5], "v_present": [4], "t_present": [2]}
+
+
+def test_check_ids_are_unique_within_each_suite():
+    from data_contracts.suites import SUITES
+
+    for table, checks in SUITES.items():
+        ids = [c.id for c in checks]
+        assert len(ids) == len(set(ids)), table
