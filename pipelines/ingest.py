@@ -218,17 +218,23 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
     return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
 
 
-def _one_cell_lines_on_top(path: Path, encoding: str) -> list[str]:
-    """The one-cell lines above the first line of several cells within the rows a header is
-    looked for in (a title typed above the header, `宜兴市专利清单` with no commas after it), or
-    none if no such line follows them (a file of one column)."""
+def _top_lines(path: Path, encoding: str) -> tuple[list[str], list[str] | None]:
+    """(the one-cell lines on top, the first line of several filled cells) within the rows a header is
+    looked for in: a title typed above the header (`宜兴市专利清单`, with no commas after it) and
+    the header; (lines, None) when no line of several cells comes (a file of one column)."""
     titles: list[str] = []
     with open(path, encoding=encoding, newline="") as fh:
         for record in itertools.islice(csv.reader(fh), _HEADER_SCAN_ROWS):
-            if len(record) > 1:
-                return titles
-            titles.append(record[0] if record else "")
-    return []
+            if sum(1 for cell in record if cell.strip()) > 1:
+                return titles, record
+            titles.append(record[0] if record else "")   # (a comma-padded title too)
+    return titles, None
+
+
+def _one_cell_lines_on_top(path: Path, encoding: str) -> list[str]:
+    """The title lines above the header (none if no header follows them)."""
+    titles, header = _top_lines(path, encoding)
+    return titles if header is not None else []
 
 
 def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:
@@ -236,18 +242,18 @@ def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:
     the file's line is the spreadsheet's row when no cell above spans lines, the column is named
     by its header (or its position). Only lines holding a quote are looked at, so a large file
     is scanned in seconds; None if no such cell is found."""
-    header: list[str] | None = None
+    try:
+        header = [cell.strip() for cell in _top_lines(path, encoding)[1] or []]
+    except csv.Error:   # the broken quote may sit in the header itself
+        header = []
     with open(path, encoding=encoding, newline="") as fh:
         for number, line in enumerate(fh, start=1):
             text = line.rstrip("\r\n")
-            cells = [cell.strip().strip('"') for cell in text.split(",")]
-            if header is None and sum(1 for cell in cells if cell) > 1:   # not a one-cell title row
-                header = cells
             if '"' not in text:
                 continue
             cell = _misquoted_field(text)
             if cell is not None:
-                named = header[cell] if header and cell < len(header) and header[cell] else None
+                named = header[cell] if cell < len(header) and header[cell] else None
                 return number, f"第 {cell + 1} 列「{named}」" if named else f"第 {cell + 1} 列"
     return None
 

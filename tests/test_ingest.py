@@ -351,3 +351,15 @@ def test_financing_amounts_with_their_unit_are_read_in_wan():
     assert typed.get_column("amount").to_list() == [15000.0, 3000.0, 800.0, None, None, 1200.0, None]
     assert typed.get_column("amount_text").to_list() == [None, None, None, "数千万", "未披露", None, "500万美元"]
     assert findings.filter(pl.col("column") == "融资金额").height == 0
+
+
+@pytest.mark.parametrize("title", ["", "2025年专利清单\n", "2025年专利清单,,,\n"])
+def test_a_broken_quote_is_named_by_the_header_below_any_title(tmp_path, title):
+    """The column of a malformed quote is named by the file's header line, not by a title above
+    it (with or without commas after it)."""
+    rows = [f"2023101234{i:02d}.1,发明,2023-01-05,甲公司" for i in range(5)]
+    rows[3] = '202310123403.1,发"明,2023-01-05,甲公司'
+    path = _write(tmp_path / "专利.csv", title + "申请号,专利类型,申请日,申请人\n" + "\n".join(rows) + "\n")
+    line = title.count("\n") + 5
+    with pytest.raises(DropError, match=f"专利.csv 第 {line} 行, 第 2 列「专利类型」: 英文双引号使用不规范"):
+        read_table(PATENTS, path)
