@@ -2,8 +2,10 @@
 each unreadable cell a finding.
 
 A finding is one (row, column, check) a clerk must look at; FINDING_SCHEMA is the shape of
-quarantine.csv. Cells that cannot be read make their row an `error` (quarantined); the typed
-frame keeps every row, with the unreadable value as null, so later checks still see the row.
+quarantine.csv. Cells that cannot be read make their row an `error` (quarantined), except in a
+column that says what its null means (`Column.unreadable_as_null`: 链主企业), where they are a
+`warn`; the typed frame keeps every row, with the unreadable value as null, so later checks still
+see the row.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:
     """注册资本 as registries write it (`105(万元人民币)`, `100万美元`, `3.2亿`): the amount in 万 of
     its currency, `registered_capital_currency` (人民币 unless the text names another) and two
     flags: an amount in another currency is kept as written, not converted (no exchange rate in the
-    drop); a text that is no amount becomes empty. Scoring does not use the capital, so neither
+    drop); a text that is no amount becomes empty (its text kept for the finding's value). Scoring does not use the capital, so neither
     takes the firm out of the list (a firm quarantined here would lose all its other rows)."""
     distinct = text.unique()
     value, ok, currency = parsing.parse_money_with_unit(distinct)
@@ -103,7 +105,9 @@ def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:
         .alias("_p_capital_currency"),
         pl.when(~pl.col("ok")).then(pl.lit(f"{col.header_zh}「") + shown
                                     + pl.lit("」不是可识别的金额, 记为空值 (不影响评分)"))
-        .alias("_p_capital_unreadable"))
+        .alias("_p_capital_unreadable"),
+        # the text as written, the value of either flag's finding
+        pl.when(~pl.col("ok") | (pl.col("c") != "人民币")).then(pl.col("t")).alias("_p_capital_as_written"))
     return out.get_columns()
 
 
@@ -214,12 +218,15 @@ def column_dtype(kind: str) -> pl.DataType:
 
 def _parse_findings(table: Table, col, rows: pl.Series, source: pl.Series, ok: pl.Series,
                     file: str) -> pl.DataFrame:
+    """One finding per unreadable cell: an error (its row quarantined), or a warn where the column
+    reads such a cell as null (`Column.unreadable_as_null`, said in the message)."""
     bad = pl.DataFrame({"row": rows, "raw": source.cast(pl.Utf8), "ok": ok}).filter(~pl.col("ok"))
     raw = pl.col("raw")
+    severity, outcome = ("warn", f", {col.unreadable_as_null}") if col.unreadable_as_null else ("error", "")
     return bad.select(
         pl.lit(table.name).alias("table"), pl.lit(file).alias("file"), pl.col("row"),
         pl.lit(col.label).alias("column"), raw.str.slice(0, 200).alias("value"),
-        pl.lit(f"format_{col.kind}").alias("check"), pl.lit("error").alias("severity"),
+        pl.lit(f"format_{col.kind}").alias("check"), pl.lit(severity).alias("severity"),
         (pl.lit(f"{file} 第 ") + pl.col("row").cast(pl.Utf8) + pl.lit(f" 行, {col.label}: \"")
-         + raw.str.slice(0, 60) + pl.lit(f"\" 不是有效的{_KIND_WORDS.get(col.kind, col.kind)}"))
+         + raw.str.slice(0, 60) + pl.lit(f"\" 不是有效的{_KIND_WORDS.get(col.kind, col.kind)}{outcome}"))
         .alias("message"))

@@ -23,6 +23,9 @@ class Column:
     nullable: bool = False         # may a value be missing?
     unit: str | None = None        # default unit for money: 万元 or 亿元
     aliases: tuple[str, ...] = ()  # other headers a clerk may write
+    # An unreadable cell quarantines its row, unless the column says what the null it becomes
+    # means: then the row is accepted, the cell read as null and the clerk told so (a warn).
+    unreadable_as_null: str | None = None
 
     @property
     def label(self) -> str:
@@ -45,8 +48,9 @@ class Table:
         return [c for c in self.columns if c.required]
 
 
-def _c(name, header, kind, required=True, nullable=False, unit=None, aliases=()):
-    return Column(name, header, kind, required, nullable, unit, tuple(aliases))
+def _c(name, header, kind, required=True, nullable=False, unit=None, aliases=(),
+       unreadable_as_null=None):
+    return Column(name, header, kind, required, nullable, unit, tuple(aliases), unreadable_as_null)
 
 
 ENTERPRISES = Table("enterprises", "企业登记", ("uscc",), (
@@ -58,7 +62,9 @@ ENTERPRISES = Table("enterprises", "企业登记", ("uscc",), (
     _c("district", "所属板块", TEXT, nullable=True, aliases=("板块", "所属园区", "镇街")),
     _c("status", "登记状态", TEXT, nullable=True, aliases=("经营状态",)),
     _c("chain_layer", "产业链环节", TEXT, required=False, nullable=True),
-    _c("chain_leader", "链主企业", BOOL, required=False, nullable=True),
+    # optional, and the registry row carries the whole firm: a `也许` is not worth losing it for
+    _c("chain_leader", "链主企业", BOOL, required=False, nullable=True,
+       unreadable_as_null="记为空值, 按未标注链主处理"),
     _c("former_names", "曾用名", TEXT, required=False, nullable=True),
     _c("legal_rep_id", "法定代表人证件号", TEXT, required=False, nullable=True),
 ))

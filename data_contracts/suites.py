@@ -32,7 +32,8 @@ class Check:
     message: str                # Chinese; {value} is the cell, {detail} a derived problem text,
                                 # {as_of} the day the drop is checked against
     kind: str                   # not_null | unique | between | in_set | null | false | a_ge_b
-    args: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)  # `value`: the column whose text the finding shows
+                                              # (default `column`; its typed value may be null)
 
     def expectation(self):
         import great_expectations.expectations as gxe  # GX takes seconds to import: only when run
@@ -102,9 +103,9 @@ SUITES: dict[str, list[Check]] = {
         _e("capital_nonnegative", "error", "registered_capital", "注册资本 {value} 为负数", "between",
            {"min": 0}),
         _e("capital_readable", "warn", "registered_capital", "{detail}", "null",
-           {"derived": "_p_capital_unreadable"}),
+           {"derived": "_p_capital_unreadable", "value": "_p_capital_as_written"}),
         _e("capital_in_yuan", "warn", "registered_capital", "{detail}", "null",
-           {"derived": "_p_capital_currency"}),
+           {"derived": "_p_capital_currency", "value": "_p_capital_as_written"}),
         _e("industry_code_valid", "warn", "industry_code", "{detail}", "null",
            {"derived": "_p_industry_code"}),
         _e("status_known", "warn", "status", "登记状态 \"{value}\" 不在 存续/在业/迁出/注销/吊销 之中",

@@ -171,7 +171,7 @@ def _findings(name: str, file: str, frame: pl.DataFrame, results, as_of: dt.date
         parts.append(rows.select(
             pl.lit(name).alias("table"), pl.lit(file).alias("file"), pl.col("_row").alias("row"),
             pl.lit(_label(table, check.column)).alias("column"),
-            _text(rows, check.column).alias("value"), pl.lit(check.id).alias("check"),
+            _text(rows, check.args.get("value", check.column)).alias("value"), pl.lit(check.id).alias("check"),
             pl.lit(check.severity).alias("severity"),
             _message(rows, table, file, check, as_of).alias("message")))
     return pl.concat(parts) if parts else empty_findings()

@@ -333,11 +333,31 @@ def test_registered_capital_in_another_currency_or_unreadable_is_flagged_not_qua
     assert accepted.get_column("registered_capital").to_list() == [105.0, 100.0, None]
     assert accepted.get_column("registered_capital_currency").to_list() == ["人民币", "美元", None]
     flags = result.flags.filter(pl.col("column").str.starts_with("注册资本")).sort("row")
-    assert flags.select("row", "check", "severity").rows() == [
-        (3, "capital_in_yuan", "warn"), (4, "capital_readable", "warn")]
+    assert flags.select("row", "value", "check", "severity").rows() == [
+        (3, "100万美元", "capital_in_yuan", "warn"), (4, "很多", "capital_readable", "warn")]
     assert "「100万美元」以美元登记" in flags.get_column("message")[0]
     assert "「很多」不是可识别的金额" in flags.get_column("message")[1]
     assert result.quarantine.height == 0
+
+
+def test_an_unreadable_chain_leader_mark_is_flagged_and_read_as_unmarked(tmp_path):
+    """链主企业 is optional: `也许` does not take the firm (and its returns) out; it is read as not
+    marked, and flags.csv says so. An unreadable founding date, which is no optional column,
+    still quarantines its row."""
+    codes = ["914403001922038216", "91320282MA2UFF1N5L", "91320200723623492B"]
+    marks, founded = ["是", "也许", ""], ["2015-03-05", "2015-03-05", "去年"]
+    text = f"{HEADER},链主企业\n" + "\n".join(
+        f"{ROW},{m}".replace("914403001922038216", c).replace("2015-03-05", f).replace("示例", f"示例{i}")
+        for i, (c, m, f) in enumerate(zip(codes, marks, founded))) + "\n"
+    raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
+    result = validate({"enterprises": TableInput(ENTERPRISES, raw.frame, "企业登记.csv")}, as_of=dt.date(2026, 1, 1))
+    accepted = result.accepted["enterprises"].sort("_row")
+    assert accepted.select("uscc", "chain_leader").rows() == [(codes[0], True), (codes[1], None)]
+    assert result.flags.select("row", "column", "value", "check", "severity").rows() == [
+        (3, "链主企业", "也许", "format_bool", "warn")]
+    assert result.flags["message"][0].endswith("\"也许\" 不是有效的是/否, 记为空值, 按未标注链主处理")
+    assert result.quarantine.select("row", "column", "severity").rows() == [(4, "成立日期", "error")]
+    assert result.counts["enterprises"] == {"rows_read": 3, "rows_accepted": 2, "rows_quarantined": 1}
 
 
 def test_financing_amounts_with_their_unit_are_read_in_wan():
