@@ -12,7 +12,7 @@ import polars as pl
 
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
-from data_contracts.honors import HONOR_NAMES_ZH, TITLE_LEVELS, honor_key_expr
+from data_contracts.honors import HONOR_NAMES_ZH, TITLE_LEVELS, cleaned_honor_name, honor_key_expr
 from data_contracts.schema import LEVELS, Table
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
@@ -42,8 +42,15 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     (`_p_superseded`), both visible to the clerk. `_first_row` is the row a copy repeats (a row's
     own number when it is no copy); rows come in sheet order.
     """
-    canon = [c.name for c in table.columns if c.name in frame.columns]
-    key = [k for k in table.key if k in frame.columns]
+    read = {c: e for c, e in _compared_as_read(table.name).items() if c in frame.columns}
+    written = frame.columns
+    frame = frame.with_columns(e.alias(f"_read_{c}") for c, e in read.items())
+
+    def compared(column: str) -> str:
+        return f"_read_{column}" if column in read else column
+
+    canon = [compared(c.name) for c in table.columns if c.name in frame.columns]
+    key = [compared(k) for k in table.key if k in frame.columns]
     # Only rows whose key another row shares can be copies or conflicts: those few are examined.
     # They are found by the key's hash (a repeated hash takes along the rare rows whose hash alone
     # repeats, which the exact steps below leave alone), the repeated hashes by sorting them.
@@ -64,6 +71,7 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     frame = frame.with_columns(
         first_row.alias("_first_row"),
         _at(n, copies["_i"], pl.repeat(True, copies.height, eager=True), False).alias("_f_duplicate_row"))
+    frame = frame.select(*written, "_first_row", "_f_duplicate_row")
     if table.name != "filings":
         text = pl.lit("第 ") + pl.col("_rows_text") + pl.lit(" 行")
         return frame.with_columns(
@@ -79,6 +87,16 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
         pl.lit(None, pl.Utf8).alias("_p_duplicate_key"),
         _at(n, latest["_i"], latest.select(revision).to_series()).alias("_p_revision"),
         _at(n, earlier["_i"], earlier.select(superseded).to_series()).alias("_p_superseded"))
+
+
+def _compared_as_read(table: str) -> dict[str, pl.Expr]:
+    """Columns whose copies are looked for by how tidu reads them, not as written: one recognition
+    written `雏鹰` and `雏鹰企业`, or `高新技术企业` and `高新技术企业（复审）`, is one recognition (the
+    reading the panel and the labels use, `honor_key_expr`; a name tidu does not know, cleaned of
+    quote marks and notes). The rows themselves keep the name as written."""
+    if table == "honors":
+        return {"honor": pl.coalesce(honor_key_expr(pl.col("honor")), cleaned_honor_name(pl.col("honor")))}
+    return {}
 
 
 def _key_clashes(distinct: pl.DataFrame, key: list[str], table: str) -> pl.DataFrame:

@@ -88,7 +88,7 @@ def _e(*args, **kw) -> Check:
     return Check(*args, **kw)
 
 
-_DUP_ROW = _e("duplicate_row", "warn", "_row", "与第 {detail} 行内容相同 (按读取后的值比较, 如申请号的 CN 前缀、数字的千分位不计), 只保留第一行", "false",
+_DUP_ROW = _e("duplicate_row", "warn", "_row", "与第 {detail} 行内容相同 (按读取后的值比较, 如申请号的 CN 前缀、数字的千分位、资质名称的不同写法不计), 只保留第一行", "false",
               {"derived": "_f_duplicate_row"})
 _DUP_KEY = _e("duplicate_key_conflict", "error", "_row", "同一主键出现多行且数值不同 ({detail}), 无法判断哪一行正确",
               "null", {"derived": "_p_duplicate_key"})

@@ -234,6 +234,32 @@ def test_the_same_patent_written_another_way_is_a_copy_not_a_second_patent(drop,
     assert not quarantine.filter(pl.col("check") == "patent_type_known").height
 
 
+def test_the_same_recognition_written_another_way_is_a_copy(drop, tmp_path):
+    """`雏鹰` for `雏鹰企业`, `高新技术企业（复审）` for `高新技术企业`, on the same day and firm, is the
+    row it repeats; a name tidu does not know is compared as written (cleaned of quote marks)."""
+    path = drop / "资质荣誉.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    first = frame.row(0, named=True)
+    variants = {"高新技术企业": "高新技术企业（复审）", "雏鹰企业": "雏鹰", "科技型中小企业": " 科技型中小企业 "}
+    again = {**first, "资质名称": variants.get(first["资质名称"], "「" + first["资质名称"] + "」")}
+    other = {**first, "资质名称": "某某示范企业"}
+    frame = pl.concat([frame, pl.DataFrame([again, other, {**other, "资质名称": "“某某示范企业”"}],
+                                           schema=frame.schema)])
+    path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
+    out = tmp_path / "out"
+    _validate(drop, out)
+    quarantine = _quarantine(out).filter(pl.col("table") == "honors")
+    again_row, other_row = frame.height - 1, frame.height    # header = row 1
+    copies = quarantine.filter(pl.col("check") == "duplicate_row")
+    assert copies["row"].to_list() == [str(again_row), str(frame.height + 1)]
+    assert "与第 2 行内容相同" in copies["message"][0]
+    assert f"与第 {other_row} 行内容相同" in copies["message"][1]
+    assert quarantine.filter(pl.col("check") != "duplicate_row")["check"].unique().to_list() == ["honor_known"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    honors = {i["table"]: i for i in manifest["inputs"]}["honors"]
+    assert (honors["rows_read"], honors["rows_quarantined"]) == (frame.height, 2)
+
+
 @pytest.mark.parametrize("column,check", [
     ("营业收入(万元)", "ytd_decreasing"), ("主营业务收入(万元)", "main_revenue_ytd_decreasing"),
     ("研发费用(万元)", "rd_expense_ytd_decreasing"),
