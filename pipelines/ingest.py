@@ -296,7 +296,8 @@ def _read_xlsx_grid(path: Path, table: Table) -> tuple[pl.DataFrame, str]:
         sheet = next((n for n in names if n.strip() in named or n.strip().lower() == table.name), names[0])
         grid = reader.load_sheet(sheet, header_row=None, dtypes="string", skip_rows=0).to_polars()
     except Exception as err:
-        raise DropError(f"{path.name}: Excel 文件损坏或不完整, 无法打开 ({str(err).splitlines()[0][:120]})") from None
+        raise DropError(f"{path.name}: Excel 文件损坏或不完整, 无法打开; 请在 Excel 中打开原表, 另存为 .xlsx "
+                        f"(或 CSV UTF-8) 后重新放入 (技术信息: {str(err).splitlines()[0][:120]})") from None
     return grid, sheet
 
 
@@ -309,7 +310,8 @@ def _read_parquet_grid(path: Path) -> tuple[pl.DataFrame, Callable[[int], pl.Dat
     try:
         frame = pl.read_parquet(path)
     except Exception as err:
-        raise DropError(f"{path.name}: Parquet 文件损坏, 无法读取 ({str(err).splitlines()[0][:120]})") from None
+        raise DropError(f"{path.name}: Parquet 文件损坏, 无法读取; 请向提供数据的部门索取完整的文件重新放入 "
+                        f"(技术信息: {str(err).splitlines()[0][:120]})") from None
     frame = _rechunked(frame)
     names = frame.columns
     frame = frame.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})

@@ -94,7 +94,16 @@ def test_truncated_xlsx_exits_2(drop, tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     (drop / "重点项目.csv").unlink(missing_ok=True)
     result = _validate(drop, tmp_path / "out")
-    assert result.exit_code == 2 and "重点项目.xlsx" in result.output
+    assert result.exit_code == 2 and "重点项目.xlsx: Excel 文件损坏或不完整" in result.output
+    assert "另存为.xlsx" in "".join(result.output.split())   # what to do, in Chinese (lines wrap)
+
+
+def test_a_broken_parquet_file_exits_2_saying_what_to_do(drop, tmp_path):
+    (drop / "融资.csv").unlink()
+    (drop / "融资.parquet").write_bytes(b"PAR1 cut off here")
+    result = _validate(drop, tmp_path / "out")
+    assert result.exit_code == 2
+    assert "融资.parquet:Parquet文件损坏,无法读取;请向提供数据的部门索取完整的文件" in "".join(result.output.split())
 
 
 def test_no_enterprises_table_exits_2(drop, tmp_path):
