@@ -53,10 +53,12 @@ def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 
 
-def coerce(table: Table, raw: pl.DataFrame, file: str,
-           unit_factors: dict[str, float] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(typed frame with `_row`, findings for cells that are not values of their kind)."""
-    unit_factors = unit_factors or {}
+def coerce(table: Table, raw: pl.DataFrame, file: str, unit_factors: dict[str, float] | None = None,
+           headers: dict[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(typed frame with `_row`, findings for cells that are not values of their kind). `headers`:
+    each column's header as the sheet writes it, the name its findings give (default: the input
+    format's)."""
+    unit_factors, headers = unit_factors or {}, headers or {}
     columns: list[pl.Series] = [raw.get_column("_row")]
     findings = [empty_findings()]
     for col in table.columns:
@@ -81,7 +83,8 @@ def coerce(table: Table, raw: pl.DataFrame, file: str,
             text = parsing.clean_text(source)  # casts a native number to its text
             columns.append(pl.select(pl.when(value.is_null()).then(text)).to_series().alias(f"{col.name}_text"))
         if ok is not None and not ok.all():
-            findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file))
+            findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file,
+                                            headers.get(col.name) or col.label))
     return pl.DataFrame(columns), pl.concat(findings)
 
 
@@ -217,7 +220,7 @@ def column_dtype(kind: str) -> pl.DataType:
 
 
 def _parse_findings(table: Table, col, rows: pl.Series, source: pl.Series, ok: pl.Series,
-                    file: str) -> pl.DataFrame:
+                    file: str, header: str) -> pl.DataFrame:
     """One finding per unreadable cell: an error (its row quarantined), or a warn where the column
     reads such a cell as null (`Column.unreadable_as_null`, said in the message)."""
     bad = pl.DataFrame({"row": rows, "raw": source.cast(pl.Utf8), "ok": ok}).filter(~pl.col("ok"))
@@ -225,8 +228,8 @@ def _parse_findings(table: Table, col, rows: pl.Series, source: pl.Series, ok: p
     severity, outcome = ("warn", f", {col.unreadable_as_null}") if col.unreadable_as_null else ("error", "")
     return bad.select(
         pl.lit(table.name).alias("table"), pl.lit(file).alias("file"), pl.col("row"),
-        pl.lit(col.label).alias("column"), raw.str.slice(0, 200).alias("value"),
+        pl.lit(header).alias("column"), raw.str.slice(0, 200).alias("value"),
         pl.lit(f"format_{col.kind}").alias("check"), pl.lit(severity).alias("severity"),
-        (pl.lit(f"{file} 第 ") + pl.col("row").cast(pl.Utf8) + pl.lit(f" 行, {col.label}: \"")
+        (pl.lit(f"{file} 第 ") + pl.col("row").cast(pl.Utf8) + pl.lit(f" 行, {header}: \"")
          + raw.str.slice(0, 60) + pl.lit(f"\" 不是有效的{_KIND_WORDS.get(col.kind, col.kind)}{outcome}"))
         .alias("message"))

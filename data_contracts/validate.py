@@ -29,10 +29,16 @@ class TableInput:
     frame: pl.DataFrame | None     # canonical columns as text (or coerce.NATIVE_DTYPES), plus `_row`;
     file: str                      # `validate` lets it go (None) once the table is typed
     unit_factors: dict[str, float] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # canonical column → header as written
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.rows_read = self.frame.height
+
+    def label(self, column: str) -> str:
+        """The column as the clerk's sheet heads it (`营业收入（单位：人民币万元）`, `注册资金`);
+        the input format's header where the sheet has none."""
+        return self.headers.get(column) or _label(self.table, column)
 
 
 @dataclass
@@ -56,7 +62,7 @@ def type_table(inp: TableInput) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(the table typed, with its copies and key clashes marked; the cells that are no values of
     their kind). The text frame is let go (`inp.frame` = None): the typed values and the findings
     hold all that is needed, and a caller reading one table at a time keeps one table's text."""
-    frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors)
+    frame, parse_findings = coerce(inp.table, inp.frame, inp.file, inp.unit_factors, inp.headers)
     inp.frame = None
     if inp.table.name == "patents":
         frame = derive.canonical_patents(frame)
@@ -111,7 +117,7 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
         outcome.update(session.run({"honors": typed["honors"]}))
     session.build_docs()
     for name, results in outcome.items():
-        findings.append(_findings(name, inputs[name].file, typed[name], results, as_of))
+        findings.append(_findings(inputs[name], typed[name], results, as_of))
     result = _split(typed, owners, _without_echoes(pl.concat(findings, how="vertical_relaxed")), inputs, outcome)
     return replace(result, checked_on=as_of)
 
@@ -161,23 +167,23 @@ def _error_rows(name: str, outcome: dict, findings: list[pl.DataFrame]) -> set[i
     return rows
 
 
-def _findings(name: str, file: str, frame: pl.DataFrame, results, as_of: dt.date) -> pl.DataFrame:
+def _findings(inp: TableInput, frame: pl.DataFrame, results, as_of: dt.date) -> pl.DataFrame:
     parts = []
-    table = TABLES[name]
     for check, failing, _ in results:
         if not failing:
             continue
         rows = frame.filter(pl.col("_row").is_in(failing))
         parts.append(rows.select(
-            pl.lit(name).alias("table"), pl.lit(file).alias("file"), pl.col("_row").alias("row"),
-            pl.lit(_label(table, check.column)).alias("column"),
+            pl.lit(inp.table.name).alias("table"), pl.lit(inp.file).alias("file"), pl.col("_row").alias("row"),
+            pl.lit(inp.label(check.column)).alias("column"),
             _text(rows, check.args.get("value", check.column)).alias("value"), pl.lit(check.id).alias("check"),
             pl.lit(check.severity).alias("severity"),
-            _message(rows, table, file, check, as_of).alias("message")))
+            _message(rows, inp, check, as_of).alias("message")))
     return pl.concat(parts) if parts else empty_findings()
 
 
 def _label(table: Table, column: str) -> str:
+    """The input format's header of a column (`整行` for the whole row)."""
     if column == "_row":
         return "整行"
     try:
@@ -192,12 +198,14 @@ def _text(rows: pl.DataFrame, column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Utf8).str.slice(0, 200)
 
 
-def _message(rows: pl.DataFrame, table: Table, file: str, check: Check, as_of: dt.date) -> pl.Expr:
-    """`企业登记.csv 第 57 行, 注册资本(万元): …` with {value}, {other}, {detail}, {label} and {as_of}
-    filled. The check day is written as a date, never as "today": a run re-checked later (an audit,
-    `tidu verify`) must say the same."""
-    pieces: list[pl.Expr] = [pl.lit(f"{file} 第 "), pl.col("_row").cast(pl.Utf8),
-                             pl.lit(f" 行, {_label(table, check.column)}: ")]
+def _message(rows: pl.DataFrame, inp: TableInput, check: Check, as_of: dt.date) -> pl.Expr:
+    """`企业登记.csv 第 57 行, 注册资本(万元): …` — the column as the sheet heads it — with {value},
+    {other}, {detail}, {label} (the input format's header) and {as_of} filled. The check day is
+    written as a date, never as "today": a run re-checked later (an audit, `tidu verify`) must say
+    the same."""
+    table = inp.table
+    pieces: list[pl.Expr] = [pl.lit(f"{inp.file} 第 "), pl.col("_row").cast(pl.Utf8),
+                             pl.lit(f" 行, {inp.label(check.column)}: ")]
     template = check.message
     tokens = {"{value}": _text(rows, check.column).fill_null("(空)"),
               "{other}": _text(rows, check.other_column).fill_null("(空)"),

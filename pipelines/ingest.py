@@ -56,6 +56,7 @@ class RawTable:
     personal_columns_dropped: list[str] = field(default_factory=list)
     blank_rows_skipped: int = 0
     sheet: str | None = None              # the worksheet read, for an .xlsx file
+    headers: dict[str, str] = field(default_factory=dict)  # canonical column → its header as written
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -386,8 +387,10 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
             factors[name] = factor
     selected = body.select(columns)
     frame = _without_blank_rows(selected)
+    headers = {name: " ".join(str(header_text(headers, source_col, top)).split())
+               for name, (source_col, _, _) in chosen.items() if name not in ("legal_rep_id",)}
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
-                    blank_rows_skipped=selected.height - frame.height)
+                    blank_rows_skipped=selected.height - frame.height, headers=headers)
 
 
 def _without_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -107,7 +107,8 @@ def check_drop(drop_folder: Path, out: Path, as_of: dt.date | None, timer: Timer
         with timer.stage("read"):
             raw = tables[name] = read_table(TABLES[name], files[name])
         with timer.stage("contracts"):
-            inputs[name] = TableInput(raw.table, raw.take_frame(), raw.path.name, raw.unit_factors)
+            inputs[name] = TableInput(raw.table, raw.take_frame(), raw.path.name, raw.unit_factors,
+                                      raw.headers)
             typed[name] = type_table(inputs[name])
     drop = Drop(Path(drop_folder), {n: tables[n] for n in files},  # in file-name order, as read_drop
                 ignored, [n for n in TABLES if n not in tables])

@@ -120,6 +120,25 @@ def _edit_csv(path: Path, row: int, column: str, value: str) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
 
 
+def test_findings_name_the_column_as_the_sheet_heads_it(drop, tmp_path):
+    """The clerk looks for the column by the header their own sheet has: a unit written out
+    (营业收入（单位：人民币万元）) or another accepted name (注册日期 for 成立日期) is the name given,
+    in the column field and in the message, for a GX check and for an unreadable cell alike."""
+    returns, registry = drop / "财务快报.csv", drop / "企业登记.csv"
+    _edit_csv(returns, 5, "营业收入(万元)", "-5")
+    _edit_csv(registry, 4, "成立日期", "去年春天")
+    for path, old, new in ((returns, "营业收入(万元)", "营业收入（单位：人民币万元）"), (registry, "成立日期", "注册日期")):
+        path.write_text(path.read_text(encoding="utf-8-sig").replace(old, new, 1), encoding="utf-8-sig")
+    out = tmp_path / "out"
+    _validate(drop, out)
+    found = _quarantine(out).filter(pl.col("check").is_in(["revenue_ytd_nonnegative", "format_date"]))
+    assert found.select("file", "row", "column").rows() == [
+        ("企业登记.csv", "4", "注册日期"), ("财务快报.csv", "5", "营业收入（单位：人民币万元）")]
+    assert found["message"].to_list() == [
+        '企业登记.csv 第 4 行, 注册日期: "去年春天" 不是有效的日期',
+        "财务快报.csv 第 5 行, 营业收入（单位：人民币万元）: 营业收入(万元) -5.0 为负数"]
+
+
 @pytest.mark.parametrize("file,column,value,check", [
     ("财务快报.csv", "报告期", "2024Q5", "format_period"),
     ("财务快报.csv", "营业收入(万元)", "NaN", "format_number"),
