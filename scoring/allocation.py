@@ -85,7 +85,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from data_contracts.periods import Quarter
 from scoring.policy import Policy
-from scoring.tiers import TIERS
+from scoring.tiers import LADDERS, TIERS
 
 TIER_ORDER = {k: i for i, k in enumerate(TIERS)}
 ALLOCATION_SCHEMA = {
@@ -263,6 +263,16 @@ def _prepare_firms(firms: pl.DataFrame, policy: Policy, notes: list[str]) -> pl.
     )
 
 
+def _above(tier: str) -> list[str]:
+    """The titles above a tier on its ladder (小巨人 above 专精特新中小企业): a firm that holds one
+    has passed the tier, and a first-recognition reward for it would pay the firm for a step it
+    climbed before."""
+    for ladder in LADDERS.values():
+        if tier in ladder:
+            return ladder[ladder.index(tier) + 1:]
+    return []
+
+
 def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """Candidate rows (firm × tier) the policy allows to fund, with weight and priority."""
     need = {"uscc", "tier_key", "probability"}
@@ -317,10 +327,11 @@ def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy
     if rule.skip_if_already_held:
         held = pl.lit(False)
         for key in TIERS:
-            if f"holds_{key}" in c.columns:
-                held = held | (
-                    (pl.col("tier_key") == key) & pl.col(f"holds_{key}").fill_null(False)
-                )
+            for title in [key, *_above(key)]:
+                if f"holds_{title}" in c.columns:
+                    held = held | (
+                        (pl.col("tier_key") == key) & pl.col(f"holds_{title}").fill_null(False)
+                    )
         c = c.filter(~held)
     c = c.with_columns(pl.coalesce("tier", "_tier_zh").alias("tier"))
     # A duplicated (uscc, tier) row keeps its highest probability, whatever the input order.

@@ -77,7 +77,7 @@ class CandidateRules(_Model):
 
     include: Literal["eligible", "eligible_if_unknowns_hold"] = "eligible_if_unknowns_hold"
     min_probability: float = Field(default=0.0, ge=0, le=1)
-    skip_if_already_held: bool = True
+    skip_if_already_held: bool = True  # the tier, or a higher one on its ladder (scoring.tiers.LADDERS)
 
 
 class TierRule(_Model):

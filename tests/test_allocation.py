@@ -299,6 +299,23 @@ def test_already_held_tiers_get_no_first_recognition_reward():
     assert "专精特新中小企业" not in rewards["tier"].to_list()
 
 
+def test_a_firm_holding_a_higher_tier_gets_no_reward_for_a_lower_one():
+    """A 小巨人 has passed 专精特新: nothing is paid on its 专精特新 row (the reward for a first
+    recognition, nor an instrument tied to the tier), while firms without the title are funded."""
+    candidates, firms = make_city(8, 7)
+    firms = firms.with_columns(pl.lit(False).alias("holds_specialised_sme"))
+    before = allocate(candidates, firms, make_policy(400))
+
+    def funded_as_specialised(result) -> set[str]:
+        return set(result.allocation.filter(pl.col("tier").eq("专精特新中小企业"))["uscc"])
+    giants = sorted(funded_as_specialised(before))
+    assert giants                                    # the case is exercised
+    after = allocate(candidates, firms.with_columns(pl.col("uscc").is_in(giants).alias("holds_little_giant")),
+                     make_policy(400))
+    assert not funded_as_specialised(after) & set(giants)
+    assert set(after.allocation["uscc"]) - set(giants)   # firms without the title are still funded
+
+
 def test_include_eligible_only_drops_rows_with_unknowns():
     candidates, firms = make_city(6, 8)
     candidates = candidates.with_columns(
