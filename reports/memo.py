@@ -125,7 +125,7 @@ def _baseline_sentence(result: AllocationResult) -> str:
         return ""
     ours, fixed = b.row(0, named=True), b.row(1, named=True)
     text = (
-        f"若按现行奖励标准对全部 {fixed['firms_funded']} 家合格企业发放认定奖励"
+        f"若按现行奖励标准对全部 {fixed['firms_funded']} 家可资助企业（符合条件或仅待人工核实）发放认定奖励"
         f"（总额超出预算时按比例缩减），使用预算 {_n(fixed['budget_used_wan'])} 万元，期望价值 {_n(fixed['expected_value'])}；"
         f"本方案资助 {ours['firms_funded']} 家、使用预算 {_n(ours['budget_used_wan'])} 万元，期望价值 {_n(ours['expected_value'])}"
     )

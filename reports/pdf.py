@@ -330,9 +330,13 @@ def build_data(run: Run, chart_paths: dict[str, str]) -> dict:
 
 
 def _rows(frame: pl.DataFrame | None, columns: dict[str, tuple[str, Callable]]) -> list[dict]:
-    """Each row as {key: format(row[column])}; a missing table gives [], a missing column "—"."""
+    """Each row as {key: format(row[column])}; a missing table gives []. A missing column is a bug
+    in tidu, not an empty cell: the comparison table's labels went missing for months as "—"."""
     if frame is None:
         return []
+    missing = sorted({col for col, _ in columns.values()} - set(frame.columns))
+    if missing:
+        raise KeyError(f"report table lacks columns {missing}; it has {frame.columns}")
     return [
         {key: fmt(row.get(col)) for key, (col, fmt) in columns.items()}
         for row in frame.iter_rows(named=True)
@@ -549,9 +553,9 @@ ALLOCATION_COLUMNS = {
     "rationale": ("rationale", _str),
 }
 BASELINE_COLUMNS = {
-    "plan": ("plan", _str),
+    "plan": ("scheme", _str),
     "expected_value": ("expected_value", _points),
-    "firms": ("firms", _num),
+    "firms": ("firms_funded", _num),
     "budget_used": ("budget_used_wan", _num),
 }
 KPI_COLUMNS = {

@@ -1235,7 +1235,7 @@ def _baseline(
     ok = status == "optimal"
     return pl.DataFrame(
         {
-            "scheme": ["tidu优化分配", "固定奖励普惠（全部合格企业）"],
+            "scheme": ["tidu优化分配", "固定奖励普惠（全部可资助企业）"],
             "expected_value": [main.value if ok else 0.0, value],
             "firms_funded": [len(main.funded(problem.options)) if ok else 0, firms],
             "budget_used_wan": [main.charge if ok else 0.0, total * scale],

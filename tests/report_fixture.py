@@ -588,10 +588,11 @@ def write_run_folder(
     ).write_parquet(tables / "sensitivity.parquet")
     pl.DataFrame(
         {
-            "plan": ["tidu 优化方案", "按评分排序", "平均分配"],
-            "expected_value": [3500.0, 2710.0, 2240.0],
-            "firms": [24, 20, 40],
-            "budget_used_wan": [2980.0, 3000.0, 3000.0],
+            # the columns scoring.allocation._baseline writes
+            "scheme": ["tidu优化分配", "固定奖励普惠（全部可资助企业）"],
+            "expected_value": [3500.0, 2710.0],
+            "firms_funded": [24, 407],
+            "budget_used_wan": [2980.0, 3000.0],
         }
     ).write_parquet(tables / "baseline.parquet")
     pl.DataFrame(

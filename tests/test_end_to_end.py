@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -114,6 +115,12 @@ def test_pdf_has_chinese_tier_names_and_embedded_cjk_font(city):
                           text=True, check=True).stdout
     for zh in TIERS.values():
         assert zh in text, zh
+    # the funding comparison names its plans and counts their firms (they once printed blank)
+    baseline = pl.read_parquet(out / "tables" / "baseline.parquet")
+    assert baseline.height == 2
+    for plan, firms in baseline.select("scheme", "firms_funded").iter_rows():
+        lines = [line for line in text.splitlines() if plan in line]
+        assert lines and any(re.search(rf"\s{firms:,}\s", line + " ") for line in lines), (plan, lines)
     fonts = subprocess.run(["pdffonts", str(out / "report.pdf")], capture_output=True, text=True, check=True).stdout
     cjk = [line for line in fonts.splitlines() if "CJK" in line]
     assert cjk and all(" yes " in line for line in cjk)
