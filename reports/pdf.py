@@ -27,6 +27,7 @@ import typst
 from reports import charts
 from reports.charts import CJK_FONT_FILE, FontMissingError, register_cjk_font
 from reports.tables import as_typed, verdict
+from scoring.backtest import MIN_POSITIVES
 from scoring.rules import MANUAL_SUFFIX, MISSING_SUFFIX
 from scoring.tiers import TIERS
 
@@ -204,8 +205,9 @@ def draw_charts(run: Run, out: Path) -> dict[str, Path]:
         drawn["sensitivity"] = charts.sensitivity(
             sens, out / "sensitivity.svg", run.manifest.get("budget_wan")
         )
-    if (bt := run.table("backtest")) is not None:
-        drawn["backtest"] = charts.backtest(_in_tier_order(bt, run), out / "backtest.svg")
+    if (bt := run.table("backtest")) is not None and bt["enough_positives"].any():
+        drawn["backtest"] = charts.backtest(_in_tier_order(bt.filter("enough_positives"), run),
+                                            out / "backtest.svg")
     if (glob := run.table("shap_global")) is not None:
         drawn["shap_bar"] = charts.shap_bar(glob, out / "shap_bar.svg")
     if (sample := run.table("shap_sample")) is not None:
@@ -590,6 +592,7 @@ def memo_section(run: Run, chart_paths: dict[str, str]) -> dict:
 
 BACKTEST_COLUMNS = {
     "tier": ("tier", _str),
+    "positives": ("positives", _num),
     "k": ("k", _str),
     "recall_rules": ("recall_rules", _pct),
     "recall_tidu": ("recall_tidu", _pct),
@@ -602,9 +605,14 @@ def backtest_section(run: Run, chart_paths: dict[str, str]) -> dict | None:
     bt = run.table("backtest")
     if bt is None:
         return None
+    # a tier with too few later recognitions shows its count, not figures that one firm swings
+    shown = _in_tier_order(bt, run).with_columns(
+        pl.when(pl.col("enough_positives")).then(pl.col(c)).alias(c)
+        for c in ("recall_rules", "recall_tidu", "precision_rules", "precision_tidu"))
     return {
         "chart": chart_paths.get("backtest"),
-        "rows": _rows(_in_tier_order(bt, run), BACKTEST_COLUMNS),
+        "rows": _rows(shown, BACKTEST_COLUMNS),
+        "min_positives": None if bt["enough_positives"].all() else str(MIN_POSITIVES),
     }
 
 

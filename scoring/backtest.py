@@ -3,6 +3,9 @@
 For each tier and list length k: recall@k (share of the firms later recognised that the top k
 held) and precision@k (share of the top k later recognised), for the rule points alone and for
 tidu's calibrated probability, ranked the same way ties are broken everywhere (credit code).
+`enough_positives` is false for a tier with fewer later recognitions than the model's metrics
+need (MIN_POSITIVES): one firm more or less moves its recall from 0 to 100 %, and the report
+prints no figure for it, as the manifest reports no metric.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import polars as pl
 from scoring.tiers import TIERS
 
 KS = (10, 25, 50, 100)
+# The fewest positives (firms later recognised) a figure is reported for: in the model's
+# validation metrics (scoring.model) and in the backtest, its table and the report.
+MIN_POSITIVES = 20
 
 
 def rule_score() -> pl.Expr:
@@ -32,13 +38,14 @@ def lift_table(frame: pl.DataFrame, ks: tuple[int, ...] = KS) -> pl.DataFrame:
                 .sort([col, "uscc"], descending=[True, False]).get_column("label")
                 for col in ("score_rules", "p")}
         for k in ks:
-            row = {"tier_key": tier, "tier": zh, "k": k, "firms": part.height, "positives": positives}
+            row = {"tier_key": tier, "tier": zh, "k": k, "firms": part.height, "positives": positives,
+                   "enough_positives": positives >= MIN_POSITIVES}
             for name, col in (("rules", "score_rules"), ("tidu", "p")):
                 hits = int(tops[col].head(k).sum() or 0)
                 row[f"recall_{name}"] = hits / positives if positives else None
                 row[f"precision_{name}"] = hits / min(k, part.height)
             rows.append(row)
     schema = {"tier_key": pl.Utf8, "tier": pl.Utf8, "k": pl.Int64, "firms": pl.Int64, "positives": pl.Int64,
-              "recall_rules": pl.Float64, "precision_rules": pl.Float64, "recall_tidu": pl.Float64,
+              "enough_positives": pl.Boolean, "recall_rules": pl.Float64, "precision_rules": pl.Float64, "recall_tidu": pl.Float64,
               "precision_tidu": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

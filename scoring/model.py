@@ -26,6 +26,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from data_contracts.periods import Quarter
+from scoring.backtest import MIN_POSITIVES  # fewer positives in the validation window: no metrics
 from scoring.errors import HistoryTooShort
 from scoring.tiers import TIERS
 
@@ -45,7 +46,6 @@ MAX_ROUNDS = 1000
 EARLY_STOPPING = 40
 MIN_TIER_POSITIVES = 50     # a tier needs this many training positives for a model of its own
 MIN_QUARTERS = 2 * HORIZON + 2  # train ≥ 1 quarter, a 4-quarter gap, tuning, validation, outcome window
-MIN_POSITIVES = 20          # fewer positives in the validation window: metrics are not reported
 MAX_TRAIN_ROWS = 1_000_000  # negatives are subsampled (and re-weighted) above this
 MAX_TUNE_ROWS = 1_000_000   # the same for the tuning quarter (early stopping and calibration)
 PREDICT_CHUNK = 500_000     # rows per design matrix when predicting

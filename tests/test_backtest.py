@@ -62,5 +62,5 @@ def test_lift_table_of_no_candidates_is_empty_with_its_columns():
                                  "p": pl.Float64, "score_rules": pl.Float64})
     table = lift_table(empty)
     assert table.height == 0
-    assert table.columns == ["tier_key", "tier", "k", "firms", "positives", "recall_rules",
+    assert table.columns == ["tier_key", "tier", "k", "firms", "positives", "enough_positives", "recall_rules",
                              "precision_rules", "recall_tidu", "precision_tidu"]

@@ -11,10 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from PIL import Image
-from report_fixture import FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
+from report_fixture import FEW_POSITIVES_TIER, FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
 
 from reports import pdf
 from reports.charts import FontMissingError
+from scoring.backtest import MIN_POSITIVES
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftotext") is None, reason="poppler-utils is not installed"
@@ -288,3 +289,25 @@ def test_the_methods_page_gives_the_scoring_models_own_training_window():
     lines = pdf._window_lines(window, {})
     assert lines == ["训练期 (验证用模型): 2022Q1 – 2023Q3", "早停与校准: 2024Q3", "验证期: 2024Q4",
                      "评分模型的训练期 (以验证所得迭代轮数重新训练): 2022Q1 – 2024Q4"]
+
+
+def test_backtest_shows_no_figures_for_a_tier_with_few_later_recognitions(rendered):
+    """A tier with 3 later recognitions (under MIN_POSITIVES) shows its count and "—", not a
+    recall that one firm swings from 0 to 100 %; the other tiers show their figures."""
+    text = subprocess.run(["pdftotext", "-layout", str(rendered), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    backtest = pl.read_parquet(rendered.parent / "tables" / "backtest.parquet")
+    few = backtest.filter(~pl.col("enough_positives"))
+    assert set(few["tier_key"]) == {FEW_POSITIVES_TIER} and few["recall_tidu"].is_not_null().all()
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) == 7 and cells[0] in TIERS.values() and cells[2] in ("10", "50"):
+            rows[(cells[0], cells[2])] = cells[1:]
+    assert len(rows) == 2 * len(TIERS)
+    for (tier, _), cells in rows.items():
+        if tier == TIERS[FEW_POSITIVES_TIER]:
+            assert cells[0] == "3" and cells[2:] == ["—"] * 4
+        else:
+            assert cells[0] == "40" and all(c.endswith("%") for c in cells[2:])
+    assert f"实际新认定少于{MIN_POSITIVES}家的层级不列召回率和精确率" in _flat(text)
