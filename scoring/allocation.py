@@ -1455,6 +1455,11 @@ def _alternatives(options: pl.DataFrame, firms: pl.Series) -> dict[str, list[dic
     return out
 
 
+def _amount_at(o: dict, money: float, step: float) -> float:
+    """What option o would take of `money` 万元: its fixed charge, or the money up to its cap."""
+    return o["fixed_charge"] if o["fixed"] else min(money, o["cap_u"] * step)
+
+
 def _value_at(o: dict, money: float, step: float) -> float | None:
     """Expected value of option o given at most `money` 万元 of budget; None when it cannot be used."""
     if o["fixed"]:
@@ -1503,17 +1508,19 @@ def _why_instrument(r: dict, policy: Policy, ctx: dict) -> str:
     inst = getattr(policy.instruments, key)
     money = r["charge_wan"]
     others = [o for o in ctx["alternatives"].get(r["uscc"], []) if o["instrument_key"] != key]
+    kinds = len({o["instrument_key"] for o in others})   # instruments, not (tier, instrument) options
     rivals = [
-        (v, o["instrument_key"])
+        (v, o["instrument_key"], _amount_at(o, money, ctx["step"]))
         for o in others
         if (v := _value_at(o, money, ctx["step"])) is not None
     ]
     if not others:
         head = f"工具：{inst.name_zh}（该企业唯一可用工具）"
     elif not rivals:
-        head = f"工具：{inst.name_zh}（其余 {len(others)} 种可用工具在 {_n(money)} 万元内无法安排）"
+        head = f"工具：{inst.name_zh}（其余 {kinds} 种可用工具在 {_n(money)} 万元内无法安排）"
     else:
-        v, k = max(rivals, key=lambda t: t[0])
+        v, k, used = max(rivals, key=lambda t: t[0])
+        capped = f"（至多 {_n(used)} 万元）" if used < money - _TOL else ""
         if r["expected_value"] > v + 1e-6:
             verdict = "本工具更高"
         elif r["expected_value"] >= v - 1e-6:
@@ -1521,8 +1528,8 @@ def _why_instrument(r: dict, policy: Policy, ctx: dict) -> str:
         else:
             verdict = "本工具虽低，但整体组合在预算和板块约束下更优"
         head = (
-            f"工具：{inst.name_zh}（同样 {_n(money)} 万元用于其他 {len(others)} 种可用工具，期望价值最高为"
-            f"{policy.instrument_name(k)}的 {_n(v)}，{verdict}）"
+            f"工具：{inst.name_zh}（同样 {_n(money)} 万元用于其他 {kinds} 种可用工具，期望价值最高为"
+            f"{policy.instrument_name(k)}{capped}的 {_n(v)}，{verdict}）"
         )
     return head + _terms(key, inst, r, policy)
 

@@ -686,3 +686,24 @@ def test_a_condition_on_a_column_the_panel_lacks_is_named_in_the_notes():
     result = allocate(candidates, firms.drop("age_years"), make_policy(40))
     assert "政策条件所用的列 age_years 不在企业面板中，该条件按不满足处理" in result.notes
     assert result.allocation.filter(pl.col("instrument") == "先投后股").height == 0
+
+
+def test_the_instrument_comparison_counts_instruments_and_names_a_capped_rivals_amount():
+    """"同样 5 万元用于其他 K 种可用工具": K counts instruments, not (tier, instrument) options (a firm
+    with two tiers has two reward options, one instrument), and a rival that could take only part
+    of the money says how much (研发费用补助 至多 4 万元)."""
+    candidates, firms = make_city(8, 7)
+    policy = make_policy(40)
+    result = allocate(candidates, firms, policy)
+    enabled = sum(1 for name in type(policy.instruments).model_fields
+                  if (inst := getattr(policy.instruments, name)) is not None and inst.enabled)
+    seen_capped = False
+    for text in result.allocation["rationale"]:
+        match = re.search(r"同样 ([\d.]+) 万元用于其他 (\d+) 种可用工具，期望价值最高为([^（的]+)(?:（至多 ([\d.]+) 万元）)?的", text)
+        assert match, text
+        money, kinds, capped = float(match[1]), int(match[2]), match[4]
+        assert 1 <= kinds <= enabled - 1
+        if capped is not None:
+            seen_capped = True
+            assert match[3] == "研发费用补助" and float(capped) < money
+    assert seen_capped
