@@ -244,10 +244,11 @@ def _split(typed, owners, findings, inputs, outcome) -> ValidationResult:
         owners = owners.filter(~repeat)
     rates = {n: _rate(typed[n]) for n in ("patents", "projects", "financing") if n in typed}
     checks = pl.DataFrame(
-        [{"table": n, "check": c.id, "severity": c.severity, "rows_failing": len(rows), "ran": ran}
+        [{"table": n, "check": c.id, "column": inputs[n].label(c.column), "severity": c.severity,
+          "rows_failing": len(rows), "ran": ran}
          for n, res in outcome.items() for c, rows, ran in res],
-        schema={"table": pl.Utf8, "check": pl.Utf8, "severity": pl.Utf8, "rows_failing": pl.Int64,
-                "ran": pl.Boolean})
+        schema={"table": pl.Utf8, "check": pl.Utf8, "column": pl.Utf8, "severity": pl.Utf8,
+                "rows_failing": pl.Int64, "ran": pl.Boolean})
     order = pl.col("table").replace_strict({n: i for i, n in enumerate(ORDER)}, default=99)
     q = q.sort(order, "row", "check").select(list(FINDING_SCHEMA))
     flags = flags.sort(order, "row", "check").select(list(FINDING_SCHEMA))

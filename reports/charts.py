@@ -285,7 +285,7 @@ def sensitivity(sens: pl.DataFrame, path: Path, budget_wan: float | None) -> Pat
                 color="#555555",
             )
         ax.set_xlabel("预算 (万元)")
-        ax.set_ylabel("预期价值")
+        ax.set_ylabel("期望价值")
         ax.grid(axis="y", color="#e5e5e5", lw=0.6)
         return _save(fig, path)
 

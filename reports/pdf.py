@@ -49,12 +49,12 @@ LIKELY_RULE = (
     "建议支持: 列入本期资金分配方案。"
 )
 TABLE_ZH = {
-    "enterprises": "企业名录",
+    "enterprises": "企业登记",   # the file stems of input-format.md
     "filings": "财务快报",
     "patents": "专利",
     "patent_owners": "专利权人",
     "projects": "重点项目",
-    "financing": "融资事件",
+    "financing": "融资",
     "honors": "资质荣誉",
 }
 PARQUET_TABLES = (
@@ -622,7 +622,7 @@ def _table_zh(name) -> str:
 
 
 def _severity(s) -> str:
-    return {"error": "错误", "warning": "警告", "info": "提示"}.get(_str(s), _str(s))
+    return {"error": "错误", "warn": "警告", "warning": "警告", "info": "提示"}.get(_str(s), _str(s))
 
 
 def _clip(limit: int) -> Callable:
@@ -645,7 +645,8 @@ QUALITY_COLUMNS = {
 }
 CHECK_COLUMNS = {
     "table": ("table", _table_zh),
-    "check": ("check", _str),
+    "column": ("column", _str),
+    "check": ("check", _identifier),
     "severity": ("severity", _severity),
     "rows": ("rows_failing", _num),
 }

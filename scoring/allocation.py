@@ -1,7 +1,7 @@
 """Split a fixed budget among firms and instruments: a mixed-integer program solved by HiGHS.
 
 **What is decided.** For each firm, at most one line: an instrument (认定奖励, 研发费用补助,
-先投后股, 风险补偿资金池, 天使基金跟投) and an amount in 万元. A recognition reward is tied to one
+先投后股, 风险补偿资金池, 天使投资引导基金) and an amount in 万元. A recognition reward is tied to one
 tier and its amount is fixed by the policy's schedule; the other instruments' amounts are chosen
 in steps of ``solver.amount_step_wan`` between the instrument's minimum and a cap (the instrument's
 cap, the policy's per-firm cap, and a data-driven cap: share_of_rd_expense × rd_expense_py for the subsidy,

@@ -37,7 +37,7 @@ INSTRUMENT_NAMES_ZH = {
     "rd_subsidy": "研发费用补助",
     "invest_then_equity": "先投后股",
     "risk_compensation_pool": "风险补偿资金池",
-    "angel_guidance_fund": "天使基金跟投",
+    "angel_guidance_fund": "天使投资引导基金",
 }
 
 

@@ -256,7 +256,7 @@ def _allocation(cands: pl.DataFrame, rng: np.random.Generator, empty: bool) -> p
                 "instrument": instrument,
                 "amount_wan": amount,
                 "expected_value": round(amount * r["probability"] * 1.8, 1),
-                "rationale": f"认定概率 {r['probability']:.0%}，{instrument}每万元预期价值较高；"
+                "rationale": f"认定概率 {r['probability']:.0%}，{instrument}每万元期望价值较高；"
                 f"位列{r['tier']}第 {r['rank']} 名",
             }
         )
@@ -379,40 +379,18 @@ def _quality(rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame, list
                 "rows_quarantined": bad,
             }
         )
+    # the columns data_contracts.validate writes (its check ids and the sheets' headers)
     checks = pl.DataFrame(
         [
-            {
-                "table": "filings",
-                "check": "营业收入为数值",
-                "severity": "error",
-                "rows_failing": 17,
-            },
-            {
-                "table": "filings",
-                "check": "研发费用不大于营业收入",
-                "severity": "warning",
-                "rows_failing": 9,
-            },
-            {
-                "table": "enterprises",
-                "check": "统一社会信用代码校验位",
-                "severity": "error",
-                "rows_failing": 12,
-            },
-            {"table": "patents", "check": "申请号格式", "severity": "error", "rows_failing": 6},
-            {
-                "table": "financing",
-                "check": "融资日期可解析",
-                "severity": "warning",
-                "rows_failing": 3,
-            },
-            {
-                "table": "honors",
-                "check": "资质名称在清单内",
-                "severity": "warning",
-                "rows_failing": 0,
-            },
-        ]
+            ("filings", "format_number", "营业收入(万元)", "error", 17),
+            ("filings", "main_revenue_within_revenue", "主营业务收入(万元)", "error", 9),
+            ("enterprises", "uscc_valid", "统一社会信用代码", "error", 12),
+            ("patents", "application_no_valid", "申请号", "error", 6),
+            ("financing", "company_matches_code", "企业名称", "warn", 3),
+            ("honors", "honor_known", "资质名称", "warn", 0),
+        ],
+        schema=["table", "check", "column", "severity", "rows_failing"],
+        orient="row",
     )
     return pl.DataFrame(quality), checks, inputs
 
@@ -425,7 +403,7 @@ def _quarantine_csv(path: Path, n: int) -> None:
             "row": 57 + 3 * i,
             "column": "营业收入(万元)",
             "value": "12,3a4" if i % 3 else '=cmd|"/c calc"!A1 #*_',
-            "check": "营业收入为数值",
+            "check": "format_number",
             "severity": "error",
             "message": f'财务快报.csv 第 {57 + 3 * i} 行, 营业收入(万元): "12,3a4" 不是数值',
         }

@@ -272,7 +272,18 @@ def test_check_ids_in_the_row_tables_may_wrap_after_underscores(rendered):
     ran into the next cell. A zero-width space after each underscore lets it wrap there."""
     section = pdf.quality_section(pdf.Run.load(rendered.parent))
     assert section["flags"][0]["check"] == "level_\u200bmatches_\u200btitle"
-    assert {r["check"] for r in section["quarantine"]} == {"营业收入为数值"}   # the fixture's, no "_"
+    assert {r["check"] for r in section["quarantine"]} == {"format_\u200bnumber"}
+    assert section["checks"][0]["check"] == "format_\u200bnumber"
+
+
+def test_the_most_failed_checks_name_their_column_and_severity_in_chinese(rendered):
+    """The clerk reads which column a check is about, and 错误 / 警告 — not GX's `warn`."""
+    section = pdf.quality_section(pdf.Run.load(rendered.parent))
+    shown = [(c["table"], c["column"], c["severity"], c["rows"]) for c in section["checks"]]
+    assert shown[:2] == [("财务快报 (filings)", "营业收入(万元)", "错误", "17"),
+                         ("企业登记 (enterprises)", "统一社会信用代码", "错误", "12")]
+    assert ("融资 (financing)", "企业名称", "警告", "3") in shown
+    assert all(c["severity"] in ("错误", "警告") for c in section["checks"])
 
 
 def test_appendix_shows_how_each_written_form_of_a_title_was_read(rendered):
