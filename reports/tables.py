@@ -80,7 +80,7 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
         out.write(b"\xef\xbb\xbf")
-        neutralize(frame).write_csv(out, float_precision=6)
+        neutralize(frame).write_csv(out, float_precision=6)   # scoring.ranking.PROBABILITY_DECIMALS
     return path
 
 

@@ -90,6 +90,24 @@ def test_candidates_shape_and_values(city):
     assert c.get_column("reasons").str.contains("[↑↓]").mean() > 0.9
 
 
+def test_every_rank_can_be_redone_from_the_published_lists(city):
+    """An auditor re-sorts each tier by the rank rule from what the outputs print: the verdict
+    (candidates.xlsx: 是 / 待核实 / 否), then candidates.csv's probability and points as printed,
+    then the credit code — and gets candidates.csv's ranks."""
+    _, out, _ = city
+    c = _csv(out / "candidates.csv").with_columns(
+        pl.col("probability").cast(pl.Float64), pl.col("points").cast(pl.Float64), pl.col("rank").cast(pl.Int64))
+    for tier in c["tier"].unique().to_list():
+        sheet = pl.read_excel(out / "candidates.xlsx", sheet_name=tier, infer_schema_length=0)
+        verdicts = sheet.select(pl.col("统一社会信用代码").alias("uscc"),
+                                pl.col("是否符合条件").replace_strict({"是": 0, "待核实": 1, "否": 2}).alias("group"))
+        rows = c.filter(pl.col("tier") == tier).join(verdicts, on="uscc", how="left")
+        assert rows["group"].is_not_null().all(), tier
+        redone = rows.sort(["group", "probability", "points", "uscc"], descending=[False, True, True, False],
+                           nulls_last=True)
+        assert redone["rank"].to_list() == list(range(1, rows.height + 1)), tier
+
+
 def test_allocation_shape_and_budget(city):
     _, out, _ = city
     a = _csv(out / "allocation.csv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from scoring.ranking import list_columns, rank_order
+from scoring.ranking import PROBABILITY_DECIMALS, list_columns, rank_order
 from scoring.tiers import TIERS
 
 
@@ -28,6 +28,18 @@ def test_rank_order_follows_the_rank_rule():
     assert got.select("uscc", "rank").rows() == [
         ("D", 1), ("F", 2), ("G", 3), ("C", 4), ("H", 5), ("E", 6), ("A", 1), ("B", 2)]
     assert got.get_column("tier").to_list() == [first] * 6 + [second] * 2
+
+
+def test_probabilities_that_print_alike_are_a_tie_broken_by_points():
+    """0.0018865999 and 0.0018865998 both print as 0.001887 in candidates.csv: the firm with more
+    points ranks first, as the rank rule says, whatever the tenth decimal."""
+    tier = next(iter(TIERS))
+    scored = pl.DataFrame({"uscc": ["A", "B", "C"], "tier": [tier] * 3, "eligible": [False] * 3,
+                           "eligible_if_unknowns_hold": [False] * 3, "points": [10.0, 65.0, 0.0],
+                           "probability": [0.0018865999, 0.0018865998, 0.0018880]})
+    order = rank_order(scored)
+    assert scored.gather(order.get_column("_row"))["uscc"].to_list() == ["C", "B", "A"]
+    assert f"{0.0018865999:.{PROBABILITY_DECIMALS}f}" == f"{0.0018865998:.{PROBABILITY_DECIMALS}f}"
 
 
 def test_list_columns_give_the_outputs_shape():
