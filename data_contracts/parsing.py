@@ -79,6 +79,9 @@ def parse_integer(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     return whole.alias(raw.name), (ok & integral).alias("ok")
 
 
+_SERIAL_FROM = 10_000   # 1927-05-18: the first five-digit Excel serial
+
+
 def parse_date(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     """`2021-03-05`, `2021/3/5`, `2021年3月5日`, `20210305`, full-width digits, a time of day after
     the date (`2021-03-05 00:00:00`, `2021/3/5 0:00`: Excel's date-time in a CSV), Excel serials."""
@@ -101,7 +104,9 @@ def parse_date(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     frame = frame.with_columns(pl.when(in_range).then(y).alias("y"), pl.when(in_range).then(m).alias("m"))
     frame = frame.with_columns(pl.date(y, m, 1).dt.month_end().dt.day().alias("last"))
     built = pl.when(d <= pl.col("last")).then(pl.date(y, m, pl.min_horizontal(d, pl.col("last"))))
-    from_serial = pl.when((serial >= 1) & (serial < 80_000) & pl.col("y").is_null()).then(
+    # Excel serials of 1927–2119 only: a year alone (`2025`) or a year and month (`2016.09`, `1998.6`)
+    # read as a serial would be a day in 1905, accepted without a word
+    from_serial = pl.when((serial >= _SERIAL_FROM) & (serial < 80_000) & pl.col("y").is_null()).then(
         pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial.floor().cast(pl.Int64)))
     value = frame.select(pl.coalesce(built, from_serial).alias(raw.name)).to_series()
     return value, _ok(text, value)

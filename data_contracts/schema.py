@@ -56,13 +56,17 @@ def _c(name, header, kind, required=True, nullable=False, unit=None, aliases=(),
 ENTERPRISES = Table("enterprises", "企业登记", ("uscc",), (
     _c("uscc", "统一社会信用代码", USCC, aliases=("信用代码", "社会信用代码")),
     _c("name", "企业名称", TEXT),
-    _c("founded_on", "成立日期", DATE, nullable=True, aliases=("注册日期",)),
+    # an unreadable day (`2016.09`, `2011年`) is not worth the whole firm: its age is then unknown,
+    # and every age condition goes to manual review (scoring.rules: a missing value)
+    _c("founded_on", "成立日期", DATE, nullable=True, aliases=("注册日期",),
+       unreadable_as_null="记为空值, 成立年限相关条件转人工核实"),
     _c("registered_capital", "注册资本", NUMBER, nullable=True, unit="万元", aliases=("注册资金",)),
     _c("industry_code", "行业代码", CODE, nullable=True, aliases=("国民经济行业代码",)),
     _c("district", "所属板块", TEXT, nullable=True, aliases=("板块", "所属园区", "镇街")),
     _c("status", "登记状态", TEXT, nullable=True, aliases=("经营状态",)),
     _c("chain_layer", "产业链环节", TEXT, required=False, nullable=True),
     # optional, and the registry row carries the whole firm: a `也许` is not worth losing it for
+    # (an unreadable cell quarantines its row only where the value matters for the row as a whole)
     _c("chain_leader", "链主企业", BOOL, required=False, nullable=True,
        unreadable_as_null="记为空值, 按未标注链主处理"),
     _c("former_names", "曾用名", TEXT, required=False, nullable=True),
@@ -82,7 +86,8 @@ FILINGS = Table("filings", "财务快报", ("uscc", "period"), (
     _c("total_liabilities", "负债合计", nullable=True, **_MONEY),
     _c("employees", "从业人员期末人数", INTEGER, nullable=True, aliases=("从业人员",)),
     _c("rd_staff", "研发人员数", INTEGER, nullable=True, aliases=("研发人员",)),
-    _c("export_ytd", "出口额", required=False, nullable=True, **_MONEY),
+    _c("export_ytd", "出口额", required=False, nullable=True,
+       unreadable_as_null="记为空值 (出口额不参与认定条件)", **_MONEY),
 ))
 
 PATENTS = Table("patents", "专利", ("application_no",), (

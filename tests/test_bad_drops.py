@@ -131,11 +131,12 @@ def test_findings_name_the_column_as_the_sheet_heads_it(drop, tmp_path):
         path.write_text(path.read_text(encoding="utf-8-sig").replace(old, new, 1), encoding="utf-8-sig")
     out = tmp_path / "out"
     _validate(drop, out)
-    found = _quarantine(out).filter(pl.col("check").is_in(["revenue_ytd_nonnegative", "format_date"]))
+    findings = pl.concat([_quarantine(out), pl.read_csv(out / "flags.csv", infer_schema=False)])
+    found = findings.filter(pl.col("check").is_in(["revenue_ytd_nonnegative", "format_date"])).sort("file")
     assert found.select("file", "row", "column").rows() == [
         ("企业登记.csv", "4", "注册日期"), ("财务快报.csv", "5", "营业收入（单位：人民币万元）")]
     assert found["message"].to_list() == [
-        '企业登记.csv 第 4 行, 注册日期: "去年春天" 不是有效的日期',
+        '企业登记.csv 第 4 行, 注册日期: "去年春天" 不是有效的日期, 记为空值, 成立年限相关条件转人工核实',
         "财务快报.csv 第 5 行, 营业收入（单位：人民币万元）: 营业收入(万元) -5.0 为负数"]
 
 

@@ -340,24 +340,26 @@ def test_registered_capital_in_another_currency_or_unreadable_is_flagged_not_qua
     assert result.quarantine.height == 0
 
 
-def test_an_unreadable_chain_leader_mark_is_flagged_and_read_as_unmarked(tmp_path):
-    """链主企业 is optional: `也许` does not take the firm (and its returns) out; it is read as not
-    marked, and flags.csv says so. An unreadable founding date, which is no optional column,
-    still quarantines its row."""
+def test_an_unreadable_chain_leader_mark_or_founding_day_is_flagged_and_read_as_unknown(tmp_path):
+    """链主企业 `也许` and 成立日期 `2016.09` do not take the firm (and its returns) out: they are
+    read as not marked and as unknown (age conditions then go to review), and flags.csv says so.
+    """
     codes = ["914403001922038216", "91320282MA2UFF1N5L", "91320200723623492B"]
-    marks, founded = ["是", "也许", ""], ["2015-03-05", "2015-03-05", "去年"]
+    marks, founded = ["是", "也许", ""], ["2015-03-05", "2015-03-05", "2016.09"]
     text = f"{HEADER},链主企业\n" + "\n".join(
         f"{ROW},{m}".replace("914403001922038216", c).replace("2015-03-05", f).replace("示例", f"示例{i}")
         for i, (c, m, f) in enumerate(zip(codes, marks, founded))) + "\n"
     raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
     result = validate({"enterprises": TableInput(ENTERPRISES, raw.frame, "企业登记.csv")}, as_of=dt.date(2026, 1, 1))
     accepted = result.accepted["enterprises"].sort("_row")
-    assert accepted.select("uscc", "chain_leader").rows() == [(codes[0], True), (codes[1], None)]
+    assert accepted.select("uscc", "chain_leader", "founded_on").rows() == [
+        (codes[0], True, dt.date(2015, 3, 5)), (codes[1], None, dt.date(2015, 3, 5)), (codes[2], None, None)]
     assert result.flags.select("row", "column", "value", "check", "severity").rows() == [
-        (3, "链主企业", "也许", "format_bool", "warn")]
+        (3, "链主企业", "也许", "format_bool", "warn"), (4, "成立日期", "2016.09", "format_date", "warn")]
     assert result.flags["message"][0].endswith("\"也许\" 不是有效的是/否, 记为空值, 按未标注链主处理")
-    assert result.quarantine.select("row", "column", "severity").rows() == [(4, "成立日期", "error")]
-    assert result.counts["enterprises"] == {"rows_read": 3, "rows_accepted": 2, "rows_quarantined": 1}
+    assert result.flags["message"][1].endswith("\"2016.09\" 不是有效的日期, 记为空值, 成立年限相关条件转人工核实")
+    assert result.quarantine.height == 0
+    assert result.counts["enterprises"] == {"rows_read": 3, "rows_accepted": 3, "rows_quarantined": 0}
 
 
 def test_financing_amounts_with_their_unit_are_read_in_wan():

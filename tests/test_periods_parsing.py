@@ -58,6 +58,14 @@ def test_dates_every_form_and_invalid_day():
     assert ok == [True, True, True, True, True, False, True, False, True]
 
 
+def test_a_year_or_a_year_and_month_is_no_date_not_an_excel_serial_of_1905():
+    """`2025`, `2016.09` and `1998.6` were read as Excel serials: days in 1905, accepted without a
+    word. Only five-digit serials (1927 on) are serials; these are unreadable, and said so."""
+    values, ok = _run(parsing.parse_date, ["2025", "2016.09", "1998.6", "9999", "10000", "45123"])
+    assert values == [None, None, None, None, dt.date(1927, 5, 18), dt.date(2023, 7, 16)]
+    assert ok == [False, False, False, False, True, True]
+
+
 def test_dates_with_a_time_of_day_or_full_width_digits():
     """Excel writes a date cell into a CSV as a date-time (`2021/3/5 0:00`); some systems write
     full-width digits. The day is what counts; a time that is no time is not a date."""
