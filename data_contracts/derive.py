@@ -128,9 +128,17 @@ EVENT_DATES = {"enterprises": ("founded_on",), "honors": ("recognized_on",),
 
 
 def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.DataFrame:
-    """`_f_<column>_future` for each of the table's EVENT_DATES (a missing date is not flagged)."""
-    return frame.with_columns((pl.col(c) > pl.lit(as_of)).fill_null(False).alias(f"_f_{c}_future")
-                              for c in EVENT_DATES.get(table, ()))
+    """`_f_<column>_future` for each of the table's EVENT_DATES (a missing date is not flagged);
+    for the returns `_f_period_future`: a quarter that had not ended by the check day cannot have
+    been reported (2026Q4 typed for 2025Q4)."""
+    flags = [(pl.col(c) > pl.lit(as_of)).fill_null(False).alias(f"_f_{c}_future")
+             for c in EVENT_DATES.get(table, ())]
+    if table == "filings" and "period" in frame.columns:
+        year = pl.col("period").str.slice(0, 4).cast(pl.Int32, strict=False)
+        quarter = pl.col("period").str.slice(5, 1).cast(pl.Int8, strict=False)
+        ends = pl.date(year, quarter * 3, 1).dt.month_end()
+        flags.append((ends > pl.lit(as_of)).fill_null(False).alias("_f_period_future"))
+    return frame.with_columns(flags)
 
 
 def enterprise_checks(frame: pl.DataFrame) -> pl.DataFrame:

@@ -120,6 +120,8 @@ SUITES: dict[str, list[Check]] = {
         _e("enterprise_registered", "error", "uscc", "{detail}", "null",
            {"derived": "_p_unregistered"}),
         _e("period_present", "error", "period", "报告期为空", "not_null"),
+        _e("period_not_future", "error", "period", "报告期 {value} 在核验日 {as_of} 时尚未结束, 不可能已报送 (年份是否写错?)",
+           "false", {"derived": "_f_period_future"}),
         *[_e(f"{c}_nonnegative", "error", c, "{label} {value} 为负数", "between", {"min": 0})
           for c in ("revenue_ytd", "main_revenue_ytd", "rd_expense_ytd", "total_assets",
                     "total_liabilities", "employees", "rd_staff", "export_ytd")],

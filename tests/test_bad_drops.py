@@ -381,3 +381,19 @@ def test_missing_industry_code_is_not_flagged_but_a_wrong_one_is(drop, tmp_path)
     flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "industry_code_valid")
     assert flags.get_column("row").to_list() == ["7"]
     assert "门类 I" in flags.get_column("message").item()
+
+
+def test_a_return_for_a_quarter_not_yet_over_is_quarantined(drop, tmp_path):
+    """2025Q4 typed as 2026Q4, checked on 2026-03-01: the quarter had not ended, so the row is a
+    typo, set aside with the check day named (it was accepted, and the firm's 2025Q4 went missing)."""
+    path = drop / "财务快报.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    row = frame.with_row_index().filter(pl.col("报告期") == "2025Q4")["index"][0] + 2
+    _edit_csv(path, row, "报告期", "2026Q4")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["validate", str(drop), "--out", str(out), "--checked-on", "2026-03-01"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    found = _quarantine(out).filter(pl.col("check") == "period_not_future")
+    assert found.select("row", "value").rows() == [(str(row), "2026Q4")]
+    assert found["message"][0] == (f"财务快报.csv 第 {row} 行, 报告期: 报告期 2026Q4 在核验日 2026-03-01 时尚未结束, "
+                                   "不可能已报送 (年份是否写错?)")
