@@ -95,7 +95,7 @@ PATENTS = Table("patents", "专利", ("application_no",), (
     _c("title", "专利名称", TEXT, nullable=True),
     _c("patent_type", "专利类型", TEXT),
     _c("filed_on", "申请日", DATE),
-    _c("granted_on", "授权公告日", DATE, required=False, nullable=True),
+    _c("granted_on", "授权公告日", DATE, required=False, nullable=True, aliases=("授权日", "授权日期", "授权公告日期")),
     _c("legal_status", "法律状态", TEXT, nullable=True),
     _c("applicants", "申请人", TEXT, aliases=("专利权人", "申请(专利权)人")),
     _c("ipc", "主分类号", TEXT, required=False, nullable=True),
@@ -128,7 +128,8 @@ HONORS = Table("honors", "资质荣誉", ("uscc", "honor", "recognized_on"), (
     _c("honor", "资质名称", TEXT),
     _c("level", "级别", TEXT, nullable=True),
     _c("recognized_on", "认定日期", DATE),
-    _c("valid_until", "有效期至", DATE, required=False, nullable=True),
+    _c("valid_until", "有效期至", DATE, required=False, nullable=True,
+       aliases=("有效期截止日期", "有效期截止", "有效期截至", "有效期截止日", "到期日期")),
 ))
 
 TABLES: dict[str, Table] = {t.name: t for t in (

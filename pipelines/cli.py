@@ -205,10 +205,8 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     for name, c in result.counts.items():
         out_console.print(f"{TABLES[name].stem_zh}: 读取 {c['rows_read']} 行, 接受 {c['rows_accepted']} 行, "
                           f"隔离 {c['rows_quarantined']} 行")
-    if loaded.missing_tables:
-        out_console.print(f"未提供的表: {'、'.join(TABLES[n].stem_zh for n in loaded.missing_tables)}")
-    if loaded.ignored_files:
-        out_console.print(f"未识别而忽略的文件: {', '.join(loaded.ignored_files)}")
+    for note in manifest.data["drop_notes"]:
+        out_console.print(f"注意: {note}")
     if result.flags.height:
         flagged = result.flags.select("table", "row").n_unique()
         out_console.print(f"{flagged} 行有 warn 级提示 (已接受, 请核对), 详见 {out / 'flags.csv'}")
@@ -295,6 +293,8 @@ def _summary(out: Path, data: dict) -> None:
     files = [f for f in ("report.pdf", "candidates.csv", "candidates.xlsx", "allocation.csv", "quarantine.csv",
                          "memo.md", "manifest.json") if (out / f).exists()]
     out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: {', '.join(files)}")
+    for note in data.get("drop_notes", []):
+        out_console.print(f"注意: {note}")
     checked = data.get("quarantine", {})
     if checked.get("rows") or checked.get("flags"):
         out_console.print(f"数据核验: 隔离 {checked.get('rows', 0)} 行 (quarantine.csv, 未参与评分), "

@@ -23,6 +23,7 @@ import polars as pl
 
 from data_contracts.coerce import NATIVE_DTYPES
 from data_contracts.schema import (
+    PERSONAL_COLUMNS,
     TABLES,
     Column,
     Table,
@@ -57,6 +58,7 @@ class RawTable:
     blank_rows_skipped: int = 0
     sheet: str | None = None              # the worksheet read, for an .xlsx file
     headers: dict[str, str] = field(default_factory=dict)  # canonical column → its header as written
+    missing_optional: list[str] = field(default_factory=list)  # optional columns absent (labels)
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +77,34 @@ class Drop:
     tables: dict[str, RawTable]
     ignored_files: list[str]
     missing_tables: list[str]
+
+
+def drop_notes(drop: Drop) -> list[str]:
+    """What the clerk should know about the drop's shape, in Chinese, one line each: an optional
+    column the sheet lacks (read as empty — a patent without 授权公告日 counts as not granted),
+    beside the headers tidu did not recognise, which may be it under another name; a file tidu
+    does not read; a table not provided."""
+    notes = []
+    for raw in drop.tables.values():
+        extras = "、".join(f"「{h}」" for h in raw.extra_columns)
+        if raw.missing_optional:
+            line = f"{raw.path.name}: 没有可选列{'、'.join(f'「{c}」' for c in raw.missing_optional)}, 按空值处理"
+            if extras:
+                line += f"; 未识别的列{extras}已忽略 — 若其中某列就是所缺的列, 请把表头改成所缺的列名"
+            notes.append(line)
+        elif extras:
+            notes.append(f"{raw.path.name}: 未识别的列{extras}已忽略")
+    missing = [TABLES[n].stem_zh for n in drop.missing_tables]
+    for name in drop.ignored_files:
+        if Path(name).suffix.lower() == ".xls":
+            notes.append(f"{name}: .xls (Excel 97-2003) 格式无法读取, 已忽略; 请在 Excel 中另存为 .xlsx")
+        else:
+            hint = f"; 若它是「{'」或「'.join(missing)}」表, 请按表名给文件命名" if missing else ""
+            notes.append(f"{name}: 不是 tidu 认识的表, 已忽略{hint}")
+    if missing:
+        notes.append(f"未提供的表: {'、'.join(missing)} (文件名应为 表名.csv / .xlsx / .parquet); "
+                     "这些表的数据按没有处理")
+    return notes
 
 
 def read_drop(folder: Path) -> Drop:
@@ -389,8 +419,11 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
     frame = _without_blank_rows(selected)
     headers = {name: " ".join(str(header_text(headers, source_col, top)).split())
                for name, (source_col, _, _) in chosen.items() if name not in ("legal_rep_id",)}
+    absent = [c.label for c in table.columns
+              if not c.required and c.name not in chosen and c.name not in PERSONAL_COLUMNS]
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
-                    blank_rows_skipped=selected.height - frame.height, headers=headers)
+                    blank_rows_skipped=selected.height - frame.height, headers=headers,
+                    missing_optional=absent)
 
 
 def _without_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -76,6 +76,9 @@ class Manifest:
             self.data["checked_on"] = result.checked_on.isoformat()
         self.data["ignored_files"] = drop.ignored_files
         self.data["missing_tables"] = drop.missing_tables
+        from pipelines.ingest import drop_notes
+
+        self.data["drop_notes"] = drop_notes(drop)   # the console and the report's appendix say them
         self.data["match_rates"] = result.match_rates
         honors = result.accepted.get("honors")
         if honors is not None:

@@ -683,6 +683,8 @@ def quality_section(run: Run) -> dict:
                          "rows": _num(h.get("rows"))}
                         for h in (run.manifest.get("honor_names") or [])[:QUARANTINE_SHOWN]],
         "honor_names_total": _num(len(run.manifest.get("honor_names") or [])),
+        # an optional column missing, a file not read, a table not given (pipelines.ingest.drop_notes)
+        "drop_notes": [_str(n) for n in run.manifest.get("drop_notes") or []],
         "quarantine": quarantine,
         "quarantine_total": _num(run.quarantine_total),
         # quarantine.csv has a line per finding; a data row may have several (manifest.json)

@@ -521,6 +521,7 @@ def _manifest(inputs: list[dict], n_per_tier: int) -> dict:
             "baseline_metrics": {"overall": base, **{k: {**base, "auc": 0.7} for k in TIERS}},
         },
         "match_rates": {"patents": 0.97, "projects": 0.91, "financing": 0.88, "honors": 0.995},
+        "drop_notes": [DROP_NOTE],
         "honor_names": [{"name": "国家高新技术企业", "read_as": "高新技术企业", "rows": 37},
                         {"name": "瞪羚企业（培育）", "read_as": None, "rows": 4}],
         "seconds": {
@@ -553,6 +554,7 @@ def backtest_table(rng: np.random.Generator, firms: int = 400) -> pl.DataFrame:
 
 
 FEW_POSITIVES_TIER = "quasi_unicorn"
+DROP_NOTE = "专利.csv: 没有可选列「授权公告日」, 按空值处理; 未识别的列「授权时间」已忽略"
 
 
 def write_run_folder(

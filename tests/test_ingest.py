@@ -23,7 +23,7 @@ from data_contracts.schema import (
     Table,
 )
 from data_contracts.validate import TableInput, validate
-from pipelines.ingest import DropError, read_drop, read_table
+from pipelines.ingest import DropError, drop_notes, read_drop, read_table
 from pipelines.synth import synthesize
 
 HEADER = "统一社会信用代码,企业名称,成立日期,注册资本(万元),行业代码,所属板块,登记状态"
@@ -385,3 +385,26 @@ def test_a_broken_quote_is_named_by_the_header_below_any_title(tmp_path, title):
     line = title.count("\n") + 5
     with pytest.raises(DropError, match=f"专利.csv 第 {line} 行, 第 2 列「专利类型」: 英文双引号使用不规范"):
         read_table(PATENTS, path)
+
+
+def test_the_drop_notes_name_a_missing_optional_column_beside_an_unknown_header(tmp_path):
+    """授权时间 is not a name tidu knows for 授权公告日: the patents would all count as not granted,
+    so the notes say the column is missing and name the header that may be it. 授权日 and
+    有效期截止日期 are known names. An .xls file and a table not given are named too."""
+    _write(tmp_path / "企业登记.csv", f"{HEADER}\n{ROW}\n")
+    _write(tmp_path / "专利.csv", "申请号,专利名称,专利类型,申请日,授权时间,法律状态,申请人\n"
+                                 "202310123456.7,一种装置,发明,2023-01-05,2024-02-01,有效,宜兴市示例科技有限公司\n")
+    _write(tmp_path / "资质荣誉.csv", "统一社会信用代码,资质名称,级别,认定日期,有效期截止日期\n"
+                                   "914403001922038216,高新技术企业,国家级,2023-11-01,2026-11-01\n")
+    (tmp_path / "重点项目.xls").write_bytes(b"\xd0\xcf\x11\xe0old excel")
+    drop = read_drop(tmp_path)
+    assert drop.tables["honors"].missing_optional == []        # 有效期截止日期 is 有效期至
+    assert drop.tables["patents"].missing_optional == ["授权公告日", "主分类号"]
+    notes = drop_notes(drop)
+    assert notes[0] == ("专利.csv: 没有可选列「授权公告日」、「主分类号」, 按空值处理; 未识别的列「授权时间」已忽略"
+                        " — 若其中某列就是所缺的列, 请把表头改成所缺的列名")
+    assert "重点项目.xls: .xls (Excel 97-2003) 格式无法读取, 已忽略; 请在 Excel 中另存为 .xlsx" in notes
+    assert notes[-1].startswith("未提供的表: 财务快报、重点项目、融资")
+    renamed = tmp_path / "专利.csv"
+    renamed.write_text(renamed.read_text(encoding="utf-8-sig").replace("授权时间", "授权日"), encoding="utf-8-sig")
+    assert read_drop(tmp_path).tables["patents"].missing_optional == ["主分类号"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from PIL import Image
-from report_fixture import FEW_POSITIVES_TIER, FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
+from report_fixture import DROP_NOTE, FEW_POSITIVES_TIER, FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
 
 from reports import pdf
 from reports.charts import FontMissingError
@@ -322,3 +322,10 @@ def test_backtest_shows_no_figures_for_a_tier_with_few_later_recognitions(render
         else:
             assert cells[0] == "40" and all(c.endswith("%") for c in cells[2:])
     assert f"实际新认定少于{MIN_POSITIVES}家的层级不列召回率和精确率" in _flat(text)
+
+
+def test_the_appendix_says_what_the_drop_lacks(rendered):
+    """A missing optional column beside an unknown header (manifest drop_notes) is in the
+    data-quality appendix, where the meeting sees it, not only on the clerk's console."""
+    appendix = _flat(_text(rendered).split("附录: 数据质量")[-1].split("方法说明")[0])
+    assert "数据包的结构问题" in appendix and _flat(DROP_NOTE) in appendix
