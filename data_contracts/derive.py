@@ -13,9 +13,13 @@ import polars as pl
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
 from data_contracts.honors import HONOR_NAMES_ZH, TITLE_LEVELS, cleaned_honor_name, honor_key_expr
-from data_contracts.schema import LEVELS, Table
+from data_contracts.schema import FILINGS, LEVELS, Table
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
+# Revenue or assets above this (万元, i.e. 100亿元) are flagged when the firm's other rows cannot
+# show a 元 entry: every row of the firm, or the whole file, in 元 (1,289万 typed as 12,890,000).
+# A city's few real firms of that size get a warn to confirm, nothing more.
+YUAN_ABSOLUTE = 1_000_000.0
 QUARANTINED_FIRM = "该企业在企业登记表中的行已被隔离, 本行随之隔离"
 MONEY_COLUMNS = ("revenue_ytd", "main_revenue_ytd", "profit_ytd", "net_profit_ytd", "rd_expense_ytd",
                  "total_assets", "total_liabilities", "export_ytd")
@@ -187,7 +191,7 @@ def filing_checks(frame: pl.DataFrame, accepted: pl.Series, quarantined: pl.Seri
     order, codes = _by_firm(frame)
     frame = registration(frame, accepted, quarantined, codes=codes)
     frame = _correct_yuan(frame, order)
-    return _ytd_decrease(frame, order)
+    return _ytd_decrease(_implausibly_large(frame), order)
 
 
 def _by_firm(frame: pl.DataFrame, hash_bits: int = 48) -> tuple[pl.DataFrame, pl.Series]:
@@ -216,29 +220,49 @@ def _by_firm(frame: pl.DataFrame, hash_bits: int = 48) -> tuple[pl.DataFrame, pl
     return order, pl.DataFrame([firms, codes.alias("uscc")]).filter(first).get_column("uscc")
 
 
+def _implausibly_large(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_p_amount_scale` on a row whose revenue or assets exceed YUAN_ABSOLUTE and that
+    `_correct_yuan` did not convert (its firm's other rows are as large)."""
+    big = pl.max_horizontal(pl.col("revenue_ytd"), pl.col("total_assets"))
+    return frame.with_columns(
+        pl.when((big > YUAN_ABSOLUTE) & pl.col("_p_unit_yuan").is_null())
+        .then(pl.lit("营业收入或资产总计超过 100 亿元 (") + big.round(0).cast(pl.Int64).cast(pl.Utf8)
+              + pl.lit(" 万元), 若是以元填报请改为万元; 确为百亿级企业可忽略"))
+        .alias("_p_amount_scale"))
+
+
 def _correct_yuan(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
-    """A row about YUAN_RATIO times its firm's median revenue or assets was entered in 元: its
-    money columns are divided by 10,000, the values as entered kept in `original_values`."""
+    """A row about YUAN_RATIO times its firm's median revenue or assets was entered in 元. Each of
+    its money columns that is itself out of scale (≥ YUAN_RATIO / 10 times the firm's median of
+    that column) is divided by 10,000; the others were in 万元 and are kept (a revenue typed in 元
+    beside correct assets must not shrink the assets). The values as entered are kept in
+    `original_values`, and the message names the columns converted."""
+    present = [c for c in MONEY_COLUMNS if c in frame.columns]
     values = order.select("_i", "_firm").with_columns(
-        frame.select(pl.col("revenue_ytd", "total_assets").gather(order.get_column("_i"))))
-    values = values.with_columns(pl.col("revenue_ytd", "total_assets").median().over("_firm").name.prefix("_m_"))
-    ratios = [pl.when(pl.col(f"_m_{c}") > 0).then(pl.col(c) / pl.col(f"_m_{c}"))
-              for c in ("revenue_ytd", "total_assets")]
-    suspects = (values.select("_i", pl.max_horizontal(ratios).alias("_ratio"))
+        frame.select(pl.col(present).gather(order.get_column("_i"))))
+    values = values.with_columns(pl.col(present).abs().median().over("_firm").name.prefix("_m_"))
+    ratios = values.select("_i", *[pl.when(pl.col(f"_m_{c}") > 0).then(pl.col(c).abs() / pl.col(f"_m_{c}"))
+                                   .alias(c) for c in present])
+    suspects = (ratios.select("_i", pl.max_horizontal("revenue_ytd", "total_assets").alias("_ratio"),
+                              *[(pl.col(c) >= YUAN_RATIO / 10).fill_null(False).alias(f"_x_{c}") for c in present])
                 .filter(pl.col("_ratio") >= YUAN_RATIO).sort("_i"))
     where = suspects.get_column("_i")
-    present = [c for c in MONEY_COLUMNS if c in frame.columns]
     rows = frame[where]
     original = pl.concat_str([pl.lit(f"{c}=") + pl.col(c).cast(pl.Utf8).fill_null("") for c in present],
                              separator="; ")
+    labels = {c: FILINGS.column(c).header_zh for c in present}
+    converted = pl.concat_str([pl.when(pl.col(f"_x_{c}")).then(pl.lit(labels[c])) for c in present],
+                              separator="、", ignore_nulls=True)
     message = (pl.lit("该行金额约为同一企业其他报告期的 ") + pl.col("_ratio").round(0).cast(pl.Int64).cast(pl.Utf8)
-               + pl.lit(" 倍, 疑似以元填报; 已除以 10000 换算为万元, 原值保留在 original_values"))
+               + pl.lit(" 倍, 疑似以元填报; 已将 ") + converted
+               + pl.lit(" 除以 10000 换算为万元 (其余金额与其他报告期相称, 未改), 原值保留在 original_values"))
     n = frame.height
     return frame.with_columns(
         _at(n, where, rows.select(pl.lit("原值(元): ") + original).to_series()).alias("original_values"),
         _at(n, where, suspects.select(message).to_series()).alias("_p_unit_yuan"),
-        *[frame.get_column(c).scatter(where, rows.get_column(c) / 10_000) if where.len() else pl.col(c)
-          for c in present])
+        *[frame.get_column(c).scatter(where, pl.select(pl.when(suspects[f"_x_{c}"]).then(rows[c] / 10_000)
+                                                         .otherwise(rows[c])).to_series())
+          if where.len() else pl.col(c) for c in present])
 
 
 # Year-to-date flows that cannot fall within a year (none may be negative): column → its label

@@ -76,6 +76,43 @@ def test_filing_checks_do_not_rely_on_credit_codes_hashing_apart():
     assert fall.get_column("_p_ytd_decrease").is_not_null().arg_true().to_list() == [2, 7, 9]  # not 3: a revision
 
 
+def test_a_row_in_yuan_has_only_its_out_of_scale_columns_converted():
+    """Row 3 has its revenue typed in 元 and its assets in 万元: the revenue is divided by 10,000
+    and the assets are kept (they were divided too, 19270.71 → 1.93); row 5 is in 元 throughout,
+    and both are converted. The message names what was converted."""
+    from data_contracts import derive
+
+    a = "914403001922038216"
+    frame = _filings([
+        (a, "2024Q1", 1000.0, 19000.0), (a, "2024Q2", 21_000_000.0, 19270.71), (a, "2024Q3", 3100.0, 19400.0),
+        (a, "2024Q4", 41_000_000.0, 195_000_000.0), (a, "2025Q1", 1050.0, 19600.0),
+    ])
+    order, _ = derive._by_firm(frame)
+    fixed = derive._correct_yuan(frame, order)
+    assert fixed.get_column("revenue_ytd").to_list() == [1000.0, 2100.0, 3100.0, 4100.0, 1050.0]
+    assert fixed.get_column("total_assets").to_list() == [19000.0, 19270.71, 19400.0, 19500.0, 19600.0]
+    messages = fixed.get_column("_p_unit_yuan")
+    assert messages.is_not_null().arg_true().to_list() == [1, 3]
+    assert "已将 营业收入 除以 10000" in messages[1] and "已将 营业收入、资产总计 除以 10000" in messages[3]
+    assert fixed.get_column("original_values")[1].startswith("原值(元): revenue_ytd=21000000.0;")
+
+
+def test_a_firm_in_yuan_throughout_is_flagged_by_its_size():
+    """Every row of firm b in 元: nothing to compare with, so the size itself (over 100亿元) is
+    flagged; firm a's one converted row is not flagged twice, and a's other rows are not."""
+    from data_contracts import derive
+
+    a, b = "914403001922038216", "91320282MA2UFF1N5L"
+    frame = _filings([
+        (a, "2024Q1", 1000.0, 19000.0), (a, "2024Q2", 21_000_000.0, 195_000_000.0), (a, "2024Q3", 3100.0, 19400.0),
+        (b, "2024Q1", 3_200_000.0, 176_669_000.0), (b, "2024Q2", 6_400_000.0, 176_669_000.0),
+    ])
+    checked = derive.filing_checks(frame, frame.get_column("uscc").unique(), pl.Series([], dtype=pl.Utf8))
+    scale = checked.get_column("_p_amount_scale")
+    assert scale.is_not_null().arg_true().to_list() == [3, 4]
+    assert scale[3].startswith("营业收入或资产总计超过 100 亿元 (176669000 万元)")
+
+
 def test_gx_reads_only_the_columns_of_its_expectations_and_lets_them_go():
     import gc
 
