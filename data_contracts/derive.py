@@ -67,7 +67,8 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
     distinct = shared.filter(~pl.col("_copy"))
     copies = shared.filter("_copy").join(distinct.select(*canon, pl.col("_row").alias("_first")),
                                           on=canon, how="left", nulls_equal=True, maintain_order="left")
-    clashes = _key_clashes(distinct, key, table.name)
+    labels = {compared(c.name): c.header_zh for c in table.columns if c.name in written}
+    clashes = _key_clashes(distinct, key, table.name, labels)
     n = frame.height
     first_row = frame.get_column("_row")
     if copies.height:
@@ -77,14 +78,14 @@ def duplicates(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
         _at(n, copies["_i"], pl.repeat(True, copies.height, eager=True), False).alias("_f_duplicate_row"))
     frame = frame.select(*written, "_first_row", "_f_duplicate_row")
     if table.name != "filings":
-        text = pl.lit("第 ") + pl.col("_rows_text") + pl.lit(" 行")
+        text = pl.lit("第 ") + pl.col("_rows_text") + pl.lit(" 行") + pl.col("_differs")
         return frame.with_columns(
             _at(n, clashes["_i"], clashes.select(text).to_series()).alias("_p_duplicate_key"),
             pl.lit(None, pl.Utf8).alias("_p_revision"), pl.lit(None, pl.Utf8).alias("_p_superseded"))
     latest = clashes.filter(pl.col("_row") == pl.col("_last"))
     earlier = clashes.filter(pl.col("_row") != pl.col("_last"))
-    revision = (pl.lit("同一企业同一报告期出现多行 (第 ") + pl.col("_rows_text")
-                + pl.lit(" 行), 采用表中最靠后的本行作为修订值"))
+    revision = (pl.lit("同一企业同一报告期出现多行 (第 ") + pl.col("_rows_text") + pl.lit(" 行") + pl.col("_differs")
+                + pl.lit("), 采用表中最靠后的本行作为修订值"))
     superseded = (pl.lit("已被表中靠后的第 ") + pl.col("_last").cast(pl.Utf8)
                   + pl.lit(" 行的修订值替代, 本行不参与评分"))
     return frame.with_columns(
@@ -103,19 +104,27 @@ def _compared_as_read(table: str) -> dict[str, pl.Expr]:
     return {}
 
 
-def _key_clashes(distinct: pl.DataFrame, key: list[str], table: str) -> pl.DataFrame:
+def _key_clashes(distinct: pl.DataFrame, key: list[str], table: str,
+                 labels: dict[str, str] | None = None) -> pl.DataFrame:
     """Distinct rows that share a (present) key: `_i`, `_row`, the first five such rows as text
-    (`_rows_text`) and the last of them (`_last`)."""
+    (`_rows_text`), the columns whose values differ among them when `labels` names the columns
+    compared (`_differs`: `; 不同的列: 登记状态`, else empty) and the last of them (`_last`)."""
     if table == "financing":  # one of uscc / company_name identifies the firm
         key_present = (pl.all_horizontal([pl.col(k).is_not_null() for k in ("financed_on", "round")])
                        & (pl.col("uscc").is_not_null() | pl.col("company_name").is_not_null()))
     else:
         key_present = pl.all_horizontal([pl.col(k).is_not_null() for k in key])
+    compared = [c for c in (labels or {}) if c not in key]
     groups = distinct.group_by(key).agg(
         pl.len().alias("_n"), pl.col("_row").sort().head(5).cast(pl.Utf8).str.join("、").alias("_rows_text"),
-        pl.col("_row").max().alias("_last"))
+        pl.col("_row").max().alias("_last"),
+        *[(pl.col(c).n_unique() > 1).alias(f"_d_{i}") for i, c in enumerate(compared)])
+    differing = pl.concat_str([pl.when(pl.col(f"_d_{i}")).then(pl.lit(labels[c])) for i, c in enumerate(compared)],
+                              separator="、", ignore_nulls=True) if compared else pl.lit("")
+    groups = groups.with_columns(pl.when(differing != "").then(pl.lit("; 不同的列: ") + differing)
+                                 .otherwise(pl.lit("")).alias("_differs"))
     return (distinct.join(groups, on=key, how="left", nulls_equal=True, maintain_order="left")
-            .filter(key_present & (pl.col("_n") > 1)).select("_i", "_row", "_rows_text", "_last"))
+            .filter(key_present & (pl.col("_n") > 1)).select("_i", "_row", "_rows_text", "_differs", "_last"))
 
 
 def _at(n: int, where: pl.Series, values: pl.Series, default=None) -> pl.Series:

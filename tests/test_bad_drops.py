@@ -397,3 +397,20 @@ def test_a_return_for_a_quarter_not_yet_over_is_quarantined(drop, tmp_path):
     assert found.select("row", "value").rows() == [(str(row), "2026Q4")]
     assert found["message"][0] == (f"财务快报.csv 第 {row} 行, 报告期: 报告期 2026Q4 在核验日 2026-03-01 时尚未结束, "
                                    "不可能已报送 (年份是否写错?)")
+
+
+def test_a_key_clash_names_the_columns_that_differ(drop, tmp_path):
+    """A registry row appended again with only 登记状态 changed: both rows are set aside (which is
+    right cannot be told), and the message says which column differs, so the clerk need not
+    compare the two rows cell by cell."""
+    path = drop / "企业登记.csv"
+    frame = pl.read_csv(path, infer_schema=False)
+    again = {**frame.row(4, named=True), "登记状态": "注销"}
+    frame = pl.concat([frame, pl.DataFrame([again], schema=frame.schema)])
+    path.write_bytes(b"\xef\xbb\xbf" + frame.write_csv().encode())
+    out = tmp_path / "out"
+    _validate(drop, out)
+    clash = _quarantine(out).filter(pl.col("check") == "duplicate_key_conflict")
+    assert clash["row"].to_list() == ["6", str(frame.height + 1)]
+    assert clash["message"][0].endswith(
+        f"同一主键出现多行且数值不同 (第 6、{frame.height + 1} 行; 不同的列: 登记状态), 无法判断哪一行正确")
