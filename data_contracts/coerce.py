@@ -178,7 +178,8 @@ def _parse_distinct(kind: str, raw: pl.Series, name: str) -> tuple[pl.Series, pl
 # without space or BOM at either end; a credit code or other code of digits and capitals; a period
 # as 2024Q3.
 _CODE_KINDS = (USCC, CODE)   # read alike: half-width, upper case, no spaces
-_WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff](?:.*[^\s\ufeff])?$", PERIOD: r"^[0-9]{4}Q[1-4]$",
+_WRITTEN_AS_PARSED = {TEXT: r"(?s)^[^\s\ufeff\u200b-\u200d\u2060\u00ad](?:.*[^\s\ufeff\u200b-\u200d\u2060\u00ad])?$",
+                      PERIOD: r"^[0-9]{4}Q[1-4]$",
                       **dict.fromkeys(_CODE_KINDS, r"^[0-9A-Z]+$"),
                       ROUND: "^(?:" + "|".join(re.escape(r) for r in ROUNDS) + ")$"}
 
@@ -208,8 +209,10 @@ def _parse(kind: str, raw: pl.Series) -> tuple[pl.Series, pl.Series | None]:
     if kind == ROUND:
         return parsing.parse_round(raw, ROUNDS), None
     text = parsing.clean_text(raw)
-    if kind in _CODE_KINDS:  # upper case, half-width, no inner spaces; validity is checked later
-        return text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase(), None
+    if kind in _CODE_KINDS:  # upper case, half-width, no inner spaces, no apostrophe Excel's text
+        # prefix left in front (`'91320200MA1RFTM8XD`); validity is checked later
+        return (text.str.normalize("NFKC").str.replace_all(r"\s", "").str.strip_chars_start("'‘’`")
+                .str.to_uppercase(), None)
     return text, None
 
 

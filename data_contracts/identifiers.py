@@ -119,6 +119,9 @@ def uscc_problem(code: str | None) -> str | None:
     norm = normalize_uscc(code)
     if not norm:
         return "统一社会信用代码为空"
+    if re.fullmatch(r"\d(?:\.\d+)?E\+?\d+", norm):
+        return (f"Excel 把信用代码存成了科学计数法 ({norm}), 原来的 18 位已丢失, 无法恢复; "
+                "请在原表中把该列设为「文本」格式, 从原始数据重新导出")
     if len(norm) == 15 and (legacy := _legacy_problem(norm)):
         return legacy
     problems = []

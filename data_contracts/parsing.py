@@ -24,9 +24,15 @@ def _frame(s: pl.Series) -> pl.DataFrame:
     return s.alias("t").to_frame()
 
 
+# Characters that print as nothing: pasted from web pages and chat tools, they make
+# `91320211MA1EDHBA0X` or `113.99` look right and read wrong.
+INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff\u00ad]"
+
+
 def clean_text(raw: pl.Series) -> pl.Series:
-    """Trimmed text (full-width spaces too), missing markers as null."""
-    text = raw.cast(pl.Utf8).str.strip_chars().str.strip_chars("\u3000\ufeff\t ")
+    """Trimmed text (full-width spaces too), without invisible characters, missing markers as null."""
+    text = (raw.cast(pl.Utf8).str.replace_all(INVISIBLE, "").str.strip_chars()
+            .str.strip_chars("\u3000\ufeff\t "))
     return _frame(text).select(pl.when(pl.col("t").is_in(MISSING)).then(None)
                                .otherwise(pl.col("t")).alias(raw.name)).to_series()
 
@@ -38,7 +44,8 @@ def _ok(text: pl.Series, value: pl.Series) -> pl.Series:
 def parse_number(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     """`1,234.5`, ` 1234 `, `-3.2`, full-width digits; NaN/inf and words are not numbers."""
     text = clean_text(raw)
-    digits = (text.str.normalize("NFKC").str.replace_all(r"[,，\s]", "").str.replace_all("．", "."))
+    digits = (text.str.normalize("NFKC").str.replace_all(r"[,，\s]", "").str.replace_all("．", ".")
+              .str.replace_all("\u2212", "-"))   # the minus sign of typeset text: −19.69
     value = digits.cast(pl.Float64, strict=False)
     value = _frame(value).select(pl.when(pl.col("t").is_finite()).then(pl.col("t"))).to_series()
     return value.alias(raw.name), _ok(text, value)

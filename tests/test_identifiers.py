@@ -322,3 +322,11 @@ def test_every_real_15_character_code_is_rejected_as_legacy(research_data, year)
     passing = sum(legacy_regno_valid(c) for c in numeric.to_list())
     # A wrong MOD 11,10 would pass about one number in ten.
     assert passing / numeric.len() > 0.95
+
+
+def test_a_code_excel_turned_into_scientific_notation_is_said_to_be_lost():
+    from data_contracts.identifiers import uscc_problem
+
+    message = uscc_problem("9.13202E+17")
+    assert message.startswith("Excel 把信用代码存成了科学计数法 (9.13202E+17), 原来的 18 位已丢失")
+    assert uscc_problem("9.13202e17").startswith("Excel 把信用代码存成了科学计数法")

@@ -230,6 +230,16 @@ def test_an_industry_code_is_read_as_a_code_whatever_width_case_or_spaces():
     assert findings.filter(pl.col("column") == "行业代码").height == 0
 
 
+def test_a_credit_code_with_excels_apostrophe_or_an_invisible_character_is_read():
+    """`'91320200…` (Excel's text prefix typed into the cell) and a zero-width space after the code
+    were "not in the registry"; they are the codes they look like."""
+    raw = pl.DataFrame({"_row": [2, 3, 4], "name": ["甲", "乙", "丙"],
+                        "uscc": ["'914403001922038216", "91320282MA2UFF1N5L\u200b", "\u200b91320200723623492B"]})
+    typed, findings = coerce(ENTERPRISES, raw, "企业登记.csv")
+    assert typed.get_column("uscc").to_list() == ["914403001922038216", "91320282MA2UFF1N5L", "91320200723623492B"]
+    assert findings.height == 0
+
+
 def test_a_drop_checks_the_same_as_parquet_and_as_csv(tmp_path):
     results = {}
     for fmt in ("csv", "parquet"):
