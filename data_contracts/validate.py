@@ -17,7 +17,7 @@ from data_contracts import derive
 from data_contracts.coerce import FINDING_SCHEMA, coerce, empty_findings
 from data_contracts.entity import NameIndex
 from data_contracts.gx_runner import ContractRun
-from data_contracts.schema import TABLES, Table
+from data_contracts.schema import Table
 from data_contracts.suites import QUARANTINE_ON_WARN, SUITES, Check
 
 ORDER = ("enterprises", "filings", "patents", "projects", "financing", "honors")
