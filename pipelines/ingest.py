@@ -230,6 +230,8 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
     try:
         grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
+        if grid.width == 1:
+            _refuse_other_separators(path, encoding)
         titles = _one_cell_lines_on_top(path, encoding) if grid.width == 1 else []
         if titles:  # polars takes the table's width from the first line: read below the titles
             rest = pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=len(titles),
@@ -247,6 +249,21 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
                         "单元格内的双引号须成对出现 (整格用双引号括起, 格内的双引号写成两个), 请在 Excel "
                         f"中检查该格后重新另存为 CSV ({detail})") from None
     return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
+
+
+_SEPARATORS = {"\t": "制表符 (Tab)", ";": "分号", "|": "竖线", "，": "中文逗号"}
+
+
+def _refuse_other_separators(path: Path, encoding: str) -> None:
+    """A file of one column whose lines split on a tab, a semicolon, a bar or a Chinese comma is a
+    table saved with another separator (Excel's "文本文件 (制表符分隔)", a system export): say so,
+    rather than "no header found"."""
+    with open(path, encoding=encoding, newline="") as fh:
+        lines = [line for line in itertools.islice(fh, _HEADER_SCAN_ROWS) if line.strip()]
+    for sep, name in _SEPARATORS.items():
+        if lines and sum(line.count(sep) >= 2 for line in lines) >= max(1, len(lines) // 2):
+            raise DropError(f"{path.name}: 各列以{name}分隔, 不是英文逗号; 请在 Excel 中打开, "
+                            "另存为「CSV UTF-8 (逗号分隔)」后重新放入")
 
 
 def _top_lines(path: Path, encoding: str) -> tuple[list[str], list[str] | None]:
@@ -397,7 +414,9 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
         chosen[col.name] = (source_col, col, unit)
     missing = [c.label for c in table.required if c.name not in chosen]
     if missing:
-        raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: {expected}")
+        unknown = f"; 文件中未识别的列: {'、'.join(f'「{h}」' for h in extras)} — 若其中有所缺的列, 请把它的表头改成所缺列的名称" \
+            if extras else ""
+        raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: {expected}{unknown}")
     body = rows(header_row + 1)
     # A person sees the header on spreadsheet row header_row + 1; data rows follow it.
     columns = [pl.int_range(header_row + 2, header_row + 2 + body.height, dtype=pl.Int64).alias("_row")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 import pytest
@@ -418,3 +419,21 @@ def test_the_drop_notes_name_a_missing_optional_column_beside_an_unknown_header(
     renamed = tmp_path / "专利.csv"
     renamed.write_text(renamed.read_text(encoding="utf-8-sig").replace("授权时间", "授权日"), encoding="utf-8-sig")
     assert read_drop(tmp_path).tables["patents"].missing_optional == ["主分类号"]
+
+
+def test_a_missing_required_column_is_told_beside_the_headers_tidu_did_not_know(tmp_path):
+    """营业总收入 for 营业收入: the message names the header that may be the missing column."""
+    header = "统一社会信用代码,报告期,营业总收入(万元),主营业务收入(万元),利润总额(万元),净利润(万元),研发费用(万元)," \
+             "资产总计(万元),负债合计(万元),从业人员期末人数,研发人员数"
+    path = _write(tmp_path / "财务快报.csv", header + "\n914403001922038216,2024Q1,1,1,1,1,1,1,1,1,1\n")
+    with pytest.raises(DropError) as caught:
+        read_table(FILINGS, path)
+    assert str(caught.value).startswith("财务快报.csv: 缺少必需的列 营业收入(万元);")
+    assert str(caught.value).endswith("文件中未识别的列: 「营业总收入(万元)」 — 若其中有所缺的列, 请把它的表头改成所缺列的名称")
+
+
+@pytest.mark.parametrize("sep,name", [("\t", "制表符 (Tab)"), (";", "分号")])
+def test_a_csv_saved_with_another_separator_says_so(tmp_path, sep, name):
+    path = _write(tmp_path / "企业登记.csv", f"{HEADER}\n{ROW}\n{ROW}\n".replace(",", sep))
+    with pytest.raises(DropError, match=f"企业登记.csv: 各列以{re.escape(name)}分隔, 不是英文逗号"):
+        read_table(ENTERPRISES, path)
