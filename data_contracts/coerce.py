@@ -36,8 +36,10 @@ FINDING_SCHEMA = {
     "check": pl.Utf8, "severity": pl.Utf8, "message": pl.Utf8,
 }
 
-_KIND_WORDS = {NUMBER: "数字", INTEGER: "整数", DATE: "日期", PERIOD: "报告期 (如 2024Q3、2024年三季度)",
-               BOOL: "是/否"}
+# What a cell of the kind should hold, said after "不是有效的": the clerk learns how to write it.
+_KIND_WORDS = {NUMBER: "数字 (只填数字, 单位以表头为准, 如 1234.5; 负数写 -12.5)",
+               INTEGER: "整数 (只填数字, 如 64)", DATE: "日期 (如 2024-03-05 或 2024年3月5日)",
+               PERIOD: "报告期 (如 2024Q3、2024年三季度)", BOOL: "是/否"}
 
 # Cell dtypes a reader may hand over instead of text (parquet numbers and dates). A number is typed
 # as its text would be (the text of a float is its shortest round-trip form), a date as its ISO

@@ -45,7 +45,8 @@ def parse_number(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     """`1,234.5`, ` 1234 `, `-3.2`, full-width digits; NaN/inf and words are not numbers."""
     text = clean_text(raw)
     digits = (text.str.normalize("NFKC").str.replace_all(r"[,，\s]", "").str.replace_all("．", ".")
-              .str.replace_all("\u2212", "-"))   # the minus sign of typeset text: −19.69
+              .str.replace_all("\u2212", "-")    # the minus sign of typeset text: −19.69
+              .str.replace(r"^\((\d+(?:\.\d+)?)\)$", "-$1"))   # an accountant's negative: (12.5)
     value = digits.cast(pl.Float64, strict=False)
     value = _frame(value).select(pl.when(pl.col("t").is_finite()).then(pl.col("t"))).to_series()
     return value.alias(raw.name), _ok(text, value)

@@ -368,7 +368,7 @@ def test_an_unreadable_chain_leader_mark_or_founding_day_is_flagged_and_read_as_
     assert result.flags.select("row", "column", "value", "check", "severity").rows() == [
         (3, "链主企业", "也许", "format_bool", "warn"), (4, "成立日期", "2016.09", "format_date", "warn")]
     assert result.flags["message"][0].endswith("\"也许\" 不是有效的是/否, 记为空值, 按未标注链主处理")
-    assert result.flags["message"][1].endswith("\"2016.09\" 不是有效的日期, 记为空值, 成立年限相关条件转人工核实")
+    assert result.flags["message"][1].endswith("\"2016.09\" 不是有效的日期 (如 2024-03-05 或 2024年3月5日), 记为空值, 成立年限相关条件转人工核实")
     assert result.quarantine.height == 0
     assert result.counts["enterprises"] == {"rows_read": 3, "rows_accepted": 3, "rows_quarantined": 0}
 

@@ -125,10 +125,13 @@ def test_real_round_names_are_read_as_the_input_formats(research_data):
     assert read.is_in(ROUNDS).sum() == 1039 and read.is_not_null().sum() == 1153
 
 
-def test_invisible_characters_and_the_typeset_minus_are_read_through():
-    """A zero-width space after `113.99` or `2023Q1` (pasted from a web page), a soft hyphen, and
-    the minus sign of typeset text (U+2212) made values that look right unreadable."""
-    values, ok = _run(parsing.parse_number, ["113.99\u200b", "\u2060-5", "\u221219.69", "1\u00ad234"])
-    assert values == [113.99, -5.0, -19.69, 1234.0] and all(ok)
+def test_invisible_characters_the_typeset_minus_and_an_accountants_negative_are_read_through():
+    """A zero-width space after `113.99` or `2023Q1` (pasted from a web page), a soft hyphen, the
+    minus sign of typeset text (U+2212) and an accountant's `(12.5)` made values that look right
+    unreadable."""
+    values, ok = _run(parsing.parse_number, ["113.99\u200b", "\u2060-5", "\u221219.69", "1\u00ad234",
+                                             "(12.5)", "（1,200）", "(12.5", "(-3)"])
+    assert values == [113.99, -5.0, -19.69, 1234.0, -12.5, -1200.0, None, None]
+    assert ok == [True] * 6 + [False, False]
     periods, ok = _run(parsing.parse_period, ["2023Q1\u200b", "\ufeff2023Q2"])
     assert periods == ["2023Q1", "2023Q2"] and all(ok)
