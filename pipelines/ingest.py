@@ -59,6 +59,7 @@ class RawTable:
     sheet: str | None = None              # the worksheet read, for an .xlsx file
     headers: dict[str, str] = field(default_factory=dict)  # canonical column → its header as written
     missing_optional: list[str] = field(default_factory=list)  # optional columns absent (labels)
+    total_rows: list[int] = field(default_factory=list)   # 合计 / 总计 / 小计 rows, not read as data
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +95,9 @@ def drop_notes(drop: Drop) -> list[str]:
             notes.append(line)
         elif extras:
             notes.append(f"{raw.path.name}: 未识别的列{extras}已忽略")
+        if raw.total_rows:
+            shown = "、".join(str(r) for r in raw.total_rows[:5]) + (" 等" if len(raw.total_rows) > 5 else "")
+            notes.append(f"{raw.path.name}: 第 {shown} 行是合计行, 不是企业数据, 未读入")
     missing = [TABLES[n].stem_zh for n in drop.missing_tables]
     for name in drop.ignored_files:
         if Path(name).suffix.lower() == ".xls":
@@ -435,6 +439,9 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
                                 f"无法换算为{col.unit}")
             factors[name] = factor
     selected = body.select(columns)
+    totals = _total_rows(body, [top.columns[0], next(iter(chosen.values()))[0]], selected["_row"])
+    if totals:
+        selected = selected.filter(~pl.col("_row").is_in(totals))
     frame = _without_blank_rows(selected)
     headers = {name: " ".join(str(header_text(headers, source_col, top)).split())
                for name, (source_col, _, _) in chosen.items() if name not in ("legal_rep_id",)}
@@ -442,7 +449,25 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
               if not c.required and c.name not in chosen and c.name not in PERSONAL_COLUMNS]
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
                     blank_rows_skipped=selected.height - frame.height, headers=headers,
-                    missing_optional=absent)
+                    missing_optional=absent, total_rows=totals)
+
+
+_TOTAL_WORDS = ("合计", "总计", "小计", "累计", "全市合计")
+
+
+def _total_rows(body: pl.DataFrame, leftmost: list[str], row_numbers: pl.Series) -> list[int]:
+    """Spreadsheet rows of a sheet's totals line (`合计` in its leftmost column, or in the leftmost
+    column tidu reads): sums of the rows above, not a firm. They are left out, and said to be
+    (`drop_notes`): quarantined, they made a clean sheet fail with "含有不允许的字符 合 计"."""
+    at: set[int] = set()
+    for col in dict.fromkeys(leftmost):
+        if body.schema[col] != pl.Utf8:
+            continue
+        cells = body.get_column(col)
+        maybe = cells.str.contains("计", literal=True).fill_null(False).arg_true()  # a fast first pass
+        words = cells.gather(maybe).str.replace_all(r"[\s\u3000:：]", "")
+        at.update(maybe.filter(words.is_in(_TOTAL_WORDS)).to_list())
+    return row_numbers.gather(sorted(at)).to_list() if at else []
 
 
 def _without_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

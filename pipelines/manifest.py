@@ -68,7 +68,7 @@ class Manifest:
             {"table": name, "file": raw.path.name, "sha256": raw.sha256, "encoding": raw.encoding,
              "title_rows": raw.title_rows, "unit_factors": raw.unit_factors,
              "extra_columns": raw.extra_columns, "personal_columns_dropped": raw.personal_columns_dropped,
-             "blank_rows_skipped": raw.blank_rows_skipped,
+             "blank_rows_skipped": raw.blank_rows_skipped, "total_rows_skipped": raw.total_rows,
              **({"sheet": raw.sheet} if raw.sheet is not None else {}),
              **result.counts[name]}
             for name, raw in drop.tables.items()]

@@ -437,3 +437,13 @@ def test_a_csv_saved_with_another_separator_says_so(tmp_path, sep, name):
     path = _write(tmp_path / "企业登记.csv", f"{HEADER}\n{ROW}\n{ROW}\n".replace(",", sep))
     with pytest.raises(DropError, match=f"企业登记.csv: 各列以{re.escape(name)}分隔, 不是英文逗号"):
         read_table(ENTERPRISES, path)
+
+
+def test_a_totals_line_is_left_out_and_said_to_be(tmp_path):
+    """`合计` under the last firm is the sheet's sum, not a firm: not read (it used to fail three
+    checks and the whole validation), named in the drop notes and the manifest."""
+    _write(tmp_path / "企业登记.csv", f"{HEADER}\n{ROW}\n合 计,,,1500,,,\n")
+    drop = read_drop(tmp_path)
+    raw = drop.tables["enterprises"]
+    assert raw.frame.height == 1 and raw.total_rows == [3]
+    assert "企业登记.csv: 第 3 行是合计行, 不是企业数据, 未读入" in drop_notes(drop)
