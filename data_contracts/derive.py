@@ -247,14 +247,26 @@ def _correct_yuan(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
     beside correct assets must not shrink the assets). The values as entered are kept in
     `original_values`, and the message names the columns converted."""
     present = [c for c in MONEY_COLUMNS if c in frame.columns]
-    values = order.select("_i", "_firm").with_columns(
-        frame.select(pl.col(present).gather(order.get_column("_i"))))
-    values = values.with_columns(pl.col(present).abs().median().over("_firm").name.prefix("_m_"))
-    ratios = values.select("_i", *[pl.when(pl.col(f"_m_{c}") > 0).then(pl.col(c).abs() / pl.col(f"_m_{c}"))
-                                   .alias(c) for c in present])
-    suspects = (ratios.select("_i", pl.max_horizontal("revenue_ytd", "total_assets").alias("_ratio"),
-                              *[(pl.col(c) >= YUAN_RATIO / 10).fill_null(False).alias(f"_x_{c}") for c in present])
-                .filter(pl.col("_ratio") >= YUAN_RATIO).sort("_i"))
+
+    def ratios(values: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+        """Each value ÷ its firm's median (of absolute values; null when that median is 0)."""
+        medians = values.with_columns(pl.col(columns).abs().median().over("_firm").name.prefix("_m_"))
+        return medians.select("_i", "_firm", *[pl.when(pl.col(f"_m_{c}") > 0).then(pl.col(c).abs() / pl.col(f"_m_{c}"))
+                                               .alias(c) for c in columns])
+
+    # the rows are found on revenue and assets; only their firms' rows are read for the rest
+    scale = ratios(order.select("_i", "_firm").with_columns(
+        frame.select(pl.col("revenue_ytd", "total_assets").gather(order.get_column("_i")))),
+        ["revenue_ytd", "total_assets"])
+    found = scale.filter(pl.max_horizontal("revenue_ytd", "total_assets") >= YUAN_RATIO)
+    firms = order.filter(pl.col("_firm").is_in(found.get_column("_firm").unique().implode()))
+    columns = ratios(firms.select("_i", "_firm").with_columns(
+        frame.select(pl.col(present).gather(firms.get_column("_i")))), present)
+    suspects = (columns.join(found.select("_i", pl.max_horizontal("revenue_ytd", "total_assets").alias("_ratio")),
+                             on="_i")
+                .select("_i", "_ratio", *[(pl.col(c) >= YUAN_RATIO / 10).fill_null(False).alias(f"_x_{c}")
+                                          for c in present])
+                .sort("_i"))
     where = suspects.get_column("_i")
     rows = frame[where]
     original = pl.concat_str([pl.lit(f"{c}=") + pl.col(c).cast(pl.Utf8).fill_null("") for c in present],
