@@ -146,11 +146,12 @@ def events_not_future(frame: pl.DataFrame, table: str, as_of: dt.date) -> pl.Dat
     been reported (2026Q4 typed for 2025Q4)."""
     flags = [(pl.col(c) > pl.lit(as_of)).fill_null(False).alias(f"_f_{c}_future")
              for c in EVENT_DATES.get(table, ())]
-    if table == "filings" and "period" in frame.columns:
-        year = pl.col("period").str.slice(0, 4).cast(pl.Int32, strict=False)
-        quarter = pl.col("period").str.slice(5, 1).cast(pl.Int8, strict=False)
-        ends = pl.date(year, quarter * 3, 1).dt.month_end()
-        flags.append((ends > pl.lit(as_of)).fill_null(False).alias("_f_period_future"))
+    if table == "filings" and "period" in frame.columns:   # judged once per distinct period
+        periods = frame.get_column("period").unique().drop_nulls()
+        ends = pl.select(pl.date(periods.str.slice(0, 4).cast(pl.Int32), periods.str.slice(5, 1).cast(pl.Int8) * 3, 1)
+                         .dt.month_end()).to_series()
+        future = periods.filter(ends > as_of)
+        flags.append(pl.col("period").is_in(future.implode()).fill_null(False).alias("_f_period_future"))
     return frame.with_columns(flags)
 
 
