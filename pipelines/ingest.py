@@ -95,6 +95,10 @@ def drop_notes(drop: Drop) -> list[str]:
             notes.append(line)
         elif extras:
             notes.append(f"{raw.path.name}: 未识别的列{extras}已忽略")
+        for name, factor in raw.unit_factors.items():   # 营业收入(元): every value of the column changed
+            column = raw.table.column(name)
+            notes.append(f"{raw.path.name}: 列「{raw.headers.get(name, column.label)}」按表头的单位换算为"
+                         f"{column.unit} (×{factor:g}); 若表中数字其实已是{column.unit}, 请改正表头")
         if raw.total_rows:
             shown = "、".join(str(r) for r in raw.total_rows[:5]) + (" 等" if len(raw.total_rows) > 5 else "")
             notes.append(f"{raw.path.name}: 第 {shown} 行是合计行, 不是企业数据, 未读入")

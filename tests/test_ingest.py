@@ -447,3 +447,16 @@ def test_a_totals_line_is_left_out_and_said_to_be(tmp_path):
     raw = drop.tables["enterprises"]
     assert raw.frame.height == 1 and raw.total_rows == [3]
     assert "企业登记.csv: 第 3 行是合计行, 不是企业数据, 未读入" in drop_notes(drop)
+
+
+def test_a_column_converted_by_its_headers_unit_is_said_to_be(tmp_path):
+    """营业收入(元) over figures that are in fact 万元 made every row fail 主营业务收入 ≤ 营业收入 with
+    no word of the unit: the notes say the column was converted, and how to undo it."""
+    header = "统一社会信用代码,报告期,营业收入(元),主营业务收入(万元),利润总额(万元),净利润(万元),研发费用(万元)," \
+             "资产总计(万元),负债合计(万元),从业人员期末人数,研发人员数"
+    _write(tmp_path / "企业登记.csv", f"{HEADER}\n{ROW}\n")
+    _write(tmp_path / "财务快报.csv", header + "\n914403001922038216,2024Q1,100,90,1,1,1,1,1,1,1\n")
+    drop = read_drop(tmp_path)
+    assert drop.tables["filings"].unit_factors == {"revenue_ytd": 0.0001}
+    assert ("财务快报.csv: 列「营业收入(元)」按表头的单位换算为万元 (×0.0001); 若表中数字其实已是万元, 请改正表头"
+            in drop_notes(drop))
