@@ -195,6 +195,7 @@ def _compare(x: pl.Expr, op: str, value: float) -> pl.Expr:
 
 
 _INVERSE = {">=": "<", ">": "≤", "<=": ">", "<": "≥"}
+_AS_WRITTEN = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 _SUFFIX = {
     "pct": "%",
     "wan": " 万元",
@@ -422,7 +423,7 @@ class _Compiler:
             return pl.all_horizontal(tests)
 
         cols = self.put(node.id, h + 1, lo=meets("plo"), hi=meets("phi"), hp=meets("pph"))
-        cols.plo, cols.phi = totals.plo, totals.phi
+        cols.plo, cols.phi, cols.pph = totals.plo, totals.phi, totals.pph
         return cols
 
 
@@ -492,7 +493,9 @@ class _Texts:
         if getattr(node, "quiet", False) or isinstance(node, Manual):
             return
         if isinstance(node, (Threshold, Flag, Matches)):
-            self.add_gap(node, "leaf", _all([*rel, ~self.col(node.id, "hi")]))
+            # shown when it fails as presumed (`hp`), not only for certain (`hi`): a value that is
+            # missing and presumed to fail keeps the firm at 否, and 差距 must say why
+            self.add_gap(node, "leaf", _all([*rel, ~self.col(node.id, "hp")]))
             if isinstance(node, Threshold):
                 self.needs.add(self.c.features[f"num:{node.feature}"][1])
         elif isinstance(node, AllOf):
@@ -511,16 +514,18 @@ class _Texts:
         elif isinstance(node, Points):
             total = self.c.cols[node.id]
             self.needs |= {total.plo, total.phi}
+            # short as presumed (`pph`): a score that reaches the bar only if a review presumed to
+            # fail raises it (IP beyond patents) is a shortfall, given with its ceiling
             self.add_gap(
                 node,
                 "total",
-                _all([*rel, pl.col(total.phi) < node.min_total - _eps(node.min_total)]),
+                _all([*rel, pl.col(total.pph) < node.min_total - _eps(node.min_total)]),
             )
             for dim in node.dimensions:
                 if dim.min > 0:
                     d = self.c.cols[dim.id]
-                    self.needs.add(d.plo)
-                    self.add_gap(dim, "dim", _all([*rel, pl.col(d.phi) < dim.min - _eps(dim.min)]))
+                    self.needs |= {d.plo, d.phi}
+                    self.add_gap(dim, "dim", _all([*rel, pl.col(d.pph) < dim.min - _eps(dim.min)]))
 
     def gap_pieces(self, node: Any, shown: set[int], nested: bool = False) -> list[Piece] | None:
         """The gap text of `node` for a set of shown units, as literals and value expressions."""
@@ -533,7 +538,11 @@ class _Texts:
                 return [node.fail_text or f"不满足：{node.label}"]
             x = pl.col(self.c.features[f"num:{node.feature}"][1])
             tail = f" {_INVERSE[node.op]} {_show_const(node.value, node.unit)}"
-            return [node.label + " ", _show(x, node.unit), tail]
+            # a missing value (presumed to fail) reads 无数据 with what is needed, not a null that
+            # blanks the text
+            need = f"无数据（需 {_AS_WRITTEN[node.op]} {_show_const(node.value, node.unit)}）"
+            return [node.label + " ",
+                    pl.when(x.is_null()).then(pl.lit(need)).otherwise(pl.concat_str([_show(x, node.unit), pl.lit(tail)]))]
         if isinstance(node, AllOf):
             return _flatten_join(
                 [self.gap_pieces(c, shown, nested) for c in node.criteria], "，" if nested else SEP
@@ -569,8 +578,11 @@ class _Texts:
             )
         for dim in node.dimensions:
             if dim.min > 0 and self.gap_index[(dim.id, "dim")] in shown:
-                plo = pl.col(self.c.cols[dim.id].plo)
-                parts.append([f"{dim.label}得分 ", _num_text(plo), f" 分 < {_py_num(dim.min)} 分"])
+                plo, phi = pl.col(self.c.cols[dim.id].plo), pl.col(self.c.cols[dim.id].phi)
+                ceiling = (pl.when(phi > plo)
+                           .then(pl.concat_str([pl.lit("（最高可能 "), _num_text(phi), pl.lit(" 分）")]))
+                           .otherwise(pl.lit("")))
+                parts.append([f"{dim.label}得分 ", _num_text(plo), " 分", ceiling, f" < {_py_num(dim.min)} 分"])
         return _flatten_join(parts, "，" if nested else SEP)
 
     # review units ----------------------------------------------------------------------------

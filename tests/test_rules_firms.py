@@ -98,7 +98,9 @@ def test_innovative_firm_b_without_patents_is_reviewed_not_failed():
     assert row["results"]["score"]["max_points"] == 75
     assert [result(row, c) for c in ("ip", "innovation", "score")] == ["unknown"] * 3
     assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
-    assert row["gaps"] == ""
+    # 否 in the workbook: the shortfall as counted is said, with what review could raise it to
+    # (it used to be empty, and 1,548 rows of a city's workbook read 否 without a reason)
+    assert row["gaps"] == "评分 50 分（最高可能 75 分） < 60 分，创新能力得分 10 分（最高可能 30 分） < 20 分"
     assert "专利以外的Ⅰ类、Ⅱ类知识产权" in row["needs_review"]
     assert row["needs_review"] == f"{DIRECT_63}；{IP_63}；主导产品所属领域(需人工核实)；{SHARED_63}"
 
@@ -116,8 +118,10 @@ def test_innovative_firm_b2_fails_the_score_and_a_sub_minimum_for_certain():
     row = run("innovative_sme", Q4_2025, **firm)
     assert row["points"] == 30
     assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
-    # the score is one of two routes (any-of), so its two shortfalls are joined by "，"
-    assert row["gaps"] == "评分 30 分（最高可能 55 分） < 60 分，成长性得分 0 分 < 15 分"
+    # the score is one of two routes (any-of), so its shortfalls are joined by "，"; 创新能力 is
+    # short as counted (IP beyond patents is not presumed), with its ceiling
+    assert row["gaps"] == ("评分 30 分（最高可能 55 分） < 60 分，创新能力得分 10 分（最高可能 30 分） < 20 分，"
+                           "成长性得分 0 分 < 15 分")
     # the direct routes (awards, honors) could still qualify it: the clerk is told; the decided
     # score's items are not
     assert row["needs_review"] == f"{DIRECT_63}；{SHARED_63}"
@@ -521,7 +525,9 @@ def test_tech_sme_scores_36_and_non_patent_ip_could_reach_60():
     # make the IP item 30: 20 + 10 + 30 = 60 — open, not a certain fail
     row = run("tech_sme", Q4_2025, **firm)
     assert (row["points"], row["results"]["score"]["max_points"]) == (36, 60)
-    assert (row["eligible"], row["eligible_if_unknowns_hold"], row["gaps"]) == (False, False, "")
+    # 否 as counted, and said so with the ceiling a review could reach
+    assert (row["eligible"], row["eligible_if_unknowns_hold"], row["gaps"]) == (
+        False, False, "评分 36 分（最高可能 60 分） < 60 分")
     assert "专利以外的Ⅰ类、Ⅱ类知识产权（软件著作权、植物新品种、集成电路布图设计等，最高 30 分）(需人工核实)" in (
         row["needs_review"])
 
@@ -552,7 +558,7 @@ def test_tech_sme_rd_staff_is_a_floor_of_the_st_staff_score():
     assert (pts(row, "st_staff_share"), row["results"]["st_staff_share"]["max_points"]) == (0, 20)
     assert result(row, "st_staff") == "unknown" and result(row, "score") == "unknown"
     assert (row["points"], row["eligible"], row["eligible_if_unknowns_hold"]) == (80, False, False)
-    assert row["gaps"] == ""
+    assert row["gaps"] == "科技人员指标得分 0 分（最高可能 20 分） < 4 分"   # short as counted, may rise
     assert "科技人员占比（数据为研发人员占比" in row["needs_review"]
     # 27 % scores 16 and may reach 20; at 30 % nothing is left to review
     row = run("tech_sme", Q4_2025, **{**firm, "rd_staff_share": 0.27})
@@ -653,4 +659,5 @@ def test_a_presumed_review_counts_for_eligible_if_unknowns_hold_and_an_unpresume
     assert (pts(with_patent, "ip"), with_patent["results"]["ip"]["max_points"]) == (10, 20)
     assert (pts(without, "ip"), without["results"]["ip"]["max_points"]) == (5, 20)
     assert with_patent["eligible_if_unknowns_hold"] is True
-    assert without["eligible_if_unknowns_hold"] is False and without["gaps"] == ""
+    assert without["eligible_if_unknowns_hold"] is False
+    assert without["gaps"] == "创新能力得分 15 分（最高可能 30 分） < 20 分"
