@@ -50,10 +50,15 @@ def draft_memo(result: AllocationResult, policy: Policy, quarter: str, city: str
 
 
 def _preamble(result: AllocationResult, policy: Policy) -> str:
+    assumed = policy.assumed_parts()
+    caveat = (
+        f"政策文件中的{'、'.join(assumed)}为假设值（未见本市公开标准，依据见政策文件各项 source 说明），"
+        "不是本市现行规定，下达前应按本市实际政策核定。" if assumed else ""
+    )
     return (
-        f"本稿依据政策文件 {policy.policy_id}（版本 {policy.version}，{policy.effective_from} 起执行）"
+        f"本稿依据政策文件 {policy.policy_id}（版本 {policy.version}，{policy.effective_from} 起适用）"
         f"和本季度候选名单评分结果，由 tidu 按模板自动起草；预算期间为{policy.budget.period_label}"
-        f"（{policy.budget.period_start} 至 {policy.budget.period_end}）。文中数字均取自分配结果表，"
+        f"（{policy.budget.period_start} 至 {policy.budget.period_end}）。{caveat}文中数字均取自分配结果表，"
         "逐行计算过程见 allocation.csv 的 rationale（理由）列，供审议时核对和修改。"
     )
 
@@ -94,7 +99,7 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
         else ""
     )
     return (
-        f"本期可分配预算 {budget} 万元。建议资助 {firms} 家企业、共 {a.height} 项，占用预算 {_n(used)} 万元"
+        f"本期可分配预算 {budget} 万元{'（假设值）' if '预算总额' in policy.assumed_parts() else ''}。建议资助 {firms} 家企业、共 {a.height} 项，占用预算 {_n(used)} 万元"
         f"（{share:.1%}），合计期望价值 {_n(result.expected_value)}。按工具分：{mix}。{unspent}\n\n"
         f"期望价值最高的一项是{top['name']}（{top['tier']}，{top['instrument']} {_n(top['amount_wan'])} 万元，"
         f"期望价值 {_n(top['expected_value'])}）。建议按附表逐户审核后下达。"
@@ -125,7 +130,7 @@ def _baseline_sentence(result: AllocationResult) -> str:
         return ""
     ours, fixed = b.row(0, named=True), b.row(1, named=True)
     text = (
-        f"若按现行奖励标准对全部 {fixed['firms_funded']} 家可资助企业（符合条件或仅待人工核实）发放认定奖励"
+        f"若按政策文件的奖励标准对全部 {fixed['firms_funded']} 家可资助企业（符合条件或仅待人工核实）发放认定奖励"
         f"（总额超出预算时按比例缩减），使用预算 {_n(fixed['budget_used_wan'])} 万元，期望价值 {_n(fixed['expected_value'])}；"
         f"本方案资助 {ours['firms_funded']} 家、使用预算 {_n(ours['budget_used_wan'])} 万元，期望价值 {_n(ours['expected_value'])}"
     )
@@ -157,7 +162,7 @@ def _risks(result: AllocationResult, policy: Policy) -> str:
         items.append(
             f"有 {review} 项所涉企业的部分认定条件数据无法判定（需人工核实），下达前应先完成核实。"
         )
-    items += _kpi_risks(result)
+    items += _kpi_risks(result, policy)
     gap = result.mip_gap
     if gap is not None and gap > 1e-6:
         items.append(f"求解器在相对差距 {gap:.4%} 以内停止，结果与理论最优的差距不超过该比例。")
@@ -194,7 +199,7 @@ def _instrument_risks(result: AllocationResult, policy: Policy) -> list[str]:
         amount = float(a.filter(pl.col("instrument") == ite.name_zh)["amount_wan"].sum())
         if amount:
             out.append(
-                f"先投后股 {_n(amount)} 万元须在企业下一轮定价融资时转股；企业若未能融资则无法转股，"
+                f"先投后股 {_n(amount)} 万元的转股方式：{ite.conversion.rstrip('。')}；企业若未能融资则无法转股，"
                 "协议中应约定到期未转股的处置方式。"
             )
     pool = policy.instruments.risk_compensation_pool
@@ -209,7 +214,7 @@ def _instrument_risks(result: AllocationResult, policy: Policy) -> list[str]:
     return out
 
 
-def _kpi_risks(result: AllocationResult) -> list[str]:
+def _kpi_risks(result: AllocationResult, policy: Policy) -> list[str]:
     k = result.kpis
     if k is None or not k.height:
         return []
@@ -226,6 +231,8 @@ def _kpi_risks(result: AllocationResult) -> list[str]:
     if done.height:
         listing = "、".join(f"{r['target']}（{r['status']}）" for r in done.iter_rows(named=True))
         out.append(f"已达标或进度正常的目标：{listing}。")
+    if out and "unconfirmed" in policy.kpis.source:   # the targets were not checked against the plan
+        out.append(f"以上目标值取自政策文件，尚未与《{policy.kpis.plan}》原文核对，判断仅供参考。")
     return out
 
 

@@ -56,6 +56,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _assumed(source: str) -> bool:
+    return "假设" in source
+
+
 class Budget(_Model):
     """The money to split and the period it covers."""
 
@@ -340,6 +344,27 @@ class Policy(_Model):
     kpis: Kpis
     sensitivity: Sensitivity = Sensitivity()
     solver: Solver = Solver()
+
+    def assumed_parts(self) -> list[str]:
+        """The parts of the policy whose `source` says 假设 (an assumption, not a published
+        figure), in Chinese, for the memo to say so: the memo must not read as the city's rules."""
+        parts = []
+        if _assumed(self.budget.source):
+            parts.append("预算总额")
+        if any(_assumed(t.weight_source) for t in self.tiers.values()):
+            parts.append("层级权重")
+        if any(_assumed(t.reward_source) for t in self.tiers.values()):
+            parts.append("认定奖励标准")
+        tools = [inst.name_zh for inst in self.instruments.enabled().values() if _assumed(inst.source)]
+        if tools:
+            parts.append(f"资助工具（{'、'.join(tools)}）的效应系数等参数")
+        if _assumed(self.per_firm_cap_source):
+            parts.append("单户上限")
+        if _assumed(self.districts.source):
+            parts.append("板块保底与上限")
+        if _assumed(self.chain_priority.source):
+            parts.append("产业链优先系数")
+        return parts
 
     @field_validator("tiers")
     @classmethod

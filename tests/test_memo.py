@@ -101,3 +101,25 @@ def test_memo_of_a_zero_budget_says_there_is_nothing_to_split():
     policy = load_policy().with_budget(0)
     memo = draft_memo(allocate(candidates, firms, policy), policy, "2025Q4", "宜兴市")
     assert "本期预算为 0 万元" in memo and all(h in memo for h in HEADINGS)
+
+
+def test_the_memo_says_which_parts_of_the_policy_are_assumptions():
+    """The built-in policy's budget, weights, rewards and instrument effects are marked 假设: the
+    memo must not read as the city's rules (an analysts' audit found it did: \"2026-01-01 起执行\",
+    \"本期可分配预算 3000 万元\", \"按现行奖励标准\"), and the KPI targets are not yet checked."""
+    from scoring.policy import load_policy
+
+    candidates, firms = _city()
+    policy = load_policy()
+    assert policy.assumed_parts()[:3] == ["预算总额", "层级权重", "认定奖励标准"]
+    result = allocate(candidates, firms, policy)
+    memo = draft_memo(result, policy, "2025Q4", "宜兴市")
+    assert "为假设值（未见本市公开标准，依据见政策文件各项 source 说明），不是本市现行规定" in memo
+    assert f"本期可分配预算 {policy.budget.total_wan:g} 万元（假设值）" in memo
+    assert "现行奖励" not in memo and "起执行" not in memo
+    if "先投后股" in set(result.allocation["instrument"]):
+        assert policy.instruments.invest_then_equity.conversion.rstrip("。") in memo
+    confirmed = parse_policy({**load_policy().model_dump(mode="json"),
+                              "budget": {**load_policy().model_dump(mode="json")["budget"], "source": "财政局 2026 年预算批复"}})
+    memo = draft_memo(allocate(candidates, firms, confirmed), confirmed, "2025Q4", "宜兴市")
+    assert "预算总额" not in confirmed.assumed_parts() and "（假设值）" not in memo
