@@ -738,6 +738,27 @@ FACT_COLUMNS = ["revenue_ttm", "revenue_growth_yoy", "rd_expense_py", "rd_intens
                 "ip_class_1", "employees", "rd_staff_share", "debt_ratio", "post_money_last_yi", "age_years"]
 
 
+def workbook_notes(quarter: str, city: str) -> list[tuple[str, str]]:
+    """candidates.xlsx's first sheet (说明): what its words and columns mean, for a reader who has
+    only the workbook (the PDF says the same on its summary and methods pages)."""
+    from scoring.ranking import RANK_RULE
+
+    return [
+        ("名单", f"{city}{quarter} 季度的候选名单, 每个层级一张工作表, 按排名排列; 与 candidates.csv 内容相同。"
+                 "完整的方法说明见 report.pdf 的最后一页。"),
+        ("是否符合条件", "是 = 数据能判定的认定条件全部满足, 且没有待人工核实的条件; "
+                      "待核实 = “需人工核实”列中的条件核实成立后即符合 (该季度没有生效规则的层级也记为待核实); "
+                      "否 = 尚有差距, 见“差距”列。candidates.csv 的 eligible 列只有 true/false, 待核实记为 false。"),
+        ("差距", "未满足的条件及其数值, 如“研发费用占比 2.1% < 3%”。“最高可能 X 分”是人工核实后最多能达到的分数; "
+                 "“无数据”表示数据包中没有该项, 需补充或人工核实。"),
+        ("需人工核实", "数据不能判定、须由人工核实的条件 (如企业未列入经营异常名录、专利以外的知识产权)。"),
+        ("评分", "按该层级评分表计算的分数 (没有评分表的层级为空); 须人工核实的加分项按未得分计。"),
+        ("认定概率", "模型估计的该企业在未来四个季度内新获该层级认定的概率 (已校准), 只用季度末以前的数据。"),
+        ("排名", RANK_RULE),
+        ("主要因素", "对认定概率影响最大的三个因素及其数值: ↑ 提高概率, ↓ 降低概率 (SHAP 值)。"),
+    ]
+
+
 def write_outputs(out: Path, candidates, allocation, panel, result: ValidationResult, opts: RunOptions,
                   manifest: Manifest) -> None:
     from features.catalog import load_catalog
@@ -747,7 +768,8 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     write_csv(candidates_csv_view(candidates), out / "candidates.csv")
     candidates.write_parquet(out / "tables" / "candidates.parquet")
     write_candidates_xlsx(candidates, out / "candidates.xlsx", TIERS,
-                          created=dt.datetime.combine(opts.quarter.end, dt.time()))
+                          created=dt.datetime.combine(opts.quarter.end, dt.time()),
+                          notes=workbook_notes(str(opts.quarter), opts.city))
     a = alloc.allocation
     write_csv(a.select("uscc", "name", "tier", "instrument", "amount_wan", "rationale"), out / "allocation.csv")
     a.write_parquet(out / "tables" / "allocation.parquet")

@@ -119,13 +119,14 @@ def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str, str],
-                          rows_per_sheet: int = SHEET_ROWS - 1, created: dt.datetime = DOCUMENT_DATE
-                          ) -> Path:
+                          rows_per_sheet: int = SHEET_ROWS - 1, created: dt.datetime = DOCUMENT_DATE,
+                          notes: list[tuple[str, str]] | None = None) -> Path:
     """One sheet per tier in rank order, Chinese headers, frozen header row, widths and number
     formats. A tier with more rows than a sheet holds goes on in sheets `<tier> (2)`, `(3)`, …,
     so that the workbook keeps every row of candidates.csv. `created` is the workbook's date in
     its properties (the run passes its quarter's last day), never the time of writing: the same
-    lists give the same bytes."""
+    lists give the same bytes. `notes`, (heading, text) pairs, make a first sheet 说明 that says
+    what the columns and words mean, for a reader who has only the workbook."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
     frame = frame.with_columns(verdict(frame.columns))   # 是 / 待核实 / 否, a three-word Enum
@@ -134,8 +135,8 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
                                  .select(list(CANDIDATE_HEADERS)), rows_per_sheet)]
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         layout = Path(tmp) / "layout.xlsx"
-        _write_layout(layout, sheets, created)
-        _fill_sheets(layout, path, [part for _, part in sheets], Path(tmp))
+        _write_layout(layout, sheets, created, notes)
+        _fill_sheets(layout, path, [None] * bool(notes) + [part for _, part in sheets], Path(tmp))
     return path
 
 
@@ -154,8 +155,13 @@ _COLUMN_FORMATS = {"probability": "pct", "points": "pts", "gaps": "wrap", "needs
                    "reasons": "wrap"}
 
 
-def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: dt.datetime) -> None:
-    """The workbook with its header rows only; the filter covers the rows to come."""
+NOTES_SHEET = "说明"
+
+
+def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: dt.datetime,
+                  notes: list[tuple[str, str]] | None = None) -> None:
+    """The workbook with its header rows only; the filter covers the rows to come. The notes
+    sheet, when there is one, is written whole here (first, and shown when the file opens)."""
     import xlsxwriter
 
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
@@ -166,6 +172,13 @@ def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: d
                "pct": wb.add_format({"num_format": "0.0%"}),
                "pts": wb.add_format({"num_format": "0.0"}),
                "wrap": wb.add_format({"text_wrap": True, "valign": "top"})}
+        if notes:
+            ws = wb.add_worksheet(NOTES_SHEET)
+            ws.set_column(0, 0, 16, fmt["head"])
+            ws.set_column(1, 1, 100, fmt["wrap"])
+            for i, (heading, text) in enumerate(notes):
+                ws.write_string(i, 0, heading, fmt["head"])
+                ws.write_string(i, 1, text, fmt["wrap"])
         for title, part in sheets:
             ws = wb.add_worksheet(title)
             for j, col in enumerate(CANDIDATE_HEADERS):
@@ -175,8 +188,9 @@ def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: d
             ws.autofilter(0, 0, max(part.height, 1), len(CANDIDATE_HEADERS) - 1)
 
 
-def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path) -> None:
-    """Copy the layout's package to `path`, each sheet with its data rows after the header.
+def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame | None], tmp: Path) -> None:
+    """Copy the layout's package to `path`, each sheet with its data rows after the header (a
+    sheet whose part is None, the notes, as the layout wrote it).
     RENDER_AHEAD worker threads render the next sheets' rows while this one is compressed
     (Polars and the deflaters release the GIL). With zlib's deflate the two cores were busy with
     one worker already; with ISA-L's (4× less CPU) a second worker turns the freed core into
@@ -184,7 +198,7 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path)
     with zipfile.ZipFile(layout) as src:
         members = [(info, src.read(info)) for info in src.infolist()]
     sheets = {int(found.group(1)) - 1: data for info, data in members
-              if (found := _SHEET.fullmatch(info.filename))}
+              if (found := _SHEET.fullmatch(info.filename)) and parts[int(found.group(1)) - 1] is not None}
 
     def render(k: int) -> tuple[Path, int]:
         rows = tmp / f"rows{k}.xml"
@@ -195,7 +209,7 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path)
         rendering = {k: worker.submit(render, k) for k in sorted(sheets)[:RENDER_AHEAD]}
         for info, data in members:
             found = _SHEET.fullmatch(info.filename)
-            if found is None:
+            if found is None or int(found.group(1)) - 1 not in sheets:
                 dst.writestr(_entry(info), data)
                 continue
             k = int(found.group(1)) - 1

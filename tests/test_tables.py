@@ -209,3 +209,24 @@ def test_xlsx_categorical_texts_are_what_xlsxwriter_writes(tmp_path):
     fast = write_candidates_xlsx(cands, tmp_path / "fast.xlsx", {"eaglet": "雏鹰企业"})
     _cell_by_cell(cands, tmp_path / "reference.xlsx", {"eaglet": "雏鹰企业"})
     assert _members(fast) == _members(tmp_path / "reference.xlsx")
+
+
+def test_the_workbook_opens_on_a_sheet_that_explains_its_words(tmp_path):
+    """An analyst with only the workbook learns what 是 / 待核实 / 否, the rank and the factors mean:
+    a first sheet 说明 (when notes are given), then the tiers, whose rows are unchanged."""
+    from pipelines.run import workbook_notes
+
+    cands = pl.DataFrame({
+        "uscc": ["A", "B"], "name": ["甲", "乙"], "district": ["环科园", "经开区"],
+        "tier": ["雏鹰企业"] * 2, "eligible": [True, False], "points": [72.0, None],
+        "gaps": ["", "研发费用占比 2.1% < 3%"], "probability": [0.42, 0.1], "rank": [1, 2],
+        "reasons": ["x", "y"], "tier_key": ["eaglet"] * 2, "needs_review": ["", ""]})
+    notes = workbook_notes("2025Q4", "宜兴市")
+    path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", {"eaglet": "雏鹰企业"}, notes=notes)
+    plain = write_candidates_xlsx(cands, tmp_path / "plain.xlsx", {"eaglet": "雏鹰企业"})
+    reader = fastexcel.read_excel(str(path))
+    assert reader.sheet_names == ["说明", "雏鹰企业"]
+    explained = reader.load_sheet(0, header_row=None).to_polars()
+    assert explained.rows() == notes
+    assert "待核实 = “需人工核实”列中的条件核实成立后即符合" in dict(notes)["是否符合条件"]
+    assert reader.load_sheet(1).to_polars().equals(fastexcel.read_excel(str(plain)).load_sheet(0).to_polars())
