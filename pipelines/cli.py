@@ -213,7 +213,8 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     if result.error_rows:
         err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
-    out_console.print(f"核验通过。详见 {out / 'data_docs' / 'index.html'}")
+    out_console.print(f"核验通过。各表行数见 {out / 'manifest.json'}; Great Expectations 的检查报告 (英文, 离线时"
+                      f"无样式) 在 {out / 'data_docs' / 'index.html'}")
 
 
 @app.command()
@@ -238,7 +239,7 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
            out: Path = typer.Option(Path("out/verify"), "--out", help="重新运行的输出文件夹", callback=_folder),
            policy: Optional[Path] = typer.Option(None, "--policy", help="原运行使用的资金政策文件 (原运行用内置政策时不填)"),
            model: Optional[Path] = typer.Option(None, "--model", help="原运行使用的已保存模型文件夹 (原运行自行训练时不填)")):
-    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0, 否则 1。"""
+    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件或模型未提供或不一致) 2。"""
     from pipelines.verify import verify as verify_run
 
     _require_folder(drop)
@@ -285,7 +286,9 @@ def synth(enterprises: int = typer.Option(..., "--enterprises", min=1, max=1_000
 
     summary = _guard(out, lambda: synthesize(out, enterprises=enterprises, quarters=quarters, seed=seed,
                                              end_quarter=_quarter(end_quarter), dirty=dirty, fmt=fmt))
-    out_console.print(f"已写入 {out}: {summary}")
+    counts = "、".join(f"{name} {rows:,} 行" for name, rows in summary.rows.items())   # by file stem
+    faults = f"; 有意加入的数据问题 {sum(summary.faults.values())} 处 (清单见 _synth/faults.csv)" if summary.faults else ""
+    out_console.print(f"已写入 {out} ({summary.seconds:.1f} 秒): {counts}{faults}; 真实概率见 {summary.truth_dir}")
 
 
 def _summary(out: Path, data: dict) -> None:
