@@ -239,7 +239,7 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
            out: Path = typer.Option(Path("out/verify"), "--out", help="重新运行的输出文件夹", callback=_folder),
            policy: Optional[Path] = typer.Option(None, "--policy", help="原运行使用的资金政策文件 (原运行用内置政策时不填)"),
            model: Optional[Path] = typer.Option(None, "--model", help="原运行使用的已保存模型文件夹 (原运行自行训练时不填)")):
-    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件或模型未提供或不一致) 2。"""
+    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件或模型未提供或不一致, 或程序代码已改变而输出不同) 2。"""
     from pipelines.verify import verify as verify_run
 
     _require_folder(drop)
@@ -252,17 +252,25 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
         for line in found.inputs:
             err.print(f"  {line}")
         raise typer.Exit(1)
+    width = max((len(o["file"]) for o in found.outputs), default=16)
     for o in found.outputs:
         mark = "一致" if o["same"] else "[bold red]不一致[/]"
-        recorded = (o["recorded"] or "(原运行没有此文件)")[:16]
-        again = (o["again"] or "(复核没有生成此文件)")[:16]
-        out_console.print(f"{o['file']:<16} 原 {recorded}  复核 {again}  {mark}")
+        recorded = (o["recorded"] or "(原运行没有此文件)")[:12]
+        again = (o["again"] or "(复核没有生成此文件)")[:12]
+        edited = " [bold red](原文件夹中的该文件已被改动)[/]" if o["file"] in found.edited_files else ""
+        out_console.print(f"{o['file']:<{width}} 原 {recorded} 复核 {again} {mark}{edited}", soft_wrap=True)
     for line in found.edited:
         err.print(f"[bold red]{line}[/]")
     for note in found.notes:
         out_console.print(f"注意: {note}")
+    if found.not_repeatable:
+        err.print(f"[bold red]无法复核:[/] tidu 的程序代码与原运行不同, 重新运行的输出与记录不一致, "
+                  f"不能据此判断数据或输出被改动; 请用原运行时的程序复核。重新运行的结果在 {out}")
+        raise typer.Exit(2)
     if not found.same:
-        err.print(f"[bold red]复核未通过:[/] 有输出与原运行的记录不同; 重新运行的结果在 {out}")
+        why = ("有输出与原运行的记录不同" if found.rerun_differs else
+               "原运行文件夹中的文件在运行后被改动过 (重新运行的结果与 manifest.json 的记录一致)")
+        err.print(f"[bold red]复核未通过:[/] {why}; 重新运行的结果在 {out}")
         raise typer.Exit(1)
     out_console.print(f"复核通过: {len(found.outputs)} 个输出文件与原运行逐字节一致 (sha256)。重新运行的结果在 {out}")
 

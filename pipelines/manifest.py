@@ -21,6 +21,35 @@ from data_contracts.periods import Quarter
 
 OUTPUT_FILES = ("quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx",
                 "memo.md", "report.pdf")
+# Outputs hashed beside them: the saved model a later quarter may score with, the tables the report
+# reads and its charts. Not hashed: warehouse.duckdb (the same rows, but DuckDB's file bytes differ
+# from run to run), data_docs/ (Great Expectations writes the time of the run into its pages) and
+# manifest.json itself (it holds the run's seconds).
+OUTPUT_GLOBS = ("model/*", "tables/*.parquet", "charts/*")
+# tidu's own code: what `code_sha256` hashes (the rulebooks, policy, catalog and report template
+# decide outputs as much as the Python does)
+CODE_PACKAGES = ("data_contracts", "features", "scoring", "reports", "pipelines")
+CODE_SUFFIXES = (".py", ".yaml", ".yml", ".typ", ".json")
+
+
+def code_sha256(root: Path | None = None) -> str:
+    """One sha256 over tidu's source files (path and bytes, in path order): two runs with the same
+    digest ran the same code, whatever the version number says (it stays 0.1.0 across commits)."""
+    root = root or Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """One sha256 over a folder's files (relative path and bytes, in path order)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + file_sha256(path).encode())
+    return digest.hexdigest()
 
 
 def package_version() -> str:
@@ -54,7 +83,7 @@ class Manifest:
     @classmethod
     def start(cls, quarter: Quarter, city: str, seed: int) -> Manifest:
         return cls({"quarter": str(quarter), "data_as_of": quarter.end.isoformat(), "city": city,
-                    "seed": seed, "package_version": package_version(),
+                    "seed": seed, "package_version": package_version(), "code_sha256": code_sha256(),
                     "python": sys.version.split()[0], "status": "running"})
 
     def record_inputs(self, drop, result) -> None:
@@ -97,7 +126,8 @@ class Manifest:
             # (a policy file that cannot be read is reported when the allocation loads it)
             "policy": None if policy is None else {
                 "file": policy.name, "sha256": file_sha256(policy) if policy.is_file() else None},
-            "saved_model": None if model is None else model.name,
+            "saved_model": None if model is None else {
+                "folder": model.name, "sha256": folder_sha256(model) if model.is_dir() else None},
             "pdf": pdf,
         }
 
@@ -118,7 +148,9 @@ class Manifest:
             self.data["problems"] = problems
         self.data["seconds"] = dict(seconds)
         self.data["finished_at"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        self.data["outputs"] = {name: self._sha256(out / name) for name in OUTPUT_FILES if (out / name).exists()}
+        names = [*OUTPUT_FILES, *sorted(str(p.relative_to(out)) for pattern in OUTPUT_GLOBS
+                                        for p in out.glob(pattern) if p.is_file())]
+        self.data["outputs"] = {name: self._sha256(out / name) for name in names if (out / name).exists()}
         path = out / "manifest.json"
         path.write_text(json.dumps(self.data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
         return path

@@ -26,7 +26,7 @@ from data_contracts.schema import TABLES
 from data_contracts.validate import ORDER, TableInput, ValidationResult, judge, type_table
 from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
-from pipelines.manifest import OUTPUT_FILES, Manifest, peak_rss_mb
+from pipelines.manifest import OUTPUT_FILES, OUTPUT_GLOBS, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import candidates_csv_view, write_candidates_xlsx, write_csv
 from scoring.errors import CannotScore, HistoryTooShort, QuarterAfterDrop, SavedModelUnusable
@@ -143,6 +143,11 @@ def run_quarter(opts: RunOptions) -> Manifest:
     # run's lists as if it were its own (and a run that stops early left the old lists standing).
     for name in OUTPUT_FILES:
         (out / name).unlink(missing_ok=True)
+    scoring_with = opts.model.resolve() if opts.model is not None else None
+    for pattern in OUTPUT_GLOBS:   # and the hashed model, tables and charts (an old chart of a tier)
+        for path in out.glob(pattern):
+            if path.is_file() and path.parent.resolve() != scoring_with:   # never the model to score with
+                path.unlink()
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
     manifest.record_settings(opts.policy, opts.model, opts.render_pdf)

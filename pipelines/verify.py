@@ -17,7 +17,7 @@ from pathlib import Path
 
 from data_contracts.periods import Quarter
 from pipelines.ingest import DropError, locate_tables
-from pipelines.manifest import file_sha256, package_version
+from pipelines.manifest import code_sha256, file_sha256, folder_sha256, package_version
 
 
 class CannotVerify(Exception):
@@ -34,12 +34,25 @@ class Verification:
     inputs: list[str] = field(default_factory=list)
     outputs: list[dict] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)
+    edited_files: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    code_changed: bool = False   # tidu's code is not the recorded run's (manifest code_sha256)
 
     @property
     def same(self) -> bool:
         return (not self.inputs and not self.edited and bool(self.outputs)
                 and all(o["same"] for o in self.outputs))
+
+    @property
+    def rerun_differs(self) -> bool:
+        """Some output of the run made again differs from its recorded sha256."""
+        return any(not o["same"] for o in self.outputs)
+
+    @property
+    def not_repeatable(self) -> bool:
+        """Outputs differ and the code is another: the difference says nothing of the data or the
+        run's outputs (exit 2, as for a policy or model not the same)."""
+        return self.code_changed and self.rerun_differs
 
 
 def recorded_run(run: Path) -> dict:
@@ -85,15 +98,16 @@ def changed_inputs(manifest: dict, drop: Path) -> list[str]:
     return problems
 
 
-def edited_outputs(manifest: dict, run: Path) -> list[str]:
-    """The run folder's recorded outputs that are gone or no longer have their recorded sha256."""
-    problems = []
+def edited_outputs(manifest: dict, run: Path) -> dict[str, str]:
+    """The run folder's recorded outputs that are gone or no longer have their recorded sha256:
+    file → what is wrong with it."""
+    problems = {}
     for name, digest in manifest["outputs"].items():
         path = run / name
         if not path.is_file():
-            problems.append(f"原运行文件夹中的 {name} 已不存在")
+            problems[name] = f"原运行文件夹中的 {name} 已不存在"
         elif file_sha256(path) != digest:
-            problems.append(f"原运行文件夹中的 {name} 与 manifest.json 记录的不一致 (运行后被改动过)")
+            problems[name] = f"原运行文件夹中的 {name} 与 manifest.json 记录的不一致 (运行后被改动过)"
     return problems
 
 
@@ -118,9 +132,14 @@ def _model(manifest: dict, model: Path | None) -> Path | None:
         if model is not None:
             raise CannotVerify("原运行自行训练了模型 (复核时同样重新训练), 不应指定 --model")
         return None
+    folder = recorded["folder"] if isinstance(recorded, dict) else recorded   # (a string before 2026-11-24)
     if model is None:
-        raise CannotVerify(f"原运行使用了已保存的模型 (文件夹 {recorded}, 模型 id "
+        raise CannotVerify(f"原运行使用了已保存的模型 (文件夹 {folder}, 模型 id "
                            f"{manifest.get('model', {}).get('id')}); 请用 --model 指定该模型文件夹")
+    if not model.is_dir():
+        raise CannotVerify(f"模型文件夹不存在: {model}")
+    if isinstance(recorded, dict) and recorded.get("sha256") and folder_sha256(model) != recorded["sha256"]:
+        raise CannotVerify(f"{model} 与原运行使用的模型文件夹 {folder} 内容不同 (sha256 不一致; 例如校准参数被改动)")
     return model
 
 
@@ -141,7 +160,15 @@ def verify(run: Path, drop: Path, again: Path, policy: Path | None = None,
     if manifest.get("package_version") != package_version():
         result.notes.append(f"原运行的 tidu 版本为 {manifest.get('package_version')}, 当前为 {package_version()}: "
                             "版本不同, 输出可能因此不同")
-    result.edited = edited_outputs(manifest, run)
+    recorded_code, code = manifest.get("code_sha256"), code_sha256()
+    if recorded_code is None:
+        result.notes.append("原运行没有记录 tidu 程序代码的指纹 (code_sha256, 较早的版本): 无法确认程序相同")
+    elif recorded_code != code:
+        result.code_changed = True
+        result.notes.append(f"tidu 的程序代码与原运行不同 (code_sha256 原为 {recorded_code[:12]}…, 现为 {code[:12]}…): "
+                            "输出的不同可能来自程序改动, 不能据此判断数据或输出被改动; 请用原运行时的程序复核")
+    edited = edited_outputs(manifest, run)
+    result.edited, result.edited_files = list(edited.values()), set(edited)
     now = run_quarter(opts).data
     if now.get("model", {}).get("id") != manifest.get("model", {}).get("id"):
         result.notes.append(f"模型 id 不同: 原为 {manifest.get('model', {}).get('id')}, "

@@ -45,9 +45,14 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _verdicts(output: str) -> dict[str, str]:
-    """file → 一致 / 不一致, from verify's table (a line per output: file, both sha256, verdict)."""
-    return {line.split()[0]: line.split()[-1] for line in output.splitlines()
-            if line.split() and line.split()[-1] in ("一致", "不一致") and " 原 " in line}
+    """file → 一致 / 不一致, from verify's table (a line per output: file, both sha256, verdict, and
+    a mark when the run folder's copy was edited)."""
+    found = {}
+    for line in output.splitlines():
+        words = line.split()
+        if " 原 " in line and words and (verdict := next((w for w in words if w in ("一致", "不一致")), None)):
+            found[words[0]] = verdict
+    return found
 
 
 def _manifest(folder: Path) -> dict:
@@ -73,8 +78,9 @@ def test_a_run_verified_from_its_manifest_gives_every_output_again(recorded, tmp
     assert result.exit_code == 0, said
     assert not (again / "report.pdf").exists()
     recorded_outputs = _manifest(run)["outputs"]
-    assert set(recorded_outputs) == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv",
-                                     "candidates.xlsx", "memo.md"}
+    files = {n for n in recorded_outputs if "/" not in n}
+    assert files == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx", "memo.md"}
+    assert {n.split("/")[0] for n in recorded_outputs} - files == {"model", "tables"}   # --no-pdf: no charts
     assert _verdicts(result.output) == dict.fromkeys(recorded_outputs, "一致")
     assert f"复核通过: {len(recorded_outputs)} 个输出文件" in said
     for name, digest in recorded_outputs.items():
@@ -118,9 +124,47 @@ def test_an_output_edited_after_the_run_fails_verification(recorded, tmp_path):
     result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "again"))
     assert result.exit_code == 1, said
     assert "原运行文件夹中的 allocation.csv 与 manifest.json 记录的不一致 (运行后被改动过)" in said
-    assert "复核未通过" in said
-    # the re-run itself matches the record, the edited file included
+    assert "复核未通过:原运行文件夹中的文件在运行后被改动过(重新运行的结果与manifest.json的记录一致)" in "".join(said.split())
+    # the re-run itself matches the record, the edited file included, which is marked
     assert _verdicts(result.output) == dict.fromkeys(_manifest(run)["outputs"], "一致")
+    assert "(原文件夹中的该文件已被改动)" in said
+
+
+def test_the_model_and_the_reports_tables_are_outputs_too(recorded, tmp_path):
+    """A calibrator changed in model/model.json, or a probability in tables/candidates.parquet,
+    passed verification (only seven files were hashed); both are recorded outputs now."""
+    drop, run = recorded
+    outputs = _manifest(run)["outputs"]
+    assert {"model/model.json", "tables/candidates.parquet", "tables/allocation.parquet"} <= set(outputs)
+    assert not any(name.startswith(("data_docs", "warehouse")) for name in outputs)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    table = pl.read_parquet(copy / "tables" / "candidates.parquet")
+    table.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(0.99).otherwise(pl.col("probability"))
+                       .alias("probability")).write_parquet(copy / "tables" / "candidates.parquet")
+    result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "again"))
+    assert result.exit_code == 1, said
+    assert "原运行文件夹中的 tables/candidates.parquet 与 manifest.json 记录的不一致" in said
+
+
+def test_another_code_that_gives_other_outputs_cannot_verify(recorded, tmp_path):
+    """The manifest records tidu's code (code_sha256). Run again with other code, an output that
+    differs is no evidence against the data: exit 2, said so; the same outputs pass, with a note."""
+    drop, run = recorded
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    manifest = _manifest(copy)
+    assert len(manifest["code_sha256"]) == 64
+    manifest["code_sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "same"))
+    assert result.exit_code == 0, said
+    assert "tidu 的程序代码与原运行不同" in said
+    manifest["outputs"]["memo.md"] = "f" * 64          # as if the older code had written another memo
+    (copy / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    result, said = _invoke("verify", str(copy), "--drop", str(drop), "--out", str(tmp_path / "other"))
+    assert result.exit_code == 2, said
+    assert "无法复核: tidu 的程序代码与原运行不同" in said
 
 
 @pytest.mark.parametrize("edit,args,needle", [
@@ -153,12 +197,23 @@ def test_a_run_scored_with_a_saved_model_is_verified_with_that_model(recorded, t
     result, said = _invoke("run", str(drop), "--quarter", "2025Q4", "--out", str(scored), "--model",
                            str(run / "model"), "--checked-on", CHECK_DAY, "--no-pdf")
     assert result.exit_code == 0, said
-    assert _manifest(scored)["settings"]["saved_model"] == "model"
+    recorded_model = _manifest(scored)["settings"]["saved_model"]
+    assert recorded_model["folder"] == "model" and len(recorded_model["sha256"]) == 64
     result, said = _invoke("verify", str(scored), "--drop", str(drop), "--out", str(tmp_path / "again"),
                            "--model", str(run / "model"))
     assert result.exit_code == 0, said
     assert _verdicts(result.output) == dict.fromkeys(_manifest(scored)["outputs"], "一致")
     assert _manifest(tmp_path / "again")["model"]["id"] == _manifest(run)["model"]["id"]
+    # a copy of the model with its calibration changed is not the model the run used
+    changed = tmp_path / "changed_model"
+    shutil.copytree(run / "model", changed)
+    meta = json.loads((changed / "model.json").read_text(encoding="utf-8"))
+    meta["_touched"] = True
+    (changed / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    result, said = _invoke("verify", str(scored), "--drop", str(drop), "--out", str(tmp_path / "again2"),
+                           "--model", str(changed))
+    assert result.exit_code == 2, said
+    assert "与原运行使用的模型文件夹 model 内容不同" in said
 
 
 def test_verify_does_not_write_into_the_run_it_checks(recorded):
