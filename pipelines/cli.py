@@ -257,9 +257,9 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
         mark = "一致" if o["same"] else "[bold red]不一致[/]"
         recorded = (o["recorded"] or "(原运行没有此文件)")[:12]
         again = (o["again"] or "(复核没有生成此文件)")[:12]
-        edited = " [bold red](原文件夹中的该文件已被改动)[/]" if o["file"] in found.edited_files else ""
+        edited = " [bold red](原文件夹中的该文件已被改动)[/]" if o["file"] in found.edited else ""
         out_console.print(f"{o['file']:<{width}} 原 {recorded} 复核 {again} {mark}{edited}", soft_wrap=True)
-    for line in found.edited:
+    for line in found.edited.values():
         err.print(f"[bold red]{line}[/]")
     for note in found.notes:
         out_console.print(f"注意: {note}")

@@ -431,7 +431,7 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
     factors: dict[str, float] = {}
     personal: list[str] = []
     for name, (source_col, col, unit) in chosen.items():
-        if name in ("legal_rep_id",):
+        if name in PERSONAL_COLUMNS:
             personal.append(col.label)
             continue
         native = body.schema[source_col] in NATIVE_DTYPES
@@ -448,7 +448,7 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
         selected = selected.filter(~pl.col("_row").is_in(totals))
     frame = _without_blank_rows(selected)
     headers = {name: " ".join(str(header_text(headers, source_col, top)).split())
-               for name, (source_col, _, _) in chosen.items() if name not in ("legal_rep_id",)}
+               for name, (source_col, _, _) in chosen.items() if name not in PERSONAL_COLUMNS}
     absent = [c.label for c in table.columns
               if not c.required and c.name not in chosen and c.name not in PERSONAL_COLUMNS]
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,

@@ -33,8 +33,7 @@ class Verification:
 
     inputs: list[str] = field(default_factory=list)
     outputs: list[dict] = field(default_factory=list)
-    edited: list[str] = field(default_factory=list)
-    edited_files: set[str] = field(default_factory=set)
+    edited: dict[str, str] = field(default_factory=dict)   # run folder's file → what changed
     notes: list[str] = field(default_factory=list)
     code_changed: bool = False   # tidu's code is not the recorded run's (manifest code_sha256)
 
@@ -167,8 +166,7 @@ def verify(run: Path, drop: Path, again: Path, policy: Path | None = None,
         result.code_changed = True
         result.notes.append(f"tidu 的程序代码与原运行不同 (code_sha256 原为 {recorded_code[:12]}…, 现为 {code[:12]}…): "
                             "输出的不同可能来自程序改动, 不能据此判断数据或输出被改动; 请用原运行时的程序复核")
-    edited = edited_outputs(manifest, run)
-    result.edited, result.edited_files = list(edited.values()), set(edited)
+    result.edited = edited_outputs(manifest, run)
     now = run_quarter(opts).data
     if now.get("model", {}).get("id") != manifest.get("model", {}).get("id"):
         result.notes.append(f"模型 id 不同: 原为 {manifest.get('model', {}).get('id')}, "
