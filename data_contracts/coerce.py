@@ -94,8 +94,9 @@ def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:
     """注册资本 as registries write it (`105(万元人民币)`, `100万美元`, `3.2亿`): the amount in 万 of
     its currency, `registered_capital_currency` (人民币 unless the text names another) and two
     flags: an amount in another currency is kept as written, not converted (no exchange rate in the
-    drop); a text that is no amount becomes empty (its text kept for the finding's value). Scoring does not use the capital, so neither
-    takes the firm out of the list (a firm quarantined here would lose all its other rows)."""
+    drop); a text that is no amount becomes empty (its text kept for the finding's value). Scoring
+    does not use the capital, so neither takes the firm out of the list (a firm quarantined here
+    would lose all its other rows)."""
     distinct = text.unique()
     value, ok, currency = parsing.parse_money_with_unit(distinct)
     lookup = pl.DataFrame({"t": distinct, "v": value * factor, "ok": ok, "c": currency})
