@@ -100,8 +100,11 @@ def _append(con, name: str, frame: pl.DataFrame, did: str, seq: int) -> None:
                 [did, seq])
     con.unregister("_f")
     key = ", ".join(KEYS[name])
+    # sorted by key: an analyst's `SELECT * FROM filings` gives the same rows in the same order each
+    # time (the window alone returned them in whatever order its threads finished)
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (drop_seq) FROM {history} "
-                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY drop_seq DESC, source_row) = 1")
+                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY drop_seq DESC, source_row) = 1 "
+                f"ORDER BY {key}")
 
 
 def read_tables(con: duckdb.DuckDBPyConnection, drop: str | None = None) -> dict[str, pl.DataFrame]:
