@@ -165,9 +165,13 @@ def waterfall(rows: pl.DataFrame, path: Path, max_features: int = 10) -> Path:
 
 
 def shap_bar(glob: pl.DataFrame, path: Path, top: int = 20) -> Path:
-    """Mean |SHAP| per feature, largest at the top."""
+    """Mean |SHAP| per feature of the firms, largest at the top. The tier one-hots (`tier_*`: the
+    tier's own base rate, no attribute of a firm) are left out, as the beeswarm's sample leaves
+    them out: the two charts rank the same features (an analysts' audit found the bar's top two
+    were "层级: 准独角兽企业" and "层级: 专精特新小巨人", which the beeswarm does not show)."""
     part = (
-        glob.with_columns(pl.coalesce("label", "feature").alias("label"))
+        glob.filter(~pl.col("feature").str.starts_with("tier_"))
+        .with_columns(pl.coalesce("label", "feature").alias("label"))
         .sort(["mean_abs_shap", "label"], descending=[True, False])
         .head(top)
     )

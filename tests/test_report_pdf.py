@@ -329,3 +329,16 @@ def test_the_appendix_says_what_the_drop_lacks(rendered):
     data-quality appendix, where the meeting sees it, not only on the clerk's console."""
     appendix = _flat(_text(rendered).split("附录: 数据质量")[-1].split("方法说明")[0])
     assert "数据包的结构问题" in appendix and _flat(DROP_NOTE) in appendix
+
+
+def test_the_importance_bar_chart_ranks_the_firms_features_as_the_beeswarm_does(tmp_path):
+    """The tier one-hots (the tier's base rate, no attribute of a firm) are not bars: the two
+    global charts rank the same features (the bar's top two used to be 层级: …)."""
+    from reports import charts
+
+    glob = pl.DataFrame({"feature": ["tier_little_giant", "rd_intensity_py", "age_years"],
+                         "mean_abs_shap": [0.9, 0.3, 0.2],
+                         "label": ["层级: 专精特新小巨人", "研发费用占比(上年)", "成立年限"]})
+    svg = charts.shap_bar(glob, tmp_path / "bar.svg").read_text(encoding="utf-8")
+    assert "研发费用占比(上年)" in svg and "成立年限" in svg
+    assert "层级" not in svg
