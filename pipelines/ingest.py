@@ -408,7 +408,7 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
     if header_row < 0:
         raise DropError(f"{path.name}: 前 {_HEADER_SCAN_ROWS} 行中找不到表头; 「{table.stem_zh}」表应有列: {expected}")
     index = header_index(table)
-    headers = list(top.row(header_row))
+    headers = _with_merged_headers(list(top.row(header_row)), list(top.row(header_row - 1)) if header_row else [])
     chosen: dict[str, tuple[str, Column, str | None]] = {}
     extras: list[str] = []
     for source_col, header in zip(top.columns, headers):
@@ -472,6 +472,17 @@ def _total_rows(body: pl.DataFrame, leftmost: list[str], row_numbers: pl.Series)
         words = cells.gather(maybe).str.replace_all(r"[\s\u3000:：]", "")
         at.update(maybe.filter(words.is_in(_TOTAL_WORDS)).to_list())
     return row_numbers.gather(sorted(at)).to_list() if at else []
+
+
+def _with_merged_headers(headers: list, above: list) -> list:
+    """A two-row header: a column whose name sits in the row above the header row (a cell merged
+    over both rows keeps its text in the top one: 统一社会信用代码 in A1:A2 above 营业收入 in C2
+    under a group title 财务指标 in C1) takes that name where the header row is empty. A single
+    title line above the header (one filled cell) gives no names."""
+    if sum(1 for cell in above if cell is not None and str(cell).strip()) < 2:
+        return headers
+    return [cell if cell is not None and str(cell).strip() else top
+            for cell, top in zip(headers, above, strict=True)]
 
 
 def _without_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -460,3 +460,22 @@ def test_a_column_converted_by_its_headers_unit_is_said_to_be(tmp_path):
     assert drop.tables["filings"].unit_factors == {"revenue_ytd": 0.0001}
     assert ("财务快报.csv: 列「营业收入(元)」按表头的单位换算为万元 (×0.0001); 若表中数字其实已是万元, 请改正表头"
             in drop_notes(drop))
+
+
+def test_a_two_row_header_with_merged_cells_is_read(tmp_path):
+    """统一社会信用代码 and 报告期 merged over two header rows (their text in the top row), the money
+    columns under a group title: the columns are found, and the first firm is on row 3."""
+    path = tmp_path / "财务快报.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("财务快报")
+    ws.merge_range(0, 0, 1, 0, "统一社会信用代码")
+    ws.merge_range(0, 1, 1, 1, "报告期")
+    ws.merge_range(0, 2, 0, 8, "财务指标（万元）")
+    money = ["营业收入", "主营业务收入", "利润总额", "净利润", "研发费用", "资产总计", "负债合计"]
+    for j, name in enumerate([*money, "从业人员期末人数", "研发人员数"]):
+        ws.write(1, 2 + j, name)
+    ws.write_row(2, 0, ["914403001922038216", "2024Q1", 100, 90, 10, 8, 5, 500, 200, 30, 5])
+    wb.close()
+    raw = read_table(FILINGS, path)
+    assert raw.title_rows == 1 and raw.missing_optional == ["出口额(万元)"]
+    assert raw.frame.select("_row", "uscc", "period", "revenue_ytd").rows() == [(3, "914403001922038216", "2024Q1", "100")]
