@@ -120,10 +120,23 @@ def parse_date(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     return value, _ok(text, value)
 
 
+_QUARTER_END_DAY = {"3": "31", "03": "31", "6": "30", "06": "30", "9": "30", "09": "30", "12": "31"}
+
+
+def _quarter_end_month(t: pl.Expr) -> pl.Expr:
+    """The month of a date written as a quarter's last day (`2024-09-30`, `2024/9/30`,
+    `2024年9月30日`, `2024.09.30`), else null."""
+    parts = t.str.extract_groups(r"^\d{4}(?:[-/.]|年)([0-9]{1,2})(?:[-/.]|月)([0-9]{1,2})日?$")
+    month, day = parts.struct.field("1"), parts.struct.field("2")
+    return pl.when(day == month.replace_strict(_QUARTER_END_DAY, default=None)).then(month)
+
+
 def parse_period(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     """`2024Q3`, `2024q3`, `2024年Q3`, `2024年三季度`, `2024年第3季度`, `2024年前三季度`,
-    `2024年1-9月` (any dash, ~, 至, 到), `2024-09`, `2024年9月`, `2024年上半年`, full-width digits →
-    `2024Q3` (a year-to-date span reads as its last quarter)."""
+    `2024年1-9月` (any dash, ~, 至, 到), `2024-09`, `2024年9月`, `2024年上半年`, the quarter's last day
+    (`2024-09-30`, `2024/9/30`, `2024年9月30日`: a report date as systems export it), full-width
+    digits → `2024Q3` (a year-to-date span reads as its last quarter). Another day of the month is
+    no period."""
     text = clean_text(raw)
     t = text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase()
     t = t.str.replace(r"年上半年$", "年第2季度").str.replace(r"年前([一二三四1-4])季度$", "年第${1}季度")
@@ -134,6 +147,7 @@ def parse_period(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
         pl.col("t").str.extract(r"^\d{4}年1[-—~至到]([0-9]{1,2})月$", 1),
         pl.col("t").str.extract(r"^\d{4}[-/.]([0-9]{1,2})$", 1),
         pl.col("t").str.extract(r"^\d{4}年([0-9]{1,2})月$", 1),
+        _quarter_end_month(pl.col("t")),
     ).cast(pl.Int32, strict=False)
     frame = frame.with_columns(
         pl.col("t").str.extract(r"^(\d{4})", 1).alias("year"),

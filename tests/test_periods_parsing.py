@@ -135,3 +135,12 @@ def test_invisible_characters_the_typeset_minus_and_an_accountants_negative_are_
     assert ok == [True] * 6 + [False, False]
     periods, ok = _run(parsing.parse_period, ["2023Q1\u200b", "\ufeff2023Q2"])
     assert periods == ["2023Q1", "2023Q2"] and all(ok)
+
+
+def test_a_period_written_as_its_quarters_last_day_is_that_quarter():
+    """Systems export 报告期 as the report date: `2024-09-30`, `2024/9/30`, `2024年9月30日` are 2024Q3;
+    a day that ends no quarter (09-29, 06-31) is no period."""
+    values, ok = _run(parsing.parse_period, ["2024-09-30", "2024/9/30", "2024年9月30日", "2024.12.31",
+                                             "2024-03-31", "2024-09-29", "2024-06-31"])
+    assert values == ["2024Q3", "2024Q3", "2024Q3", "2024Q4", "2024Q1", None, None]
+    assert ok == [True] * 5 + [False, False]
