@@ -71,7 +71,7 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
     if result.status == "infeasible":
         lines = "\n".join(f"- {s}" for s in result.infeasibility)
         return (
-            f"按现行政策，本期预算 {budget} 万元下无法形成满足全部约束的分配方案，原因如下：\n\n{lines}\n\n"
+            f"按政策文件，本期预算 {budget} 万元下无法形成满足全部约束的分配方案，原因如下：\n\n{lines}\n\n"
             "建议调整板块保底额度或追加预算后重新测算；在此之前不宜按本稿下达资金。"
         )
     if result.status == "empty" or not result.allocation.height:
@@ -98,9 +98,15 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
         if left >= 1
         else ""
     )
+    assumed = "（假设值）" if "预算总额" in policy.assumed_parts() else ""
+    waiting = a.filter(pl.col("rationale").str.contains("待人工核实")).height
+    checks = (f"其中 {waiting} 项所涉企业的部分认定条件须人工核实后方可下达（见附表理由列）。"
+              if waiting else "")
     return (
-        f"本期可分配预算 {budget} 万元{'（假设值）' if '预算总额' in policy.assumed_parts() else ''}。建议资助 {firms} 家企业、共 {a.height} 项，占用预算 {_n(used)} 万元"
-        f"（{share:.1%}），合计期望价值 {_n(result.expected_value)}。按工具分：{mix}。{unspent}\n\n"
+        f"本期可分配预算 {budget} 万元{assumed}，为政策文件中{policy.budget.period_label}的全年额度；本稿未扣除"
+        "本年度此前已安排的资金，如已有安排，请在政策文件中调减预算后重新测算。"
+        f"建议资助 {firms} 家企业、共 {a.height} 项，占用预算 {_n(used)} 万元"
+        f"（{share:.1%}），合计期望价值 {_n(result.expected_value)}。按工具分：{mix}。{unspent}{checks}\n\n"
         f"期望价值最高的一项是{top['name']}（{top['tier']}，{top['instrument']} {_n(top['amount_wan'])} 万元，"
         f"期望价值 {_n(top['expected_value'])}）。建议按附表逐户审核后下达。"
     )

@@ -115,7 +115,8 @@ def test_the_memo_says_which_parts_of_the_policy_are_assumptions():
     result = allocate(candidates, firms, policy)
     memo = draft_memo(result, policy, "2025Q4", "宜兴市")
     assert "为假设值（未见本市公开标准，依据见政策文件各项 source 说明），不是本市现行规定" in memo
-    assert f"本期可分配预算 {policy.budget.total_wan:g} 万元（假设值）" in memo
+    assert f"本期可分配预算 {policy.budget.total_wan:g} 万元（假设值），为政策文件中2026年度的全年额度" in memo
+    assert "本稿未扣除本年度此前已安排的资金" in memo   # a quarterly run of an annual budget says so
     assert "现行奖励" not in memo and "起执行" not in memo
     if "先投后股" in set(result.allocation["instrument"]):
         assert policy.instruments.invest_then_equity.conversion.rstrip("。") in memo
@@ -123,3 +124,17 @@ def test_the_memo_says_which_parts_of_the_policy_are_assumptions():
                               "budget": {**load_policy().model_dump(mode="json")["budget"], "source": "财政局 2026 年预算批复"}})
     memo = draft_memo(allocate(candidates, firms, confirmed), confirmed, "2025Q4", "宜兴市")
     assert "预算总额" not in confirmed.assumed_parts() and "（假设值）" not in memo
+
+
+def test_the_recommendation_says_how_many_items_wait_on_a_check():
+    """Firms funded while some of their conditions wait on a person: said in the recommendation
+    itself, not only among the risks (every funded firm of the demo is such a firm)."""
+    candidates, firms = _city()
+    candidates = candidates.with_columns(pl.lit(False).alias("eligible"))   # unknowns presumed to hold
+    policy = load_policy().with_budget(800)
+    result = allocate(candidates, firms, policy)
+    waiting = result.allocation.filter(pl.col("rationale").str.contains("待人工核实")).height
+    assert waiting == result.allocation.height > 0
+    memo = draft_memo(result, policy, "2025Q4", "宜兴市")
+    recommendation = memo.split("## 推荐意见")[1].split("## 理由")[0]
+    assert f"其中 {waiting} 项所涉企业的部分认定条件须人工核实后方可下达" in recommendation
