@@ -238,9 +238,12 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
     try:
         grid = pl.read_csv(source, has_header=False, infer_schema=False,
                            truncate_ragged_lines=True, quote_char='"')
-        if grid.width == 1:
-            _refuse_other_separators(path, encoding)
-        titles = _one_cell_lines_on_top(path, encoding) if grid.width == 1 else []
+        titles: list[str] = []
+        if grid.width == 1:   # title lines above the header, or a table split by something else
+            titles, header = _top_lines(path, encoding)
+            if header is None:   # no line of several cells: no header follows the one-cell lines
+                _refuse_other_separators(path, encoding)
+                titles = []
         if titles:  # polars takes the table's width from the first line: read below the titles
             rest = pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=len(titles),
                                truncate_ragged_lines=True, quote_char='"')
@@ -285,12 +288,6 @@ def _top_lines(path: Path, encoding: str) -> tuple[list[str], list[str] | None]:
                 return titles, record
             titles.append(record[0] if record else "")   # (a comma-padded title too)
     return titles, None
-
-
-def _one_cell_lines_on_top(path: Path, encoding: str) -> list[str]:
-    """The title lines above the header (none if no header follows them)."""
-    titles, header = _top_lines(path, encoding)
-    return titles if header is not None else []
 
 
 def _misquoted_cell(path: Path, encoding: str) -> tuple[int, str] | None:
@@ -447,12 +444,12 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
     if totals:
         selected = selected.filter(~pl.col("_row").is_in(totals))
     frame = _without_blank_rows(selected)
-    headers = {name: " ".join(str(header_text(headers, source_col, top)).split())
+    written = {name: " ".join(str(header_text(headers, source_col, top)).split())
                for name, (source_col, _, _) in chosen.items() if name not in PERSONAL_COLUMNS}
     absent = [c.label for c in table.columns
               if not c.required and c.name not in chosen and c.name not in PERSONAL_COLUMNS]
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
-                    blank_rows_skipped=selected.height - frame.height, headers=headers,
+                    blank_rows_skipped=selected.height - frame.height, headers=written,
                     missing_optional=absent, total_rows=totals)
 
 
