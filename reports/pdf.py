@@ -309,12 +309,18 @@ def _identifier(x) -> str:
 # ------------------------------------------------------------------------------ the data for typst
 
 
+def _program(manifest: dict) -> str:
+    """The version and the code's fingerprint (manifest code_sha256, what `tidu verify` compares):
+    the version number alone stays 0.1.0 from commit to commit."""
+    code = _str(manifest.get("code_sha256"))
+    return _str(manifest.get("package_version")) + (f" · 代码 {code[:12]}" if code else "")
+
+
 def build_data(run: Run, chart_paths: dict[str, str]) -> dict:
     """Everything the template prints, as preformatted strings in report order."""
     m = run.manifest
-    cover = {
-        k: _str(m.get(k)) for k in ("city", "quarter", "data_as_of", "run_id", "package_version")
-    }
+    cover = {k: _str(m.get(k)) for k in ("city", "quarter", "data_as_of", "run_id")}
+    cover["package_version"] = _program(m)
     cover["model_id"] = _str((m.get("model") or {}).get("id"))
     return {
         "no_data": NO_DATA,
@@ -750,7 +756,7 @@ def methods_section(run: Run) -> dict:
         "likely_rule": LIKELY_RULE,
         "checked_on": _str(m.get("checked_on")),
         "inputs": _rows(inputs, INPUT_COLUMNS),
-        "package_version": _str(m.get("package_version")),
+        "package_version": _program(m),
     }
 
 

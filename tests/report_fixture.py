@@ -498,6 +498,7 @@ def _manifest(inputs: list[dict], n_per_tier: int) -> dict:
         "data_as_of": "2025-12-31",
         "run_id": "a1b2c3d4e5f6",
         "package_version": "0.1.0",
+        "code_sha256": "3f2a9c0d41be" + "0" * 52,
         "inputs": inputs,
         "rulebooks": [
             {

@@ -342,3 +342,10 @@ def test_the_importance_bar_chart_ranks_the_firms_features_as_the_beeswarm_does(
     svg = charts.shap_bar(glob, tmp_path / "bar.svg").read_text(encoding="utf-8")
     assert "研发费用占比(上年)" in svg and "成立年限" in svg
     assert "层级" not in svg
+
+
+def test_the_cover_and_methods_page_name_the_code_not_only_the_version(rendered):
+    """The version stays 0.1.0 from commit to commit; the code's fingerprint (code_sha256, what
+    tidu verify compares) tells an auditor which tidu made the pack."""
+    text = _flat(_text(rendered))
+    assert text.count("tidu0.1.0·代码3f2a9c0d41be") == 2   # the cover and the methods page
