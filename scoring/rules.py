@@ -503,7 +503,13 @@ class _Texts:
                 self.collect_gaps(child, rel)
         elif isinstance(node, AnyOf):
             for child in node.criteria:
-                self.collect_gaps(child, [*rel, ~self.col(node.id, "hp")])
+                if isinstance(child, Manual):
+                    # a route only a person can confirm (software copyrights beside patents, S&T
+                    # staff beyond R&D staff) is named beside the failed ones: the firm is 否 on
+                    # the data, and 差距 says what could still carry it
+                    self.add_gap(child, "open", _all([*rel, ~self.col(node.id, "hp")]))
+                else:
+                    self.collect_gaps(child, [*rel, ~self.col(node.id, "hp")])
         elif isinstance(node, Switch):
             # the case that applies; while the selector is unknown, every case that may apply
             n = len(self.branches(node))
@@ -529,8 +535,10 @@ class _Texts:
 
     def gap_pieces(self, node: Any, shown: set[int], nested: bool = False) -> list[Piece] | None:
         """The gap text of `node` for a set of shown units, as literals and value expressions."""
-        if getattr(node, "quiet", False) or isinstance(node, Manual):
+        if getattr(node, "quiet", False):
             return None
+        if isinstance(node, Manual):   # only as an open route of an any_of (collect_gaps)
+            return [node.label + MANUAL_SUFFIX] if self.gap_index.get((node.id, "open")) in shown else None
         if isinstance(node, (Threshold, Flag, Matches)):
             if self.gap_index[(node.id, "leaf")] not in shown:
                 return None

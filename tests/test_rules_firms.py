@@ -291,18 +291,19 @@ SPECIALISED_2022 = {
     "debt_ratio_py": 0.55,                        # 50–60 % → 3
     "ip_class_1": 1, "ip_class_2": 0,             # Ⅰ类 → 6 (10 after review)
     "rd_staff_share": 0.12,                       # 10–20 % → 3
-    "holds_rd_institution_provincial": False,     # 0 from the data (up to 10 after review)
+    "holds_rd_institution_provincial": False,     # 0 from the data (municipal 4 after review)
     "equity_raised_2y": 0,
 }
 
 
 def test_specialised_2022_data_conditions_hold_and_the_score_is_open():
-    # 专业化 5 + 8 (+ niche ≤ 5, field ≤ 5) = 13 | 精细化 6 + 3 (+ digital ≤ 5, quality ≤ 5) = 9
-    # 特色化 0 (≤ 15) | 创新能力 6 + R&D max(350万 → 6, 4.375 % → 4) + 3 + 0 = 15
-    # points 13 + 9 + 0 + 15 = 37; ceiling 23 + 19 + 15 + 29 = 86 → the score is unknown
+    # 专业化 5 + 8 + niche 1 (≥ 2 years, condition 1; ≤ 5) (+ field ≤ 5) = 14 | 精细化 6 + 3
+    # (+ digital ≤ 5, quality ≤ 5) = 9 | 特色化 0 (≤ 15) | 创新能力 6 + R&D max(350万 → 6,
+    # 4.375 % → 4) + 3 + institution 0 (municipal ≤ 4: a provincial or national one would be in
+    # the data) = 15; points 14 + 9 + 0 + 15 = 38; ceiling 23 + 19 + 15 + 23 = 80 → unknown
     row = run("specialised_sme", Q4_2025, **SPECIALISED_2022)
-    assert row["points"] == 37
-    assert row["results"]["score"]["max_points"] == 86
+    assert row["points"] == 38
+    assert row["results"]["score"]["max_points"] == 80
     assert [result(row, c) for c in ("prerequisite", "rd", "revenue", "niche_years", "score")] == [
         "pass", "pass", "pass", "unknown", "unknown"]
     assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, True)
@@ -342,9 +343,10 @@ def test_specialised_2026_on_2026_rules():
     row = run("specialised_sme", Q2_2026, **firm)
     assert row["rulebook_id"] == "miit-2026-specialised_sme"
     assert [result(row, c) for c in ("prerequisite", "revenue", "main_business_share",
-                                      "debt_ratio", "rd", "ip", "ip_class_1")] == [
-        "pass", "pass", "pass", "pass", "pass", "unknown", "fail"]
-    assert row["gaps"] == "主导产品相关Ⅰ类知识产权 0 件 < 1 件 或 无省部级以上研发机构"
+                                      "debt_ratio", "rd", "ip", "ip_class_1_count", "ip_class_1")] == [
+        "pass", "pass", "pass", "pass", "pass", "unknown", "fail", "fail"]
+    assert row["gaps"] == ("Ⅰ类知识产权（有效发明专利） 0 件 < 1 件 或 专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）(需人工核实) 或 "
+                           "无省部级以上研发机构 或 省部级以上科技奖励前三名(需人工核实)")
     assert row["eligible_if_unknowns_hold"] is False
     # no Ⅰ类 to confirm the use of; the award waiver is still asked for
     assert "实际应用" not in row["needs_review"]
@@ -392,7 +394,7 @@ def test_little_giant_small_revenue_route():
     assert row["needs_review"].endswith(SHARED_63)
 
 
-def test_little_giant_below_the_equity_and_ip_counts_fails_with_nothing_to_confirm():
+def test_little_giant_below_the_equity_and_ip_counts():
     firm = {**GIANT, "revenue_py": 4000, "equity_raised_2y": 7999,   # < 8000 万元
             "rd_expense_py": 1800, "rd_expense_py2": 1500, "rd_staff_share": 0.55}
     row = run("little_giant", Q4_2025, **firm)
@@ -402,9 +404,13 @@ def test_little_giant_below_the_equity_and_ip_counts_fails_with_nothing_to_confi
     # the failed general route's confirmations are not asked for; the direct route still is
     assert "合格机构投资者" not in row["needs_review"] and "实际应用" not in row["needs_review"]
     assert "近三年国家级科技奖励前三名(需人工核实)" in row["needs_review"]
+    # one invention patent is short of two; Ⅰ类 IP other than patents (not in the drop) may make
+    # up the count: 否 on the data, the gap names what a person may confirm, nothing presumed
     row = run("little_giant", Q4_2025, **{**firm, "equity_raised_2y": 9000, "ip_class_1": 1})
-    assert [result(row, c) for c in ("ip_class_1_count", "ip_class_1", "xin_general")] == ["fail"] * 3
-    assert row["gaps"] == "主导产品相关Ⅰ类知识产权 1 件 < 2 件"
+    assert [result(row, c) for c in ("ip_class_1_count", "ip_class_1_enough", "ip_class_1", "xin_general")] == [
+        "fail", "unknown", "unknown", "unknown"]
+    assert row["gaps"] == "Ⅰ类知识产权（有效发明专利） 1 件 < 2 件 或 连同专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）达 2 项(需人工核实)"
+    assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
 
 
 def test_little_giant_large_revenue_needs_3_percent_in_both_years():
@@ -465,11 +471,12 @@ def test_high_tech_large_firm_and_thin_staff():
     }
     row = run("high_tech_enterprise", Q4_2025, **firm)
     assert row["gaps"] == (
-        "科技人员占比（按研发人员计） 8% < 10%；近三年研发费用占营业收入比重 2.9% < 3%")
+        "科技人员占比（按研发人员计） 8% < 10% 或 按科技人员口径（含研发人员以外的技术人员）核实占比 10% 以上"
+        "(需人工核实)；近三年研发费用占营业收入比重 2.9% < 3%")
     # R&D staff are a floor of S&T staff: 8 % is a review item, not a certain fail (the R&D line is)
     assert [result(row, c) for c in ("st_staff_rd", "st_staff", "rd_by_size")] == [
         "fail", "unknown", "fail"]
-    assert "科技人员占比 10% 以上（研发人员不足 10%，需按科技人员口径核实）(需人工核实)" in row["needs_review"]
+    assert "按科技人员口径（含研发人员以外的技术人员）核实占比 10% 以上(需人工核实)" in row["needs_review"]
 
 
 def test_high_tech_thin_rd_staff_alone_is_reviewed_and_not_presumed():
@@ -489,7 +496,8 @@ def test_high_tech_without_patents_goes_to_review_not_fail():
               utility_valid=0, design_valid=0, rd_staff_share=0.2, revenue_py=3000,
               rd_intensity_3y=0.06)
     assert result(row, "ip_owned") == "unknown"
-    assert row["gaps"] == "有效专利 0 件 < 1 件"
+    # 否 on the data, and the gap names the route a person may still confirm
+    assert row["gaps"] == "有效专利 0 件 < 1 件 或 软件著作权等其他知识产权(需人工核实)"
     assert "软件著作权等其他知识产权(需人工核实)" in row["needs_review"]
     assert row["eligible_if_unknowns_hold"] is False  # other IP is not presumed
 
@@ -614,7 +622,8 @@ def test_gazelle_too_large_and_too_little_rd():
               main_revenue_growth_py=0.12, net_profit_growth_py=0.0,
               rd_expense_py=200, rd_expense_py2=150, rd_expense_py3=100)  # average 150 万元
     assert row["gaps"] == (
-        "上年营业收入 60000 万元 > 50000 万元 或 近三年研发费用平均值 150 万元 < 200 万元")
+        "上年营业收入 60000 万元 > 50000 万元 或 近三年研发费用平均值 150 万元 < 200 万元 或 "
+        "其他条件（原文截断）(需人工核实)")
     assert row["eligible_if_unknowns_hold"] is False
 
 
@@ -637,6 +646,8 @@ def test_gazelle_after_the_2024_revision_is_left_to_a_person(day):
         (7.0, 10.0, True, ""),  # 5–9 years, 1–10亿美元 inclusive
         (6.0, 12.0, False, "最近一轮投后估值 12 亿美元 > 10 亿美元"),
         (9.5, 2.0, False, "成立年限 9.5 年 > 9 年"),
+        # no valuation: the lower bound is what is missing, not the upper one as well
+        (6.0, None, False, "最近一轮投后估值 无数据（需 ≥ 1 亿美元）"),
     ],
 )
 def test_quasi_unicorn_jiangsu_2024(age, usd, eligible, gaps):
