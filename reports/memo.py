@@ -102,6 +102,9 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
     waiting = a.filter(pl.col("rationale").str.contains("待人工核实")).height
     checks = (f"其中 {waiting} 项所涉企业的部分认定条件须人工核实后方可下达（见附表理由列）。"
               if waiting else "")
+    if result.undecided_tiers:
+        checks += (f"{'、'.join(result.undecided_tiers)}本季度没有生效的认定规则（名单中为待核实），"
+                   "其候选企业未纳入本次分配。")
     return (
         f"本期可分配预算 {budget} 万元{assumed}，为政策文件中{policy.budget.period_label}的全年额度；本稿未扣除"
         "本年度此前已安排的资金，如已有安排，请在政策文件中调减预算后重新测算。"
@@ -199,24 +202,28 @@ def _reward_risk(result: AllocationResult, policy: Policy) -> list[str]:
 
 
 def _instrument_risks(result: AllocationResult, policy: Policy) -> list[str]:
-    a, out = result.allocation, []
-    ite = policy.instruments.invest_then_equity
-    if ite is not None:
-        amount = float(a.filter(pl.col("instrument") == ite.name_zh)["amount_wan"].sum())
+    """What each funded instrument's money depends on, one sentence per instrument used."""
+    inst = policy.instruments
+    phrases = [   # (instrument, sentence): policy models are not hashable
+        (inst.invest_then_equity, lambda i, amount: (
+            f"先投后股 {_n(amount)} 万元的转股方式：{i.conversion.rstrip('。')}；企业若未能融资则无法转股，"
+            "协议中应约定到期未转股的处置方式。")),
+        (inst.risk_compensation_pool, lambda i, amount: (
+            f"{i.name_zh} {_n(amount)} 万元按 {_n(i.leverage)} 倍杠杆对应合作银行贷款约 "
+            f"{_n(amount * i.leverage)} 万元，对不良贷款的补偿不超过其余额的 "
+            f"{_n(i.compensation_share_of_npl * 100)}%；资金池份额全额计入本预算（如与区县、银行共同出资，"
+            "市级实际出资相应减少）；实际撬动规模取决于银行放款意愿。")),
+        (inst.angel_guidance_fund, lambda i, amount: (
+            f"{i.name_zh} {_n(amount)} 万元只在企业新一轮社会资本股权融资到位后跟投，出资不超过同轮社会资本"
+            f"出资的 {_n(i.co_invest_ratio * 100)}%；企业本年度未能融资则不拨付，资金留待下期安排。")),
+    ]
+    out = []
+    for i, phrase in phrases:
+        if i is None:
+            continue
+        amount = float(result.allocation.filter(pl.col("instrument") == i.name_zh)["amount_wan"].sum())
         if amount:
-            out.append(
-                f"先投后股 {_n(amount)} 万元的转股方式：{ite.conversion.rstrip('。')}；企业若未能融资则无法转股，"
-                "协议中应约定到期未转股的处置方式。"
-            )
-    pool = policy.instruments.risk_compensation_pool
-    if pool is not None:
-        amount = float(a.filter(pl.col("instrument") == pool.name_zh)["amount_wan"].sum())
-        if amount:
-            out.append(
-                f"{pool.name_zh} {_n(amount)} 万元按 {_n(pool.leverage)} 倍杠杆对应合作银行贷款约 "
-                f"{_n(amount * pool.leverage)} 万元，单笔补偿不超过不良贷款余额的 "
-                f"{_n(pool.compensation_share_of_npl * 100)}%；实际撬动规模取决于银行放款意愿。"
-            )
+            out.append(phrase(i, amount))
     return out
 
 
@@ -291,6 +298,13 @@ def _swing_sentence(result: AllocationResult, policy: Policy) -> str:
     b = f"预算减少 {share} 时将有 {result.leaving.height} 家不再获得资助" + (
         f"：{down}" if down else ""
     )
+    # the optimum is not nested: with lumpy amounts and district ceilings a larger budget may fund
+    # other firms in place of some funded now, and a smaller one firms not funded now
+    if result.leaving_up.height:
+        a += (f"，同时有 {result.leaving_up.height} 家改为不资助（金额按整额安排、板块有上限，"
+              f"预算增加后另有组合期望价值更高）：{_names(result.leaving_up)}")
+    if result.entering_down.height:
+        b += f"，同时有 {result.entering_down.height} 家改为获得资助：{_names(result.entering_down)}"
     return f"{a}；{b}。"
 
 

@@ -111,8 +111,8 @@ class AllocationResult:
     infeasibility: list[str]
     sensitivity: pl.DataFrame
     marginal_value_per_wan: float
-    entering: pl.DataFrame
-    leaving: pl.DataFrame
+    entering: pl.DataFrame    # funded at +swing, not now
+    leaving: pl.DataFrame     # funded now, not at −swing
     baseline: pl.DataFrame
     kpis: pl.DataFrame
     solver_seconds: float
@@ -125,6 +125,13 @@ class AllocationResult:
     candidates_considered: int = 0
     options_considered: int = 0
     notes: list[str] = field(default_factory=list)
+    # lumpy amounts and district ceilings make the optimum move both ways: firms funded now but
+    # not at +swing, and firms funded at −swing but not now
+    # tiers of the policy whose candidates no rulebook judged this quarter (verdicts all null):
+    # none of their rows can be funded, and the memo says so
+    undecided_tiers: list[str] = field(default_factory=list)
+    leaving_up: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
+    entering_down: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
     policy_id: str = ""
     policy_version: str = ""
 
@@ -159,6 +166,7 @@ class AllocationResult:
             "solver_seconds": round(self.solver_seconds, 3),
             "mip_gap": _json_float(self.mip_gap),
             "notes": list(self.notes),
+            "undecided_tiers": list(self.undecided_tiers),
         }
 
 
@@ -187,7 +195,7 @@ def allocate(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> A
 
     sensitivity = _sensitivity(solves, policy, budget)
     marginal = _marginal_value(solves, policy, budget) if status == "optimal" else math.nan
-    entering, leaving = _swing(solves, problem, policy, budget, status)
+    entering, leaving, leaving_up, entering_down = _swing(solves, problem, policy, budget, status)
     chosen = main.chosen_frame(options) if status == "optimal" else options.clear()
     allocation = _allocation_frame(chosen, problem, main, policy, budget, marginal)
     payout, payout_sd = _reward_payout(chosen)
@@ -199,6 +207,9 @@ def allocate(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> A
         marginal_value_per_wan=marginal,
         entering=entering,
         leaving=leaving,
+        leaving_up=leaving_up,
+        entering_down=entering_down,
+        undecided_tiers=_undecided_tiers(candidates, policy),
         baseline=_baseline(rows, problem, main, policy, budget, status),
         kpis=kpi_table(candidates, firms_, policy),
         solver_seconds=main.seconds,
@@ -263,6 +274,17 @@ def _prepare_firms(firms: pl.DataFrame, policy: Policy, notes: list[str]) -> pl.
     )
 
 
+def _undecided_tiers(candidates: pl.DataFrame, policy: Policy) -> list[str]:
+    """The policy's tiers (Chinese names) with candidate rows none of which has a verdict: no
+    rulebook was in force at the quarter (瞪羚 after its 2024 revision), so none is fundable."""
+    if "eligible" not in candidates.columns or not candidates.height:
+        return []
+    decided = (candidates.filter(pl.col("tier_key").is_in(list(policy.tiers)))
+               .group_by("tier_key").agg(pl.col("eligible").is_not_null().any().alias("decided")))
+    keys = set(decided.filter(~pl.col("decided"))["tier_key"])
+    return [TIERS[k] for k in TIERS if k in keys]
+
+
 def _above(tier: str) -> list[str]:
     """The titles above a tier on its ladder (小巨人 above 专精特新中小企业): a firm that holds one
     has passed the tier, and a first-recognition reward for it would pay the firm for a step it
@@ -303,7 +325,8 @@ def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy
     )
     c = c.filter(pl.col("probability") >= rule.min_probability)
     firm_cols = ["uscc", "_priority", "_layer_weight", "chain_layer", "chain_leader_tie"]
-    firm_cols += [f"holds_{k}" for k in TIERS if f"holds_{k}" in firms.columns]
+    firm_cols += [f"{prefix}_{k}" for prefix in ("holds", "years_since") for k in TIERS
+                  if f"{prefix}_{k}" in firms.columns]
     c = c.join(firms.select(firm_cols), on="uscc", how="left")
     c = c.join(
         firms.select(
@@ -333,7 +356,15 @@ def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy
                         (pl.col("tier_key") == key) & pl.col(f"holds_{title}").fill_null(False)
                     )
         c = c.filter(~held)
-    c = c.with_columns(pl.coalesce("tier", "_tier_zh").alias("tier"))
+    # the reward is for a first recognition: a firm recognised at the tier or above it before, its
+    # title lapsed since (up for renewal), is not paid again (就高不重复); other instruments stay open
+    before = pl.lit(False)
+    for key in TIERS:
+        for title in [key, *_above(key)]:
+            if f"years_since_{title}" in c.columns:
+                before = before | ((pl.col("tier_key") == key) & pl.col(f"years_since_{title}").is_not_null())
+    c = c.with_columns(pl.when(before).then(0.0).otherwise(pl.col("_reward")).alias("_reward"),
+                       pl.coalesce("tier", "_tier_zh").alias("tier"))
     # A duplicated (uscc, tier) row keeps its highest probability, whatever the input order.
     c = c.sort(["uscc", "_tier_order", "probability"], descending=[False, False, True])
     return c.unique(subset=["uscc", "tier_key"], keep="first", maintain_order=True)
@@ -1193,9 +1224,11 @@ def _marginal_value(solves: _SolveCache, policy: Policy, budget: float) -> float
 
 
 def _swing(solves: _SolveCache, problem: _Problem, policy: Policy, budget: float, status: str):
+    """Firms funded at +swing and not now, now and not at −swing, now and not at +swing, and at
+    −swing and not now."""
     empty = pl.DataFrame(schema=FIRM_LIST_SCHEMA)
     if status != "optimal":
-        return empty, empty
+        return empty, empty, empty, empty
     swing = policy.sensitivity.swing_share
     now = solves.get(budget).funded(problem.options)
     up, down = solves.get(budget * (1 + swing)), solves.get(budget * (1 - swing))
@@ -1206,9 +1239,15 @@ def _swing(solves: _SolveCache, problem: _Problem, policy: Policy, budget: float
             {"uscc": sorted(ids), "name": [names[u] for u in sorted(ids)]}, schema=FIRM_LIST_SCHEMA
         )
 
-    entering = frame(up.funded(problem.options) - now) if up.status == "optimal" else empty
-    leaving = frame(now - down.funded(problem.options)) if down.status == "optimal" else empty
-    return entering, leaving
+    if up.status == "optimal":
+        entering, leaving_up = frame(up.funded(problem.options) - now), frame(now - up.funded(problem.options))
+    else:
+        entering = leaving_up = empty
+    if down.status == "optimal":
+        leaving, entering_down = frame(now - down.funded(problem.options)), frame(down.funded(problem.options) - now)
+    else:
+        leaving = entering_down = empty
+    return entering, leaving, leaving_up, entering_down
 
 
 def _baseline(
@@ -1555,7 +1594,10 @@ def _terms(key: str, inst, r: dict, policy: Policy) -> str:
     if key == "invest_then_equity":
         return f"，{inst.conversion}"
     if key == "angel_guidance_fund":
-        return f"，与社会资本按 1:{_n(inst.co_invest_ratio)} 跟投"
+        # the co-investment rule is a condition of payment, not a cap the data can check: the round
+        # it follows has not happened yet
+        return (f"，待企业新一轮社会资本股权融资到位后跟投拨付，出资不超过同轮社会资本出资的 "
+                f"{_n(inst.co_invest_ratio * 100)}%")
     if key == "rd_subsidy":
         return f"，按上年研发费用的 {_n(inst.share_of_rd_expense * 100)}% 补助"
     return ""

@@ -299,6 +299,30 @@ def test_already_held_tiers_get_no_first_recognition_reward():
     assert "专精特新中小企业" not in rewards["tier"].to_list()
 
 
+def test_a_lapsed_title_gets_no_second_first_recognition_reward():
+    """A firm recognised as 专精特新 (or 小巨人) before, its title lapsed since, is a candidate for
+    renewal: other instruments may fund it, the first-recognition reward is not paid again."""
+    candidates, firms = make_city(8, 7)
+    rewards_only = {"recognition_reward": {"name_zh": "认定奖励", "effect_per_wan": 1.0, "source": "假设"}}
+
+    def rewarded(firms: pl.DataFrame, instruments=rewards_only) -> set[str]:
+        result = allocate(candidates, firms, make_policy(400, instruments=instruments))
+        return set(result.allocation.filter(pl.col("instrument") == "认定奖励")
+                   .filter(pl.col("tier") == "专精特新中小企业")["uscc"])
+    never = rewarded(firms)
+    assert never                                     # the case is exercised
+    lapsed = sorted(never)[:2]
+    since = pl.when(pl.col("uscc").is_in(lapsed)).then(3.5).otherwise(None)
+    assert not rewarded(firms.with_columns(since.alias("years_since_specialised_sme"))) & set(lapsed)
+    assert not rewarded(firms.with_columns(since.alias("years_since_little_giant"))) & set(lapsed)
+    # held nothing ever: still paid
+    assert rewarded(firms.with_columns(pl.lit(None, dtype=pl.Float64).alias("years_since_specialised_sme"))) == never
+    # the same firms stay fundable by the other instruments
+    result = allocate(candidates, firms.with_columns(since.alias("years_since_specialised_sme")),
+                      make_policy(400))
+    assert set(result.allocation["uscc"]) & set(lapsed)
+
+
 def test_a_firm_holding_a_higher_tier_gets_no_reward_for_a_lower_one():
     """A 小巨人 has passed 专精特新: nothing is paid on its 专精特新 row (the reward for a first
     recognition, nor an instrument tied to the tier), while firms without the title are funded."""
@@ -528,6 +552,31 @@ def test_sensitivity_marginal_value_and_swing():
     assert result.marginal_value_per_wan >= 0 and math.isfinite(result.marginal_value_per_wan)
     funded = set(result.allocation["uscc"])
     assert not set(result.entering["uscc"]) & funded and set(result.leaving["uscc"]) <= funded
+
+
+def test_a_larger_budget_may_fund_another_firm_in_place_of_one_funded_now():
+    """Rewards only: A's 专精特新 reward is 3 万元 (value 0.5 × 3 × 3), B's 小巨人 reward 5 万元
+    (0.5 × 6 × 5). At 4.5 万元 only A fits; at +20 % (5.4) B is worth more and both do not fit,
+    so A is dropped; at −20 % (3.6) A again. The memo says so instead of "0 家不再获得资助"."""
+    from reports.memo import _swing_sentence
+
+    firms = pl.DataFrame({"uscc": ["91320282MA0000000A", "91320282MA0000000B"], "name": ["甲", "乙"],
+                          "district": ["甲镇", "甲镇"], "chain_layer": pl.Series([None, None], dtype=pl.Utf8),
+                          "chain_leader_tie": [False, False], "rd_expense_py": [0.0, 0.0],
+                          "age_years": [3.0, 3.0], "revenue_ttm": [900.0, 900.0]})
+    candidates = pl.DataFrame([
+        {"uscc": u, "name": n, "district": "甲镇", "tier": TIERS[k], "tier_key": k, "eligible": True,
+         "eligible_if_unknowns_hold": True, "points": None, "probability": 0.5, "rank": 1}
+        for u, n, k in (("91320282MA0000000A", "甲", "specialised_sme"),
+                        ("91320282MA0000000B", "乙", "little_giant"))])
+    rewards_only = {"recognition_reward": {"name_zh": "认定奖励", "effect_per_wan": 1.0, "source": "假设"}}
+    policy = make_policy(4.5, instruments=rewards_only, shares=[0.8, 1.0, 1.2])
+    result = allocate(candidates, firms, policy)
+    assert result.allocation["name"].to_list() == ["甲"]
+    assert result.entering["name"].to_list() == ["乙"] and result.leaving_up["name"].to_list() == ["甲"]
+    assert result.leaving.height == 0 and result.entering_down.height == 0
+    sentence = _swing_sentence(result, policy)
+    assert "预算增加 20% 时将新增资助 1 家：乙，同时有 1 家改为不资助" in sentence and sentence.count("甲") == 1
 
 
 def test_expected_cost_reserve_charges_probability_times_reward():

@@ -138,3 +138,42 @@ def test_the_recommendation_says_how_many_items_wait_on_a_check():
     memo = draft_memo(result, policy, "2025Q4", "宜兴市")
     recommendation = memo.split("## 推荐意见")[1].split("## 理由")[0]
     assert f"其中 {waiting} 项所涉企业的部分认定条件须人工核实后方可下达" in recommendation
+
+
+def test_the_angel_fund_is_paid_only_alongside_a_private_round():
+    """The policy's co-investment rule (co_invest_ratio) is a condition of payment the data cannot
+    check at allocation time: the rationale and the risks say the fund follows the firm's next
+    private round and pays at most that round's share (an audit found "1:1 跟投" written for firms
+    that never raised a round)."""
+    candidates, firms = _city()
+    firms = firms.with_columns(pl.lit(2.0).alias("age_years"), pl.lit(40).alias("employees"),
+                               pl.lit(800.0).alias("revenue_ttm"), pl.lit(400.0).alias("total_assets"),
+                               pl.lit(0.3).alias("debt_ratio"), pl.lit(0.08).alias("rd_intensity_py"),
+                               pl.lit(0).alias("financing_rounds"))
+    data = load_policy().model_dump(mode="json")
+    data["instruments"] = {"angel_guidance_fund": data["instruments"]["angel_guidance_fund"]}
+    policy = parse_policy(data)
+    result = allocate(candidates, firms, policy)
+    assert set(result.allocation["instrument"]) == {"天使投资引导基金"}
+    assert all("待企业新一轮社会资本股权融资到位后跟投拨付，出资不超过同轮社会资本出资的 100%" in r
+               for r in result.allocation["rationale"])
+    risks = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 风险提示")[1]
+    total = result.allocation["amount_wan"].sum()
+    assert f"天使投资引导基金 {total:g} 万元只在企业新一轮社会资本股权融资到位后跟投" in risks
+
+
+def test_a_tier_no_rulebook_judged_is_said_to_be_left_out_of_the_funding():
+    """瞪羚 has no rulebook in force after its 2024 revision: its verdicts are null, none of its
+    rows can be funded, and the recommendation says so (an audit found it silent)."""
+    candidates, firms = _city()
+    candidates = candidates.with_columns(
+        pl.when(pl.col("tier_key") == "gazelle").then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("eligible", "eligible_if_unknowns_hold"))
+    policy = load_policy()
+    result = allocate(candidates, firms, policy)
+    assert result.undecided_tiers == ["瞪羚企业"] and result.summary()["undecided_tiers"] == ["瞪羚企业"]
+    assert "瞪羚企业" not in set(result.allocation["tier"])
+    recommendation = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 理由")[0]
+    assert "瞪羚企业本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
+    # decided tiers are not named
+    assert allocate(_city()[0], firms, policy).undecided_tiers == []
