@@ -131,14 +131,27 @@ def _quarter_end_month(t: pl.Expr) -> pl.Expr:
     return pl.when(day == month.replace_strict(_QUARTER_END_DAY, default=None)).then(month)
 
 
+def _date_cell_as_written(t: pl.Series) -> pl.Series:
+    """A date cell of a workbook arrives as a date-time at midnight (`2024-09-3000:00:00` once
+    spaces are gone): read as its date, and on the 1st of a month as the month, which is how Excel
+    keeps `2024-09` or `2024年9月` typed in a cell. Text typed as `2024-09-01` stays a day."""
+    cell = t.str.extract_groups(r"^(\d{4})-(\d{1,2})-(\d{1,2})T?0?0:00(?::00(?:\.0+)?)?$")
+    y, m, d = (cell.struct.field(k) for k in ("1", "2", "3"))
+    as_written = pl.select(
+        pl.when(d.cast(pl.Int32, strict=False) == 1).then(pl.concat_str([y, m], separator="-"))
+        .otherwise(pl.concat_str([y, m, d], separator="-"))).to_series()
+    return as_written.fill_null(t).alias(t.name)
+
+
 def parse_period(raw: pl.Series) -> tuple[pl.Series, pl.Series]:
     """`2024Q3`, `2024q3`, `2024年Q3`, `2024年三季度`, `2024年第3季度`, `2024年前三季度`,
     `2024年1-9月` (any dash, ~, 至, 到), `2024-09`, `2024年9月`, `2024年上半年`, the quarter's last day
     (`2024-09-30`, `2024/9/30`, `2024年9月30日`: a report date as systems export it), full-width
     digits → `2024Q3` (a year-to-date span reads as its last quarter). Another day of the month is
-    no period."""
+    no period. A workbook's date cell is read as Excel shows it (`_date_cell_as_written`)."""
     text = clean_text(raw)
     t = text.str.normalize("NFKC").str.replace_all(r"\s", "").str.to_uppercase()
+    t = _date_cell_as_written(t)
     t = t.str.replace(r"年上半年$", "年第2季度").str.replace(r"年前([一二三四1-4])季度$", "年第${1}季度")
     for zh, digit in _CN_DIGITS.items():
         t = t.str.replace_all(zh, digit, literal=True)

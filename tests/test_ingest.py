@@ -479,3 +479,34 @@ def test_a_two_row_header_with_merged_cells_is_read(tmp_path):
     raw = read_table(FILINGS, path)
     assert raw.title_rows == 1 and raw.missing_optional == ["出口额(万元)"]
     assert raw.frame.select("_row", "uscc", "period", "revenue_ytd").rows() == [(3, "914403001922038216", "2024Q1", "100")]
+
+
+def test_report_periods_typed_as_dates_in_a_workbook_read_as_excel_shows_them(tmp_path):
+    """A clerk who types `2024-09` in an Excel cell gets a date (the 1st of September, shown as
+    `2024-09` or `2024年9月`); a report date `2024-09-30` is a date cell too. Both are 2024Q3, as
+    the text forms are. An outside audit found every such row quarantined as no period."""
+    from data_contracts.parsing import parse_period
+
+    path = tmp_path / "财务快报.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("财务快报")
+    ws.write_row(0, 0, ["统一社会信用代码", "报告期", "营业收入(万元)", "主营业务收入(万元)", "利润总额(万元)",
+                        "净利润(万元)", "研发费用(万元)", "资产总计(万元)", "负债合计(万元)",
+                        "从业人员期末人数", "研发人员数"])
+    formats = {"yyyy-mm": wb.add_format({"num_format": "yyyy-mm"}),
+               "yyyy年m月": wb.add_format({"num_format": 'yyyy"年"m"月"'}),
+               "yyyy-mm-dd": wb.add_format({"num_format": "yyyy-mm-dd"})}
+    cells = [(dt.datetime(2024, 9, 1), "yyyy-mm"), (dt.datetime(2024, 12, 1), "yyyy年m月"),
+             (dt.datetime(2024, 6, 30), "yyyy-mm-dd"), (dt.datetime(2024, 8, 1), "yyyy-mm")]
+    for i, (day, shown) in enumerate(cells, start=1):
+        ws.write(i, 0, "914403001922038216")
+        ws.write_datetime(i, 1, day, formats[shown])
+        ws.write_row(i, 2, [100, 90, 10, 8, 5, 500, 200, 30, 5])
+    wb.close()
+    raw = read_table(FILINGS, path)
+    periods, ok = parse_period(raw.frame.get_column("period"))
+    # August is no quarter's end: still no period, and said so
+    assert periods.to_list() == ["2024Q3", "2024Q4", "2024Q2", None]
+    assert ok.to_list() == [True, True, True, False]
+    # typed as text, the 1st of a month is a day, not a month
+    assert parse_period(pl.Series(["2024-09-01"]))[0].to_list() == [None]
