@@ -209,7 +209,7 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
         out_console.print(f"注意: {note}")
     if result.flags.height:
         flagged = result.flags.select("table", "row").n_unique()
-        out_console.print(f"{flagged} 行有 warn 级提示 (已接受, 请核对), 详见 {out / 'flags.csv'}")
+        out_console.print(f"{flagged} 行有警告 (已接受, 请核对), 详见 {out / 'flags.csv'}")
     if result.error_rows:
         err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
@@ -309,7 +309,7 @@ def _summary(out: Path, data: dict) -> None:
     checked = data.get("quarantine", {})
     if checked.get("rows") or checked.get("flags"):
         out_console.print(f"数据核验: 隔离 {checked.get('rows', 0)} 行 (quarantine.csv, 未参与评分), "
-                          f"warn 级提示 {checked.get('flags', 0)} 条 (flags.csv, 已接受)")
+                          f"警告 {checked.get('flags', 0)} 条 (flags.csv, 已接受)")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -414,3 +414,27 @@ def test_a_key_clash_names_the_columns_that_differ(drop, tmp_path):
     assert clash["row"].to_list() == ["6", str(frame.height + 1)]
     assert clash["message"][0].endswith(
         f"同一主键出现多行且数值不同 (第 6、{frame.height + 1} 行; 不同的列: 登记状态), 无法判断哪一行正确")
+
+
+def test_a_drop_pasted_in_three_times_is_not_refused(drop, tmp_path):
+    """Every file holding its rows three times over: the copies are set aside (warn), the data is
+    whole, and the run goes on; an outside audit found it refused as "more than 50 % quarantined"
+    while validate passed it. Rows lost to errors still count towards that line."""
+    from pipelines.run import Timer, blocking_problems, check_drop
+
+    for path in drop.glob("*.csv"):
+        header, *body = path.read_text(encoding="utf-8-sig").splitlines()
+        path.write_text("\n".join([header, *body, *body, *body]) + "\n", encoding="utf-8-sig")
+    _, result = check_drop(drop, tmp_path / "out", None, Timer())
+    counts = result.counts["enterprises"]
+    assert counts["rows_quarantined"] == 2 * counts["rows_accepted"] == 240
+    assert blocking_problems(result) == []
+    # two firms in three with a broken code, in every copy: those rows are errors, not copies kept
+    path = drop / "企业登记.csv"
+    header, *body = path.read_text(encoding="utf-8-sig").splitlines()
+    n = len(body) // 3
+    broken = [("X" + line[1:]) if i % n < 80 else line for i, line in enumerate(body)]
+    path.write_text("\n".join([header, *broken]) + "\n", encoding="utf-8-sig")
+    _, result = check_drop(drop, tmp_path / "out2", None, Timer())
+    assert [p for p in blocking_problems(result) if "企业登记" in p] == [
+        "「企业登记」表 360 行中有 240 行被隔离 (不计完全相同的重复行), 超过 50%, 数据整体不可用"]

@@ -99,7 +99,7 @@ def test_validate_flags_only_unknown_names_and_the_manifest_says_how_each_was_re
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["validate", str(drop), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1 行有 warn 级提示" in result.output
+    assert "1 行有警告" in result.output
     flags = pl.read_csv(out / "flags.csv", infer_schema=False)
     assert flags.select("check", "value", "row").rows() == [("honor_known", "瞪羚企业（培育）",
                                                              str(honors.height + 4))]
