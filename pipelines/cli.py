@@ -75,9 +75,19 @@ def _require_folder(drop: Path) -> None:
 
 
 def _folder(path: Path | None) -> Path | None:
-    """An --out folder: it may not exist yet, but it may not be a file."""
-    if path is not None and path.exists() and not path.is_dir():
+    """An --out folder: it may not exist yet, but it may not be a file, and it must be possible to
+    make it (usage, exit 2, before anything runs: not an internal error once the run has begun)."""
+    if path is None:
+        return path
+    if path.exists() and not path.is_dir():
         raise typer.BadParameter(f"{path} 是一个文件, 不是文件夹; 请用 --out 指定一个文件夹 (不存在时会自动创建)")
+    ancestor = path.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise typer.BadParameter(f"无法创建文件夹 {path}: {ancestor} 是一个文件, 不是文件夹; 请用 --out 指定别的位置")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"无法创建文件夹 {path}: 没有在 {ancestor} 中写入的权限; 请用 --out 指定别的位置")
     return path
 
 

@@ -91,6 +91,10 @@ def test_an_output_folder_that_is_a_file_is_refused_in_chinese(tmp_path, command
     assert result.exit_code == 2, result.output
     assert "是一个文件,不是文件夹" in re.sub(r"[\s│]", "", result.output)   # rich boxes and wraps it
     assert "Traceback" not in result.output and not_a_folder.read_text() == "x"
+    # a folder that cannot be made, under a file: usage (exit 2), not an internal error (exit 3)
+    result = CliRunner().invoke(app, [*args, "--out", str(not_a_folder / "sub")])
+    assert result.exit_code == 2, result.output
+    assert "无法创建文件夹" in re.sub(r"[\s│]", "", result.output) and not (tmp_path / "error.log").exists()
 
 
 @pytest.mark.parametrize("text", ["2025Q4", "2025q4", " 2025Q4 ", "2025年四季度", "2025年第4季度",
