@@ -750,8 +750,8 @@ FACT_COLUMNS = ["revenue_ttm", "revenue_growth_yoy", "rd_expense_py", "rd_intens
 
 
 def workbook_notes(quarter: str, city: str) -> list[tuple[str, str]]:
-    """candidates.xlsx's first sheet (说明): what its words and columns mean, for a reader who has
-    only the workbook (the PDF says the same on its summary and methods pages)."""
+    """candidates.xlsx's notes, the comments of its header cells: what its words and columns mean,
+    for a reader who has only the workbook (the PDF says the same on its summary and methods pages)."""
     from scoring.ranking import RANK_RULE
 
     return [

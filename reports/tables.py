@@ -125,8 +125,10 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
     formats. A tier with more rows than a sheet holds goes on in sheets `<tier> (2)`, `(3)`, …,
     so that the workbook keeps every row of candidates.csv. `created` is the workbook's date in
     its properties (the run passes its quarter's last day), never the time of writing: the same
-    lists give the same bytes. `notes`, (heading, text) pairs, make a first sheet 说明 that says
-    what the columns and words mean, for a reader who has only the workbook."""
+    lists give the same bytes. `notes`, (heading, text) pairs, say what the columns and words
+    mean, for a reader who has only the workbook: each is the comment of the header cell it names
+    on every tier sheet (a heading that names no column goes to the first one), so the workbook
+    keeps outputs.md's shape, one sheet per tier (a first sheet 说明 broke it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = neutralize(candidates)
     frame = frame.with_columns(verdict(frame.columns))   # 是 / 待核实 / 否, a three-word Enum
@@ -136,7 +138,7 @@ def write_candidates_xlsx(candidates: pl.DataFrame, path: Path, tiers: dict[str,
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         layout = Path(tmp) / "layout.xlsx"
         _write_layout(layout, sheets, created, notes)
-        _fill_sheets(layout, path, [None] * bool(notes) + [part for _, part in sheets], Path(tmp))
+        _fill_sheets(layout, path, [part for _, part in sheets], Path(tmp))
     return path
 
 
@@ -155,13 +157,21 @@ _COLUMN_FORMATS = {"probability": "pct", "points": "pts", "gaps": "wrap", "needs
                    "reasons": "wrap"}
 
 
-NOTES_SHEET = "说明"
+def header_comments(notes: list[tuple[str, str]]) -> dict[int, str]:
+    """Column position → its header cell's comment: the notes whose heading names the column,
+    and those that name none on the first column; each note as `heading：text`."""
+    headers = list(CANDIDATE_HEADERS.values())
+    comments: dict[int, list[str]] = {}
+    for heading, text in notes:
+        j = headers.index(heading) if heading in headers else 0
+        comments.setdefault(j, []).append(f"{heading}：{text}")
+    return {j: "\n\n".join(texts) for j, texts in sorted(comments.items())}
 
 
 def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: dt.datetime,
                   notes: list[tuple[str, str]] | None = None) -> None:
-    """The workbook with its header rows only; the filter covers the rows to come. The notes
-    sheet, when there is one, is written whole here (first, and shown when the file opens)."""
+    """The workbook with its header rows only; the filter covers the rows to come; the notes as
+    the header cells' comments (`header_comments`)."""
     import xlsxwriter
 
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
@@ -172,25 +182,21 @@ def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: d
                "pct": wb.add_format({"num_format": "0.0%"}),
                "pts": wb.add_format({"num_format": "0.0"}),
                "wrap": wb.add_format({"text_wrap": True, "valign": "top"})}
-        if notes:
-            ws = wb.add_worksheet(NOTES_SHEET)
-            ws.set_column(0, 0, 16, fmt["head"])
-            ws.set_column(1, 1, 100, fmt["wrap"])
-            for i, (heading, text) in enumerate(notes):
-                ws.write_string(i, 0, heading, fmt["head"])
-                ws.write_string(i, 1, text, fmt["wrap"])
+        comments = header_comments(notes or [])
         for title, part in sheets:
             ws = wb.add_worksheet(title)
             for j, col in enumerate(CANDIDATE_HEADERS):
                 ws.write_string(0, j, CANDIDATE_HEADERS[col], fmt["head"])
                 ws.set_column(j, j, _WIDTHS[col], fmt.get(_COLUMN_FORMATS.get(col, "")))
+                if j in comments:
+                    ws.write_comment(0, j, comments[j], {"x_scale": 4, "y_scale": 3, "font_name": "宋体",
+                                                         "font_size": 10})
             ws.freeze_panes(1, 0)
             ws.autofilter(0, 0, max(part.height, 1), len(CANDIDATE_HEADERS) - 1)
 
 
-def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame | None], tmp: Path) -> None:
-    """Copy the layout's package to `path`, each sheet with its data rows after the header (a
-    sheet whose part is None, the notes, as the layout wrote it).
+def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame], tmp: Path) -> None:
+    """Copy the layout's package to `path`, each sheet with its data rows after the header.
     RENDER_AHEAD worker threads render the next sheets' rows while this one is compressed
     (Polars and the deflaters release the GIL). With zlib's deflate the two cores were busy with
     one worker already; with ISA-L's (4× less CPU) a second worker turns the freed core into
@@ -198,7 +204,7 @@ def _fill_sheets(layout: Path, path: Path, parts: list[pl.DataFrame | None], tmp
     with zipfile.ZipFile(layout) as src:
         members = [(info, src.read(info)) for info in src.infolist()]
     sheets = {int(found.group(1)) - 1: data for info, data in members
-              if (found := _SHEET.fullmatch(info.filename)) and parts[int(found.group(1)) - 1] is not None}
+              if (found := _SHEET.fullmatch(info.filename))}
 
     def render(k: int) -> tuple[Path, int]:
         rows = tmp / f"rows{k}.xml"

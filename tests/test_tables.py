@@ -8,7 +8,14 @@ import fastexcel
 import polars as pl
 import pytest
 
-from reports.tables import FORMULA_START, as_typed, neutralize, write_candidates_xlsx, write_csv
+from reports.tables import (
+    CANDIDATE_HEADERS,
+    FORMULA_START,
+    as_typed,
+    neutralize,
+    write_candidates_xlsx,
+    write_csv,
+)
 
 EVIL = '=HYPERLINK("http://x","y")'
 
@@ -101,7 +108,7 @@ def _cell_by_cell(candidates: pl.DataFrame, path, tiers: dict[str, str]) -> None
     """The reference: every cell through xlsxwriter's own API, as the writer did before."""
     import xlsxwriter
 
-    from reports.tables import _COLUMN_FORMATS, _WIDTHS, CANDIDATE_HEADERS, DOCUMENT_DATE
+    from reports.tables import _COLUMN_FORMATS, _WIDTHS, DOCUMENT_DATE
 
     frame = neutralize(candidates)
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
@@ -211,22 +218,54 @@ def test_xlsx_categorical_texts_are_what_xlsxwriter_writes(tmp_path):
     assert _members(fast) == _members(tmp_path / "reference.xlsx")
 
 
-def test_the_workbook_opens_on_a_sheet_that_explains_its_words(tmp_path):
-    """An analyst with only the workbook learns what 是 / 待核实 / 否, the rank and the factors mean:
-    a first sheet 说明 (when notes are given), then the tiers, whose rows are unchanged."""
+def test_the_workbook_explains_its_words_in_the_header_cells_comments(tmp_path):
+    """An analyst with only the workbook learns what 是 / 待核实 / 否, the rank and the factors mean,
+    from the comments of the header cells, on every tier sheet; the workbook keeps outputs.md's
+    shape, one sheet per tier (an outside audit flagged the first sheet 说明 the notes had been),
+    and its rows are unchanged."""
     from pipelines.run import workbook_notes
 
     cands = pl.DataFrame({
-        "uscc": ["A", "B"], "name": ["甲", "乙"], "district": ["环科园", "经开区"],
-        "tier": ["雏鹰企业"] * 2, "eligible": [True, False], "points": [72.0, None],
-        "gaps": ["", "研发费用占比 2.1% < 3%"], "probability": [0.42, 0.1], "rank": [1, 2],
-        "reasons": ["x", "y"], "tier_key": ["eaglet"] * 2, "needs_review": ["", ""]})
+        "uscc": ["A", "B", "C"], "name": ["甲", "乙", "丙"], "district": ["环科园", "经开区", "环科园"],
+        "tier": ["雏鹰企业", "雏鹰企业", "瞪羚企业"], "eligible": [True, False, True], "points": [72.0, None, None],
+        "gaps": ["", "研发费用占比 2.1% < 3%", ""], "probability": [0.42, 0.1, 0.3], "rank": [1, 2, 1],
+        "reasons": ["x", "y", "z"], "tier_key": ["eaglet", "eaglet", "gazelle"], "needs_review": ["", "", ""]})
+    tiers = {"eaglet": "雏鹰企业", "gazelle": "瞪羚企业"}
     notes = workbook_notes("2025Q4", "宜兴市")
-    path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", {"eaglet": "雏鹰企业"}, notes=notes)
-    plain = write_candidates_xlsx(cands, tmp_path / "plain.xlsx", {"eaglet": "雏鹰企业"})
+    path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", tiers, notes=notes)
+    plain = write_candidates_xlsx(cands, tmp_path / "plain.xlsx", tiers)
     reader = fastexcel.read_excel(str(path))
-    assert reader.sheet_names == ["说明", "雏鹰企业"]
-    explained = reader.load_sheet(0, header_row=None).to_polars()
-    assert explained.rows() == notes
-    assert "待核实 = “需人工核实”列中的条件核实成立后即符合" in dict(notes)["是否符合条件"]
-    assert reader.load_sheet(1).to_polars().equals(fastexcel.read_excel(str(plain)).load_sheet(0).to_polars())
+    assert reader.sheet_names == ["雏鹰企业", "瞪羚企业"]
+    for k in range(2):
+        assert reader.load_sheet(k).to_polars().equals(fastexcel.read_excel(str(plain)).load_sheet(k).to_polars())
+    for sheet in (1, 2):
+        comments = {CANDIDATE_HEADERS_BY_CELL[ref]: text for ref, text in _comments(path, sheet).items()}
+        assert set(comments) == {"排名", "是否符合条件", "差距", "需人工核实", "评分", "认定概率", "主要因素"}
+        assert comments["是否符合条件"] == "是否符合条件：" + dict(notes)["是否符合条件"]
+        assert "待核实 = “需人工核实”列中的条件核实成立后即符合" in comments["是否符合条件"]
+        # 名单 names no column: it goes to the first one, beside 排名's own note
+        assert comments["排名"] == f"名单：{dict(notes)['名单']}\n\n排名：{dict(notes)['排名']}"
+
+    assert _comments(plain, 1) == {}
+
+
+CANDIDATE_HEADERS_BY_CELL = {f"{chr(65 + j)}1": h for j, h in enumerate(CANDIDATE_HEADERS.values())}
+
+
+def _comments(path, sheet: int) -> dict[str, str]:
+    """Cell reference → comment text of one sheet of a workbook (found through the sheet's rels)."""
+    import re
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    with zipfile.ZipFile(path) as z:
+        rels = f"xl/worksheets/_rels/sheet{sheet}.xml.rels"
+        if rels not in z.namelist():
+            return {}
+        target = re.search(r'Target="\.\./(comments\d+\.xml)"', z.read(rels).decode())
+        if target is None:
+            return {}
+        root = ET.fromstring(z.read(f"xl/{target.group(1)}"))
+    return {c.get("ref"): "".join(t.text or "" for t in c.iter(f"{main}t"))
+            for c in root.iter(f"{main}comment")}
