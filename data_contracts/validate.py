@@ -193,9 +193,14 @@ def _label(table: Table, column: str) -> str:
 
 
 def _text(rows: pl.DataFrame, column: str) -> pl.Expr:
+    """A value as a person would write it: a number without Python's float noise or a trailing
+    `.0` (`-5`, not `-5.0`; `14431.8`, not `14431.800000000001` after 元 → 万元)."""
     if column == "_row" or column not in rows.columns:
         return pl.lit(None, dtype=pl.Utf8)
-    return pl.col(column).cast(pl.Utf8).str.slice(0, 200)
+    value = pl.col(column)
+    if rows.schema[column].is_float():
+        return value.round(6).cast(pl.Utf8).str.replace(r"\.0$", "")
+    return value.cast(pl.Utf8).str.slice(0, 200)
 
 
 def _message(rows: pl.DataFrame, inp: TableInput, check: Check, as_of: dt.date) -> pl.Expr:
