@@ -63,6 +63,10 @@ def _day(text: str | None) -> dt.date | None:
     return day
 
 
+RULES_HELP = ("本市的规则配置 YAML 文件, 写法同内置的 scoring/rulebooks/config.yaml: 每个层级按日期先后列出所用规则 id "
+              "(如准独角兽用 jiangsu-2025-quasi_unicorn; 默认: 内置无锡配置)")
+
+
 CHECKED_ON_HELP = ("核验日 YYYY-MM-DD: 成立、认定、融资、申请日期晚于这一天的行被隔离 (默认今天; "
                    "记录在 manifest.json 的 checked_on, 复核时按同一天核验)")
 
@@ -163,6 +167,7 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
         quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 或 2025年四季度 (不晚于数据包中最近的财务快报报告期)"),
         out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹", callback=_folder),
         policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
+        rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),
         city: str = typer.Option("宜兴市", "--city", help="报告封面上的城市名"),
         seed: int = typer.Option(7, "--seed", help="随机种子 (同样的输入和种子 → 同样的输出)"),
@@ -173,7 +178,8 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
 
     q, day = _quarter(quarter), _day(checked_on)
     _require_folder(drop)
-    opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf)
+    opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf,
+                      rules=rules)
     manifest = _guard(out, lambda: run_quarter(opts))
     _summary(out, manifest.data)
 
@@ -231,12 +237,13 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
 def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含评分季度之后的资质荣誉)"),
              as_of: str = typer.Option(..., "--as-of", help="回测季度: 只用该季度末以前的数据评分, 如 2024Q4"),
              out: Path = typer.Option(Path("out/backtest"), "--out", help="输出文件夹", callback=_folder),
-             seed: int = typer.Option(7, "--seed", help="随机种子")):
+             seed: int = typer.Option(7, "--seed", help="随机种子"),
+             rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP)):
     """回测: 用某季度末以前的数据生成名单, 与之后四个季度实际新认定的企业对比 (前 k 名的召回率和精确率)。"""
     from pipelines.run import backtest_at
 
     _require_folder(drop)
-    table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed))
+    table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed, rules))
     for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
         rr, rt = row["recall_rules"], row["recall_tidu"]
         out_console.print(f"{row['tier']}: 前 50 名召回率 规则 {_pct(rr)} · tidu {_pct(rt)} (后续新认定 {row['positives']} 家)")
@@ -248,15 +255,16 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
            drop: Path = typer.Option(..., "--drop", help="该次运行读取的数据包文件夹"),
            out: Path = typer.Option(Path("out/verify"), "--out", help="重新运行的输出文件夹", callback=_folder),
            policy: Optional[Path] = typer.Option(None, "--policy", help="原运行使用的资金政策文件 (原运行用内置政策时不填)"),
-           model: Optional[Path] = typer.Option(None, "--model", help="原运行使用的已保存模型文件夹 (原运行自行训练时不填)")):
-    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件或模型未提供或不一致, 或程序代码已改变而输出不同) 2。"""
+           model: Optional[Path] = typer.Option(None, "--model", help="原运行使用的已保存模型文件夹 (原运行自行训练时不填)"),
+           rules: Optional[Path] = typer.Option(None, "--rules", help="原运行使用的规则配置文件 (原运行用内置配置时不填)")):
+    """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件、规则配置或模型未提供或不一致, 或程序代码已改变而输出不同) 2。"""
     from pipelines.verify import verify as verify_run
 
     _require_folder(drop)
     if out.resolve() == run.resolve():
         err.print(f"[bold red]无法复核:[/] 重新运行的输出文件夹不能是被复核的文件夹 {run}; 请用 --out 另选一个")
         raise typer.Exit(2)
-    found = _guard(out, lambda: verify_run(run, drop, out, policy, model))
+    found = _guard(out, lambda: verify_run(run, drop, out, policy, model, rules))
     if found.inputs:
         err.print("[bold red]数据包与原运行读取的文件不一致, 未重新运行:[/]")
         for line in found.inputs:

@@ -118,14 +118,20 @@ class Manifest:
                                    if result.quarantine.height else 0,
                                    "findings": result.quarantine.height, "flags": result.flags.height}
 
-    def record_settings(self, policy: Path | None, model: Path | None, pdf: bool) -> None:
+    def record_settings(self, policy: Path | None, model: Path | None, pdf: bool,
+                        rules: Path | None = None) -> None:
         """The run's options beyond quarter, city and seed, as `tidu verify` needs them to run it
-        again: the policy file (its name and sha256; none: the built-in policy), the saved model's
-        folder (none: trained by the run itself) and whether the PDF was made."""
+        again: the policy file and the city's rulebook config (each its name and sha256; none: the
+        built-in one), the saved model's folder (none: trained by the run itself) and whether the
+        PDF was made."""
+        def named_file(path: Path | None) -> dict | None:
+            # (a file that cannot be read is reported when it is loaded)
+            return None if path is None else {
+                "file": path.name, "sha256": file_sha256(path) if path.is_file() else None}
+
         self.data["settings"] = {
-            # (a policy file that cannot be read is reported when the allocation loads it)
-            "policy": None if policy is None else {
-                "file": policy.name, "sha256": file_sha256(policy) if policy.is_file() else None},
+            "policy": named_file(policy),
+            "rules": named_file(rules),
             "saved_model": None if model is None else {
                 "folder": model.name, "sha256": folder_sha256(model) if model.is_dir() else None},
             "pdf": pdf,

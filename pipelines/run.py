@@ -29,7 +29,13 @@ from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import OUTPUT_FILES, OUTPUT_GLOBS, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
 from reports.tables import candidates_csv_view, write_candidates_xlsx, write_csv
-from scoring.errors import CannotScore, HistoryTooShort, QuarterAfterDrop, SavedModelUnusable
+from scoring.errors import (
+    CannotScore,
+    HistoryTooShort,
+    QuarterAfterDrop,
+    RulesConfigError,
+    SavedModelUnusable,
+)
 from scoring.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ class RunOptions:
     city: str = "宜兴市"
     seed: int = 7
     render_pdf: bool = True
+    rules: Path | None = None   # a city's rulebook config (scoring/rulebooks/config.yaml's form); None: built in
 
 
 @dataclass
@@ -156,7 +163,7 @@ def run_quarter(opts: RunOptions) -> Manifest:
                 path.unlink()
     timer = Timer()
     manifest = Manifest.start(opts.quarter, opts.city, opts.seed)
-    manifest.record_settings(opts.policy, opts.model, opts.render_pdf)
+    manifest.record_settings(opts.policy, opts.model, opts.render_pdf, opts.rules)
     try:
         return _score_quarter(opts, manifest, timer)
     except CannotScore as e:   # the manifest says why nothing was scored
@@ -169,6 +176,7 @@ def _score_quarter(opts: RunOptions, manifest: Manifest, timer: Timer) -> Manife
     out = opts.out
     if opts.model is not None:   # before the drop is read: at a province's size that is minutes
         check_saved_model(opts.model)
+    books = city_rulebooks(opts.rules)   # likewise: a config naming no such rulebook stops here
     drop, result = check_drop(opts.drop, out, opts.as_of, timer)
     manifest.record_inputs(drop, result)
     problems = blocking_problems(result)
@@ -190,7 +198,7 @@ def _score_quarter(opts: RunOptions, manifest: Manifest, timer: Timer) -> Manife
         del tables
         _return_freed_memory()
         with timer.stage("rules"):
-            rules, rulebooks = apply_rules(files.read(_rules_quarters(opts.quarter)), opts.quarter)
+            rules, rulebooks = apply_rules(files.read(_rules_quarters(opts.quarter)), opts.quarter, books)
         manifest.data["rulebooks"] = rulebooks
         scored_quarter = pl.col("quarter") == str(opts.quarter)
         with timer.stage("train"):
@@ -384,7 +392,25 @@ def _rules_quarters(quarter: Quarter) -> pl.Expr:
     return pl.col("quarter") >= str(quarter - HORIZON)
 
 
-def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, list[dict]]:
+def city_rulebooks(config: Path | None = None) -> list:
+    """The rulebooks the run judges with: those the city's config names (`--rules`; the built-in
+    Wuxi config when None), checked (scoring.rulebook.select). A config that does not validate
+    raises RulesConfigError, which the command line reports as bad input (exit 2)."""
+    import yaml
+
+    from scoring.rulebook import RulebookError
+    from scoring.rules import load_rulebooks
+
+    if config is not None and not config.is_file():
+        raise RulesConfigError(f"规则配置文件不存在: {config}")
+    try:
+        return load_rulebooks(config=config)
+    except (RulebookError, yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise RulesConfigError(f"{config}: {e}") from None
+
+
+def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
+                ) -> tuple[pl.DataFrame, list[dict]]:
     """Rules for the scored quarter and the model's validation quarter (the rule-points baseline and
     the backtest compare against it); earlier quarters, the tuning quarter among them, feed nothing.
 
@@ -399,9 +425,9 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter) -> tuple[pl.DataFrame, li
     The panel goes RULE_SLICE rows at a time, two slices at once, so that the texts of two
     slices at most are in memory as text (each row's verdict is its own: the result is the same
     rows as one call)."""
-    from scoring.rules import evaluate, load_rulebooks, rulebook_in_force
+    from scoring.rules import evaluate, rulebook_in_force
 
-    books = load_rulebooks()
+    books = city_rulebooks() if books is None else books
     recent = _rules_quarters(quarter)   # filtered a slice at a time: no copy of them all
     scored = pl.col("quarter") == str(quarter)
 
@@ -705,12 +731,12 @@ def backtest_table(model) -> pl.DataFrame:
     return lift_table(valid.filter(pl.col("quarter") == last).with_columns(rule_score().alias("score_rules")))
 
 
-def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7) -> pl.DataFrame:
+def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7, rules: Path | None = None) -> pl.DataFrame:
     """`tidu backtest`: the lists tidu would have produced at `as_of` against later recognitions."""
     from scoring.backtest import lift_table
     from scoring.model import HORIZON, make_labels
 
-    manifest = run_quarter(RunOptions(drop, as_of, out, seed=seed, render_pdf=False))
+    manifest = run_quarter(RunOptions(drop, as_of, out, seed=seed, render_pdf=False, rules=rules))
     con = warehouse.connect(out / "warehouse.duckdb", read_only=True)
     try:
         tables = warehouse.read_tables(con, drop=manifest.data["drop_id"])

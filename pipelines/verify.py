@@ -110,19 +110,21 @@ def edited_outputs(manifest: dict, run: Path) -> dict[str, str]:
     return problems
 
 
-def _policy(manifest: dict, policy: Path | None) -> Path | None:
-    recorded = manifest["settings"].get("policy")
+def _same_file(manifest: dict, key: str, given: Path | None, option: str, what: str) -> Path | None:
+    """The file the run was given as `option` (its settings' `key`: name and sha256), checked to be
+    the same; None where the run used the built-in one."""
+    recorded = manifest["settings"].get(key)
     if recorded is None:
-        if policy is not None:
-            raise CannotVerify("原运行使用内置资金政策, 复核时不应指定 --policy")
+        if given is not None:
+            raise CannotVerify(f"原运行使用内置{what}, 复核时不应指定 {option}")
         return None
-    if policy is None:
-        raise CannotVerify(f"原运行使用了资金政策文件 {recorded['file']}; 请用 --policy 指定该文件")
-    if not policy.is_file():
-        raise CannotVerify(f"政策文件不存在: {policy}")
-    if file_sha256(policy) != recorded["sha256"]:
-        raise CannotVerify(f"{policy} 与原运行使用的政策文件 {recorded['file']} 内容不同 (sha256 不一致)")
-    return policy
+    if given is None:
+        raise CannotVerify(f"原运行使用了{what}文件 {recorded['file']}; 请用 {option} 指定该文件")
+    if not given.is_file():
+        raise CannotVerify(f"{what}文件不存在: {given}")
+    if file_sha256(given) != recorded["sha256"]:
+        raise CannotVerify(f"{given} 与原运行使用的{what}文件 {recorded['file']} 内容不同 (sha256 不一致)")
+    return given
 
 
 def _model(manifest: dict, model: Path | None) -> Path | None:
@@ -143,16 +145,18 @@ def _model(manifest: dict, model: Path | None) -> Path | None:
 
 
 def verify(run: Path, drop: Path, again: Path, policy: Path | None = None,
-           model: Path | None = None) -> Verification:
+           model: Path | None = None, rules: Path | None = None) -> Verification:
     """Run the recorded run again on `drop` into `again` and compare its outputs with the run's."""
     from pipelines.run import RunOptions, run_quarter
 
     manifest = recorded_run(run)
     result = Verification()
-    opts = RunOptions(drop, Quarter.parse(manifest["quarter"]), again, _policy(manifest, policy),
+    opts = RunOptions(drop, Quarter.parse(manifest["quarter"]), again,
+                      _same_file(manifest, "policy", policy, "--policy", "资金政策"),
                       _model(manifest, model), as_of=dt.date.fromisoformat(manifest["checked_on"]),
                       city=manifest["city"], seed=int(manifest["seed"]),
-                      render_pdf=bool(manifest["settings"].get("pdf", True)))
+                      render_pdf=bool(manifest["settings"].get("pdf", True)),
+                      rules=_same_file(manifest, "rules", rules, "--rules", "规则配置"))
     result.inputs = changed_inputs(manifest, drop)
     if result.inputs:
         return result

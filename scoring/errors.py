@@ -22,3 +22,8 @@ class QuarterAfterDrop(CannotScore):
 
 class SavedModelUnusable(CannotScore):
     """`--model` names a folder this tidu cannot score with."""
+
+
+class RulesConfigError(CannotScore):
+    """`--rules` names a city config that cannot be read, or that names rulebooks it cannot use
+    (unknown ids, a tier's rulebooks in force on the same day)."""

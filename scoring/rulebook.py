@@ -605,19 +605,19 @@ def select(books: list[Rulebook], config: CityConfig) -> list[Rulebook]:
     problems: list[str] = []
     for tier, ids in config.tiers.items():
         if tier not in TIERS:
-            problems.append(f"config: unknown tier {tier!r}")
+            problems.append(f"未知的层级 {tier!r} (层级: {', '.join(TIERS)})")
         chain = []
         for rid in ids:
             if rid not in by_id:
-                problems.append(f"config: {tier}: no rulebook {rid!r}")
+                problems.append(f"{tier}: 没有 id 为 {rid!r} 的规则 (scoring/rulebooks/ 中的规则 id 见各文件的 id 行)")
             elif by_id[rid].tier != tier:
-                problems.append(f"config: {tier}: {rid} is a {by_id[rid].tier} rulebook")
+                problems.append(f"{tier}: {rid} 是 {by_id[rid].tier} 层级的规则")
             else:
                 chain.append(by_id[rid])
         problems.extend(overlaps(chain))
         chosen.extend(chain)
     if problems:
-        raise RulebookError("config.yaml does not validate:\n" + "\n".join(problems))
+        raise RulebookError("规则配置有误:\n" + "\n".join(problems))
     return chosen
 
 
@@ -627,5 +627,5 @@ def overlaps(chain: list[Rulebook]) -> list[str]:
     ordered = sorted(chain, key=lambda b: b.effective_from)
     for prev, nxt in itertools.pairwise(ordered):
         if prev.effective_to is None or prev.effective_to >= nxt.effective_from:
-            out.append(f"{prev.id} and {nxt.id} are both in force on {nxt.effective_from}")
+            out.append(f"{prev.id} 和 {nxt.id} 在 {nxt.effective_from} 同时有效 (both in force), 一个层级同一天只能有一套规则")
     return out

@@ -121,3 +121,35 @@ def test_synth_says_what_it_wrote_in_a_sentence(tmp_path):
     text = "".join(result.output.split())
     assert result.exit_code == 0 and "Traceback" not in result.output
     assert "企业登记30行" in text and "真实概率见" in text and "SynthSummary" not in text
+
+
+def test_a_city_rulebook_config_is_used_and_a_broken_one_is_refused_in_chinese(tmp_path):
+    """`--rules` names a city's own selection of the built-in rulebooks (e.g. Jiangsu's 2025
+    potential-unicorn list, which the built-in Wuxi config leaves as an alternative); one naming an
+    unknown rulebook, or two of a tier in force on one day, stops the run with exit 2 before the
+    drop is read, and says why in Chinese."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.run import city_rulebooks
+    from scoring.rulebook import RULEBOOK_DIR
+
+    config = yaml.safe_load((RULEBOOK_DIR / "config.yaml").read_text(encoding="utf-8"))
+    config["tiers"]["quasi_unicorn"] = ["jiangsu-2025-quasi_unicorn"]
+    mine = tmp_path / "本市规则.yaml"
+    mine.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    chosen = {b.id for b in city_rulebooks(mine) if b.tier == "quasi_unicorn"}
+    assert chosen == {"jiangsu-2025-quasi_unicorn"}
+    assert {b.id for b in city_rulebooks() if b.tier == "quasi_unicorn"} == {"jiangsu-2024-quasi_unicorn"}
+
+    config["tiers"]["quasi_unicorn"] = ["jiangsu-2024-quasi_unicorn", "jiangsu-2025-quasi_unicorn", "no-such-book"]
+    mine.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "DROP").mkdir()
+    for rules, needles in ((mine, ["没有id为'no-such-book'的规则", "在2025-01-01同时有效"]),
+                           (tmp_path / "缺.yaml", ["规则配置文件不存在"])):
+        result = CliRunner().invoke(app, ["run", str(tmp_path / "DROP"), "--quarter", "2025Q4",
+                                          "--out", str(tmp_path / "out"), "--rules", str(rules)])
+        said = re.sub(r"[\s│]", "", result.output)
+        assert result.exit_code == 2, result.output
+        assert all(n in said for n in needles) and "Traceback" not in result.output, said

@@ -16,6 +16,7 @@ from pipelines.synth import synthesize
 
 runner = CliRunner()
 POLICY = Path(__file__).resolve().parents[1] / "scoring" / "policies" / "default.yaml"
+RULES = Path(__file__).resolve().parents[1] / "scoring" / "rulebooks" / "config.yaml"
 CHECK_DAY = "2026-01-15"
 LATER = "2026-02-01"   # a round dated after the check day, before the day the tests run
 
@@ -63,7 +64,7 @@ def test_the_manifest_records_the_check_day_and_settings(recorded):
     _, run = recorded
     manifest = _manifest(run)
     assert manifest["checked_on"] == CHECK_DAY
-    assert manifest["settings"] == {"policy": None, "saved_model": None, "pdf": False}
+    assert manifest["settings"] == {"policy": None, "rules": None, "saved_model": None, "pdf": False}
     hit = pl.read_csv(run / "quarantine.csv", infer_schema=False).filter(pl.col("value") == LATER)
     assert hit.get_column("message").to_list() == [
         f"融资.csv 第 46 行, 融资日期: 融资日期 {LATER} 晚于核验日 {CHECK_DAY}"]
@@ -175,6 +176,11 @@ def test_another_code_that_gives_other_outputs_cannot_verify(recorded, tmp_path)
     (lambda m: m["settings"].update(policy={"file": "default.yaml", "sha256": "0" * 64}),
      ["--policy", str(POLICY)], "内容不同"),
     (lambda m: None, ["--policy", str(POLICY)], "不应指定 --policy"),
+    (lambda m: m["settings"].update(rules={"file": "本市规则.yaml", "sha256": "0" * 64}), [],
+     "请用 --rules 指定该文件"),
+    (lambda m: m["settings"].update(rules={"file": "config.yaml", "sha256": "0" * 64}),
+     ["--rules", str(RULES)], "内容不同"),
+    (lambda m: None, ["--rules", str(RULES)], "不应指定 --rules"),
     (lambda m: m["settings"].update(saved_model="model"), [], "请用 --model 指定该模型文件夹"),
     (lambda m: None, ["--model", "somewhere"], "不应指定 --model"),
 ])
