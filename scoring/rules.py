@@ -537,8 +537,8 @@ class _Texts:
         """The gap text of `node` for a set of shown units, as literals and value expressions."""
         if getattr(node, "quiet", False):
             return None
-        if isinstance(node, Manual):   # only as an open route of an any_of (collect_gaps)
-            return [node.label + MANUAL_SUFFIX] if self.gap_index.get((node.id, "open")) in shown else None
+        if isinstance(node, Manual):   # a manual route is written by its any_of
+            return None
         if isinstance(node, (Threshold, Flag, Matches)):
             if self.gap_index[(node.id, "leaf")] not in shown:
                 return None
@@ -556,7 +556,16 @@ class _Texts:
                 [self.gap_pieces(c, shown, nested) for c in node.criteria], "，" if nested else SEP
             )
         if isinstance(node, AnyOf):
-            return _flatten_join([self.gap_pieces(c, shown, True) for c in node.criteria], " 或 ")
+            failed = _flatten_join([self.gap_pieces(c, shown, True) for c in node.criteria], " 或 ")
+            # the routes only a person can confirm, after the failed ones and bound to them:
+            # `有效专利 0 件 < 1 件（或 软件著作权等其他知识产权，需人工核实）`
+            open_ = [c.label for c in node.criteria
+                     if isinstance(c, Manual) and self.gap_index.get((c.id, "open")) in shown]
+            if not open_:
+                return failed
+            if failed is None:
+                return ["、".join(open_) + MANUAL_SUFFIX]
+            return _merge_literals([*failed, f"（或 {'、'.join(open_)}，需人工核实）"])
         if isinstance(node, Switch):
             return _flatten_join(
                 [self.gap_pieces(c, shown, True) for c in self.branches(node)], " 或 "

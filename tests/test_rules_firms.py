@@ -345,8 +345,8 @@ def test_specialised_2026_on_2026_rules():
     assert [result(row, c) for c in ("prerequisite", "revenue", "main_business_share",
                                       "debt_ratio", "rd", "ip", "ip_class_1_count", "ip_class_1")] == [
         "pass", "pass", "pass", "pass", "pass", "unknown", "fail", "fail"]
-    assert row["gaps"] == ("Ⅰ类知识产权（有效发明专利） 0 件 < 1 件 或 专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）(需人工核实) 或 "
-                           "无省部级以上研发机构 或 省部级以上科技奖励前三名(需人工核实)")
+    assert row["gaps"] == ("Ⅰ类知识产权（有效发明专利） 0 件 < 1 件 或 无省部级以上研发机构"
+                           "（或 专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）、省部级以上科技奖励前三名，需人工核实）")
     assert row["eligible_if_unknowns_hold"] is False
     # no Ⅰ类 to confirm the use of; the award waiver is still asked for
     assert "实际应用" not in row["needs_review"]
@@ -409,7 +409,7 @@ def test_little_giant_below_the_equity_and_ip_counts():
     row = run("little_giant", Q4_2025, **{**firm, "equity_raised_2y": 9000, "ip_class_1": 1})
     assert [result(row, c) for c in ("ip_class_1_count", "ip_class_1_enough", "ip_class_1", "xin_general")] == [
         "fail", "unknown", "unknown", "unknown"]
-    assert row["gaps"] == "Ⅰ类知识产权（有效发明专利） 1 件 < 2 件 或 连同专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）达 2 项(需人工核实)"
+    assert row["gaps"] == "Ⅰ类知识产权（有效发明专利） 1 件 < 2 件（或 连同专利以外的Ⅰ类知识产权（植物新品种、国家新药、国家一级中药保护品种、集成电路布图设计）达 2 项，需人工核实）"
     assert (row["eligible"], row["eligible_if_unknowns_hold"]) == (False, False)
 
 
@@ -471,8 +471,8 @@ def test_high_tech_large_firm_and_thin_staff():
     }
     row = run("high_tech_enterprise", Q4_2025, **firm)
     assert row["gaps"] == (
-        "科技人员占比（按研发人员计） 8% < 10% 或 按科技人员口径（含研发人员以外的技术人员）核实占比 10% 以上"
-        "(需人工核实)；近三年研发费用占营业收入比重 2.9% < 3%")
+        "科技人员占比（按研发人员计） 8% < 10%（或 按科技人员口径（含研发人员以外的技术人员）核实占比 10% 以上，"
+        "需人工核实）；近三年研发费用占营业收入比重 2.9% < 3%")
     # R&D staff are a floor of S&T staff: 8 % is a review item, not a certain fail (the R&D line is)
     assert [result(row, c) for c in ("st_staff_rd", "st_staff", "rd_by_size")] == [
         "fail", "unknown", "fail"]
@@ -497,7 +497,7 @@ def test_high_tech_without_patents_goes_to_review_not_fail():
               rd_intensity_3y=0.06)
     assert result(row, "ip_owned") == "unknown"
     # 否 on the data, and the gap names the route a person may still confirm
-    assert row["gaps"] == "有效专利 0 件 < 1 件 或 软件著作权等其他知识产权(需人工核实)"
+    assert row["gaps"] == "有效专利 0 件 < 1 件（或 软件著作权等其他知识产权，需人工核实）"
     assert "软件著作权等其他知识产权(需人工核实)" in row["needs_review"]
     assert row["eligible_if_unknowns_hold"] is False  # other IP is not presumed
 
@@ -622,8 +622,8 @@ def test_gazelle_too_large_and_too_little_rd():
               main_revenue_growth_py=0.12, net_profit_growth_py=0.0,
               rd_expense_py=200, rd_expense_py2=150, rd_expense_py3=100)  # average 150 万元
     assert row["gaps"] == (
-        "上年营业收入 60000 万元 > 50000 万元 或 近三年研发费用平均值 150 万元 < 200 万元 或 "
-        "其他条件（原文截断）(需人工核实)")
+        "上年营业收入 60000 万元 > 50000 万元 或 近三年研发费用平均值 150 万元 < 200 万元"
+        "（或 其他条件（原文截断），需人工核实）")
     assert row["eligible_if_unknowns_hold"] is False
 
 
