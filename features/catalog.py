@@ -36,6 +36,7 @@ class Feature(BaseModel):
     model: bool
     categorical: bool = False
     monotone: Literal[-1, 0, 1] = 0
+    missing_text: str | None = None   # what a missing value means, where it is known (从未认定)
 
     @field_validator("label_zh", "definition")
     @classmethod
@@ -84,10 +85,12 @@ def _number(value: float, decimals: int) -> str:
 
 def format_value(name: str, value: object) -> str:
     """A value as a person reads it: 3.1% for a ratio, 1,234 万元, 2.35 亿元, 6 件, 是/否;
-    未知 when missing."""
+    when missing, what that means where the catalog says (`missing_text`: 从未认定 for years since
+    a title, 从未融资), else 未知; under a tenth of a year, 不足 0.1 年 (not 0.0 年)."""
+    feature = _feature(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return MISSING
-    unit = _feature(name).unit
+        return feature.missing_text or MISSING
+    unit = feature.unit
     if unit is None:
         return str(value)
     if unit == "是/否":
@@ -100,5 +103,5 @@ def format_value(name: str, value: object) -> str:
     if unit in ("亿元", "亿美元"):
         return f"{_number(number, 2)} {unit}"
     if unit == "年":
-        return f"{number:.1f} 年"
+        return "不足 0.1 年" if 0 <= number < 0.05 else f"{number:.1f} 年"
     return f"{round(number):,} {unit}"  # 件, 人, 个, 月

@@ -245,7 +245,8 @@ def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含�
     _require_folder(drop)
     table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed, rules))
     for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
-        rr, rt = row["recall_rules"], row["recall_tidu"]
+        # too few later recognitions: one firm swings the figure (the report prints "—" too)
+        rr, rt = (row["recall_rules"], row["recall_tidu"]) if row["enough_positives"] else (None, None)
         out_console.print(f"{row['tier']}: 前 50 名召回率 规则 {_pct(rr)} · tidu {_pct(rt)} (后续新认定 {row['positives']} 家)")
     out_console.print(f"详见 {out / 'backtest.csv'}")
 

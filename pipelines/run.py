@@ -705,15 +705,20 @@ def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) 
              "shap": float(contrib[at[int(i)], j])} for i in sample for j in model_cols]
     pl.DataFrame(long, schema={"row_id": pl.Int64, "feature": pl.Utf8, "label": pl.Utf8, "value": pl.Float64,
                                "shap": pl.Float64}).write_parquet(out / "tables" / "shap_sample.parquet")
+    # the tier one-hots together say which tier the row is (the others' 0 pushes too, up to 0.6
+    # log-odds in the pooled booster): one bar, the row's own tier, carries their sum, so that the
+    # waterfall ends at the row's log-odds (an audit found the chart's f(x) short of it by 0.45)
+    tiers = [j for j, nm in enumerate(names) if nm.startswith("tier_")]
     records = []
     for uscc, tier_key, rank, i in top.iter_rows():
         k = at[int(i)]
         for j, nm in enumerate(names):
             if nm.startswith("tier_") and nm != f"tier_{tier_key}":
                 continue
+            push = float(contrib[k, tiers].sum()) if j in tiers else float(contrib[k, j])
             records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[k, -1]),
                             "feature": nm, "label": label(nm), "value_text": value_text(nm, x[k, j]),
-                            "shap": float(contrib[k, j])})
+                            "shap": push})
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,
                                   "shap": pl.Float64}).write_parquet(out / "tables" / "shap_top.parquet")
@@ -721,14 +726,15 @@ def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) 
 
 def backtest_table(model) -> pl.DataFrame:
     """Out-of-time lists at the last validation quarter: rule points alone against tidu."""
-    from scoring.backtest import lift_table, rule_score
+    from scoring.backtest import lift_table, list_score, rule_score
 
     valid = getattr(model, "validation_", None)
     if valid is None or valid.height == 0:
         return lift_table(pl.DataFrame(schema={"uscc": pl.Utf8, "tier": pl.Utf8, "label": pl.Int8,
                                                "p": pl.Float64, "score_rules": pl.Float64}))
     last = valid.get_column("quarter").max()
-    return lift_table(valid.filter(pl.col("quarter") == last).with_columns(rule_score().alias("score_rules")))
+    return lift_table(valid.filter(pl.col("quarter") == last).with_columns(
+        rule_score().alias("score_rules"), list_score().alias("p")))
 
 
 def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7, rules: Path | None = None) -> pl.DataFrame:
@@ -751,7 +757,7 @@ def backtest_at(drop: Path, as_of: Quarter, out: Path, seed: int = 7, rules: Pat
     frame = (candidates.join(labels, on=["uscc", "tier_key"], how="left")
              .with_columns(pl.col("label").fill_null(0),
                            (pl.col("eligible").cast(pl.Float64) + pl.col("points").fill_null(0) / 100.0)
-                           .alias("score_rules"), pl.col("probability").alias("p"))
+                           .alias("score_rules"), (-pl.col("rank")).alias("p"))   # the published order
              .drop("tier").rename({"tier_key": "tier"}))
     table = lift_table(frame)
     table.write_parquet(out / "tables" / "backtest.parquet")

@@ -500,7 +500,7 @@ class PromotionModel:
                                        else with_features_at(part, quarter_panel, at.slice(i, PREDICT_CHUNK),
                                                              self.features)))
             kept.append(part.select("uscc", "quarter", "tier", "label",
-                                    *[c for c in ("rule_points", "rule_eligible") if c in part.columns]))
+                                    *[c for c in VERDICT_COLUMNS if c in part.columns]))
         del quarter_panel
         self.validation_ = pl.concat(kept).with_columns(
             pl.Series("p", self.calibrate(np.concatenate(margins)))).select(
@@ -745,6 +745,10 @@ def score_metrics(y: np.ndarray, p: np.ndarray, probabilistic: bool = True) -> d
     result = {"rows": int(len(y)), "positives": positives}
     if positives < MIN_POSITIVES or positives == len(y):
         return {**result, "note": f"正例少于 {MIN_POSITIVES} 个, 不报告指标"}
+    if not probabilistic and len(p) and np.ptp(p) == 0:
+        # a score that ranks nobody above anybody (no points, nobody eligible, no rulebook in
+        # force: 高企, 雏鹰, 瞪羚's rule points) would get AUC 0.5 and a recall set by row order
+        return {**result, "note": "各企业得分相同 (该层级规则不评分), 不报告指标"}
     # highest score first, ties in row order (Polars' stable sort: NumPy's order, in half the time)
     order = pl.DataFrame({"p": p}).select(pl.arg_sort_by("p", descending=True, maintain_order=True)
                                            ).to_series().to_numpy()

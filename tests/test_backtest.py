@@ -64,3 +64,35 @@ def test_lift_table_of_no_candidates_is_empty_with_its_columns():
     assert table.height == 0
     assert table.columns == ["tier_key", "tier", "k", "firms", "positives", "enough_positives", "recall_rules",
                              "precision_rules", "recall_tidu", "precision_tidu"]
+
+
+def test_rule_points_that_tie_every_firm_make_no_list():
+    """高企, 雏鹰 and 瞪羚 give no points and nobody is eligible at the validation quarter: every
+    firm's rule score is the same, and a recall of that "list" is the tie-break's (credit codes).
+    The rules' figures are null (the report prints "—"); tidu's stand. An audit found 0 % and
+    6.2 % printed for them, and AUC 0.500 in the methods table."""
+    from scoring.model import score_metrics
+
+    frame = _frame(4).with_columns(
+        pl.when(pl.col("tier") == "tech_sme").then(0.0).otherwise(pl.col("score_rules")).alias("score_rules"))
+    table = lift_table(frame)
+    tied = table.filter(pl.col("tier_key") == "tech_sme")
+    assert tied["recall_rules"].null_count() == tied["precision_rules"].null_count() == tied.height
+    assert tied["precision_tidu"].null_count() == 0
+    ranked = table.filter(pl.col("tier_key") == "innovative_sme")
+    assert ranked["precision_rules"].null_count() == 0
+    y = np.array([0, 1] * 50)
+    assert "各企业得分相同" in score_metrics(y, np.zeros(100), probabilistic=False)["note"]
+    assert "auc" in score_metrics(y, np.arange(100.0), probabilistic=False)
+
+
+def test_tidu_list_in_the_backtest_is_the_published_order():
+    """The eligibility group first (是 → 待核实 → 否), then probability as printed: a firm at 否 with
+    a high probability comes after one at 待核实 with a low one, as in candidates.csv."""
+    from scoring.backtest import list_score
+
+    rows = pl.DataFrame({"uscc": ["a", "b", "c", "d"], "rule_eligible": [0.0, 0.0, 1.0, None],
+                         "rule_eligible_if_unknowns_hold": [0.0, 1.0, 1.0, None],
+                         "p": [0.9, 0.1, 0.05, 0.95]})
+    order = rows.with_columns(list_score().alias("s")).sort("s", descending=True)["uscc"].to_list()
+    assert order == ["c", "b", "d", "a"]

@@ -67,3 +67,19 @@ def test_labels_and_formatting():
     assert format_value("revenue_py", float("nan")) == "未知"
     with pytest.raises(KeyError, match="not in catalog.yaml"):
         label("no_such_feature")
+
+
+def test_a_missing_value_says_what_it_means_where_the_catalog_knows():
+    """years_since_<title> and months_since_last_round are null when the firm never held the title
+    or never raised a round: the reasons say 从未认定 / 从未融资, not 未知 (an audit found
+    "距最近一次雏鹰企业认定 未知 ↓" in 1,168 rows). A missing return stays 未知; a title recognised
+    days before the quarter's end reads 不足 0.1 年, not 0.0 年."""
+    from features.catalog import format_value, load_catalog
+
+    catalog = load_catalog()
+    since = [n for n in catalog if n.startswith("years_since_")]
+    assert since and all(catalog[n].missing_text == "从未认定" for n in since)
+    assert format_value("years_since_eaglet", None) == "从未认定"
+    assert format_value("months_since_last_round", float("nan")) == "从未融资"
+    assert format_value("rd_staff_share", None) == "未知"
+    assert (format_value("years_since_eaglet", 0.02), format_value("years_since_eaglet", 0.05)) == ("不足 0.1 年", "0.1 年")
