@@ -322,6 +322,8 @@ def test_backtest_shows_no_figures_for_a_tier_with_few_later_recognitions(render
         else:
             assert cells[0] == "40" and all(c.endswith("%") for c in cells[2:])
     assert f"实际新认定少于{MIN_POSITIVES}家的层级不列召回率和精确率" in _flat(text)
+    # the section says which lists it compares (an audit found no quarter named)
+    assert "tidu排序与公布的名单相同:先按是否符合条件分组,组内按认定概率" in _flat(text)
 
 
 def test_the_appendix_says_what_the_drop_lacks(rendered):
