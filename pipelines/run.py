@@ -712,13 +712,13 @@ def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) 
     records = []
     for uscc, tier_key, rank, i in top.iter_rows():
         k = at[int(i)]
+        tier_push = float(contrib[k, tiers].sum())
         for j, nm in enumerate(names):
             if nm.startswith("tier_") and nm != f"tier_{tier_key}":
                 continue
-            push = float(contrib[k, tiers].sum()) if j in tiers else float(contrib[k, j])
             records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[k, -1]),
                             "feature": nm, "label": label(nm), "value_text": value_text(nm, x[k, j]),
-                            "shap": push})
+                            "shap": tier_push if nm.startswith("tier_") else float(contrib[k, j])})
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,
                                   "shap": pl.Float64}).write_parquet(out / "tables" / "shap_top.parquet")

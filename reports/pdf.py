@@ -623,7 +623,7 @@ def backtest_section(run: Run, chart_paths: dict[str, str]) -> dict | None:
         "min_positives": None if bt["enough_positives"].all() else str(MIN_POSITIVES),
         # which lists are compared with what: a reader cannot tell from the table alone
         "about": ((f"名单为验证季度 {valid[-1]} 的名单 (验证用模型只用 {train[-1]} 及以前的数据训练), "
-                   f"对照其后四个季度实际新认定的企业。" if valid and train else "")
+                   "对照其后四个季度实际新认定的企业。" if valid and train else "")
                   + "tidu 排序与公布的名单相同: 先按是否符合条件分组, 组内按认定概率; 规则排序: 符合条件在前, 再按评分。"
                   "规则对所有企业给分相同的层级 (不评分且无人符合) 规则一栏为 —。"),
     }

@@ -4,9 +4,9 @@ For each tier and list length k: recall@k (share of the firms later recognised t
 held) and precision@k (share of the top k later recognised), for the rule points alone and for
 tidu's lists as published (eligibility group, then probability), ties broken by credit code.
 The rules' figures are null for a tier whose rule points tie every firm (no points, nobody
-eligible: 高企, 雏鹰, 瞪羚). `enough_positives` is false for a tier with fewer later recognitions than the model's metrics
-need (MIN_POSITIVES): one firm more or less moves its recall from 0 to 100 %, and the report
-prints no figure for it, as the manifest reports no metric.
+eligible: 高企, 雏鹰, 瞪羚). `enough_positives` is false for a tier with fewer later
+recognitions than the model's metrics need (MIN_POSITIVES): one firm more or less moves its
+recall from 0 to 100 %, and the report prints no figure for it, as the manifest reports no metric.
 """
 
 from __future__ import annotations

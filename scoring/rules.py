@@ -535,9 +535,7 @@ class _Texts:
 
     def gap_pieces(self, node: Any, shown: set[int], nested: bool = False) -> list[Piece] | None:
         """The gap text of `node` for a set of shown units, as literals and value expressions."""
-        if getattr(node, "quiet", False):
-            return None
-        if isinstance(node, Manual):   # a manual route is written by its any_of
+        if getattr(node, "quiet", False) or isinstance(node, Manual):   # a manual route: by its any_of
             return None
         if isinstance(node, (Threshold, Flag, Matches)):
             if self.gap_index[(node.id, "leaf")] not in shown:
