@@ -87,7 +87,30 @@ def coerce(table: Table, raw: pl.DataFrame, file: str, unit_factors: dict[str, f
         if ok is not None and not ok.all():
             findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file,
                                             headers.get(col.name) or col.label))
-    return pl.DataFrame(columns), pl.concat(findings)
+    found = pl.concat(findings)
+    if "_extra_cells" in raw.columns:
+        # a row with cells beyond the header's width: told once, for the row, not cell by cell
+        # for the cells that moved (成立日期 「分公司」, 注册资本 「2003-05-16」, …)
+        overlong = _overlong_findings(table, raw, file)
+        found = pl.concat([found.filter(~pl.col("row").is_in(overlong.get_column("row").implode())), overlong])
+    return pl.DataFrame(columns), found
+
+
+def _overlong_findings(table: Table, raw: pl.DataFrame, file: str) -> pl.DataFrame:
+    """An error for each row that has filled cells beyond the header's width (`_extra_cells`, their
+    number; pipelines.ingest): a comma inside a cell without double quotes, every later cell one
+    column on.
+    The cells themselves are not repeated: what moved into them may be the last column, and in
+    the registry that is the legal representative's ID number, which no output may hold."""
+    count = pl.col("_extra_cells").cast(pl.Utf8)
+    return raw.filter(pl.col("_extra_cells").is_not_null()).select(
+        pl.lit(table.name).alias("table"), pl.lit(file).alias("file"), pl.col("_row").alias("row"),
+        pl.lit("整行").alias("column"), count.alias("value"),
+        pl.lit("extra_cells").alias("check"), pl.lit("error").alias("severity"),
+        (pl.lit(f"{file} 第 ") + pl.col("_row").cast(pl.Utf8) + pl.lit(" 行, 整行: 本行比表头多 ") + count
+         + pl.lit(" 个有内容的单元格; 多半是某个单元格 (如企业名称) 中的英文逗号没有用双引号括起, 其后各列都"
+                  "错了一位。本行未读入; 请在 Excel 中打开核对该行后另存为 CSV, 或把该单元格用英文双引号括起"))
+        .alias("message"))
 
 
 def _registered_capital(text: pl.Series, col, factor: float) -> list[pl.Series]:

@@ -155,8 +155,8 @@ def read_table(table: Table, path: Path) -> RawTable:
         top, rows = _read_parquet_grid(path)
         return _name_columns(table, path, top, rows, sha, encoding)
     if suffix == ".csv":
-        grid, encoding = _read_csv_grid(path)
-        return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
+        grid, encoding, ragged = _read_csv_grid(path)
+        return _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding, ragged)
     grid, sheet = _read_xlsx_grid(path, table)
     try:
         raw = _name_columns(table, path, grid.head(_HEADER_SCAN_ROWS), grid.slice, sha, encoding)
@@ -230,14 +230,31 @@ def _looks_like_chinese(text: str) -> bool:
     return common / len(sample) > 0.9 and not any(unicodedata.category(ch) == "Co" for ch in sample)
 
 
-def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
+def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str, dict[int, int]]:
+    """(the file's cells as text, one grid row per CSV record; its encoding; the lines longer than
+    the table, `_overlong_lines`)."""
     encoding, text = _encoding(path)
     # UTF-8 files are read by polars from the file itself (a BOM is skipped); GB18030 as UTF-8 bytes.
     source = path if text is None else text.encode()
     del text
+    overlong = False
+
+    def read(skip: int = 0) -> pl.DataFrame:
+        """The grid from record `skip` on, as wide as its first record. Read strictly first: a
+        record with more cells than that is no error of the file's shape for Polars, only with
+        truncation, which drops the extra cells without a word (found again by _overlong_lines)."""
+        nonlocal overlong
+        try:
+            return pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=skip, quote_char='"')
+        except pl.exceptions.ComputeError as err:
+            if "more fields" not in str(err):
+                raise
+            overlong = True
+            return pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=skip,
+                               truncate_ragged_lines=True, quote_char='"')
+
     try:
-        grid = pl.read_csv(source, has_header=False, infer_schema=False,
-                           truncate_ragged_lines=True, quote_char='"')
+        grid = read()
         titles: list[str] = []
         if grid.width == 1:   # title lines above the header, or a table split by something else
             titles, header = _top_lines(path, encoding)
@@ -245,8 +262,8 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
                 _refuse_other_separators(path, encoding)
                 titles = []
         if titles:  # polars takes the table's width from the first line: read below the titles
-            rest = pl.read_csv(source, has_header=False, infer_schema=False, skip_rows=len(titles),
-                               truncate_ragged_lines=True, quote_char='"')
+            overlong = False   # (the header was longer than the one-cell title above it)
+            rest = read(len(titles))
             top = pl.DataFrame({rest.columns[0]: titles}).with_columns(
                 pl.lit(None, pl.Utf8).alias(c) for c in rest.columns[1:])
             grid = pl.concat([top, rest])
@@ -259,7 +276,21 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str]:
         raise DropError(f"{path.name} 第 {line} 行, {column}: 英文双引号使用不规范, 无法读取 CSV 表格; "
                         "单元格内的双引号须成对出现 (整格用双引号括起, 格内的双引号写成两个), 请在 Excel "
                         f"中检查该格后重新另存为 CSV ({detail})") from None
-    return _rechunked(grid), encoding  # polars parses in blocks: one chunk per column, as for parquet
+    ragged = _overlong_lines(path, encoding, grid.width, len(titles)) if overlong else {}
+    return _rechunked(grid), encoding, ragged  # polars parses in blocks: one chunk per column, as for parquet
+
+
+def _overlong_lines(path: Path, encoding: str, width: int, titles: int) -> dict[int, int]:
+    """Spreadsheet row → how many filled cells lie beyond the table's width, for each record below
+    the titles that has any: a comma inside a cell not put in double quotes (`某某公司,分公司`),
+    which moves every later cell one column on. Trailing empty cells (`…,存续,,`) are no such
+    thing. Read again with Python's csv module, only for a file Polars found such a record in."""
+    found = {}
+    with open(path, encoding=encoding, newline="") as fh:
+        for i, record in enumerate(csv.reader(fh)):
+            if i >= titles and (filled := sum(1 for cell in record[width:] if cell.strip())):
+                found[i + 1] = filled
+    return found
 
 
 _SEPARATORS = {"\t": "制表符 (Tab)", ";": "分号", "|": "竖线", "，": "中文逗号"}
@@ -396,8 +427,10 @@ def _find_header(table: Table, top: pl.DataFrame) -> int:
 
 
 def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[int], pl.DataFrame],
-                  sha: str, encoding: str | None) -> RawTable:
-    """`top`: the sheet's first rows as text, to find the header in; `rows(i)`: its rows from row i."""
+                  sha: str, encoding: str | None, overlong: dict[int, int] | None = None) -> RawTable:
+    """`top`: the sheet's first rows as text, to find the header in; `rows(i)`: its rows from row i;
+    `overlong`: rows with filled cells beyond the table's width (`_overlong_lines`), their number
+    kept as `_extra_cells` for the checks to quarantine."""
     expected = "、".join(c.label for c in table.required)
     if top.height == 0:
         raise DropError(f"{path.name}: 文件没有任何行; 「{table.stem_zh}」表应有表头: {expected}")
@@ -440,6 +473,9 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
                                 f"无法换算为{col.unit}")
             factors[name] = factor
     selected = body.select(columns)
+    if overlong:
+        selected = selected.with_columns(pl.col("_row").replace_strict(
+            list(overlong), list(overlong.values()), default=None, return_dtype=pl.Int64).alias("_extra_cells"))
     totals = _total_rows(body, [top.columns[0], next(iter(chosen.values()))[0]], selected["_row"])
     if totals:
         selected = selected.filter(~pl.col("_row").is_in(totals))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -440,3 +441,34 @@ def test_a_drop_pasted_in_three_times_is_not_refused(drop, tmp_path):
     _, result = check_drop(drop, tmp_path / "out2", None, Timer())
     assert [p for p in blocking_problems(result) if "企业登记" in p] == [
         "「企业登记」表 360 行中有 240 行被隔离 (不计完全相同的重复行), 超过 50%, 数据整体不可用"]
+
+
+def test_a_comma_inside_a_name_without_quotes_quarantines_the_row_it_shifts(drop, tmp_path):
+    """`江苏某某公司,分公司` typed without double quotes: every later cell moves one column on (成立日期
+    reads 分公司, 注册资本 a date, the last cell — the legal representative's ID number — falls off
+    the end). The row was accepted with six warnings and a wrong 所属板块; now it is quarantined
+    with one message for the row, which repeats none of its cells. Trailing empty cells are no
+    such thing and pass."""
+    path = drop / "企业登记.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    cells = lines[4].split(",")
+    person = cells[-1]
+    assert re.fullmatch(r"\d{17}[\dX]", person)     # the row's 法定代表人证件号, the last column
+    cells[1] += ",分公司"
+    lines[4] = ",".join(cells)
+    lines[6] += ",,"                                  # row 7: two empty cells after the last column
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    out = tmp_path / "out"
+    result = _validate(drop, out)
+    assert result.exit_code == 1
+    found = pl.concat([_quarantine(out), pl.read_csv(out / "flags.csv", infer_schema=False)])
+    registry = found.filter(pl.col("file") == "企业登记.csv")
+    assert registry.filter(pl.col("row") == "5").select("check", "column", "value").rows() == [("extra_cells", "整行", "1")]
+    assert registry.filter(pl.col("row") == "5")["message"].item().startswith(
+        "企业登记.csv 第 5 行, 整行: 本行比表头多 1 个有内容的单元格; 多半是某个单元格 (如企业名称) 中的英文逗号没有用双引号括起")
+    assert registry.filter(pl.col("row") == "7").height == 0
+    for name in ("quarantine.csv", "flags.csv", "manifest.json"):
+        assert person not in (out / name).read_text(encoding="utf-8-sig")
+    counts = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["inputs"]
+    ents = next(i for i in counts if i["table"] == "enterprises")
+    assert ents["rows_read"] == ents["rows_accepted"] + ents["rows_quarantined"] and ents["rows_quarantined"] >= 1
