@@ -800,9 +800,12 @@ def _window_lines(window: dict, names: dict) -> list[str]:
     elif rounds is not None:
         lines.append(f"最佳迭代轮数: {rounds}")
     if pooled := window.get("tiers_pooled_only"):
-        lines.append("只用合并模型的层级 (正例太少): " + "、".join(names.get(k, k) for k in pooled))
+        # each with its reason (the training window's positives): the counts below are all quarters'
+        said = pooled.items() if isinstance(pooled, dict) else ((k, "正例太少") for k in pooled)
+        lines.append("只用合并模型的层级: " + "; ".join(f"{names.get(k, k)} ({why})" for k, why in said))
     if pos := window.get("positives_by_tier") or {}:
-        lines.append("各层级正例数: " + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))
+        lines.append("各层级正例数 (所有已知结果的季度, 含调参与验证季度): "
+                     + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))
     return lines
 
 

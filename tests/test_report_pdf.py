@@ -302,6 +302,17 @@ def test_the_methods_page_gives_the_scoring_models_own_training_window():
                      "评分模型的训练期 (以验证所得迭代轮数重新训练): 2022Q1 – 2024Q4"]
 
 
+def test_the_methods_page_says_why_a_tier_has_no_model_of_its_own():
+    """The pooled-only tiers with their training-window positives beside them; the per-tier counts
+    after them are all quarters' (an audit read 小巨人 44 beside "too few positives", where the
+    training window held 15)."""
+    window = {"tiers_pooled_only": {"little_giant": "训练期正例 15 个 < 50, 只用合并模型"},
+              "positives_by_tier": {"little_giant": 44}}
+    lines = pdf._window_lines(window, {"little_giant": "专精特新小巨人"})
+    assert lines == ["只用合并模型的层级: 专精特新小巨人 (训练期正例 15 个 < 50, 只用合并模型)",
+                     "各层级正例数 (所有已知结果的季度, 含调参与验证季度): 专精特新小巨人 44"]
+
+
 def test_backtest_shows_no_figures_for_a_tier_with_few_later_recognitions(rendered):
     """A tier with 3 later recognitions (under MIN_POSITIVES) shows its count and "—", not a
     recall that one firm swings from 0 to 100 %; the other tiers show their figures."""
