@@ -379,3 +379,16 @@ def industry_code_problems(s: pl.Series) -> pl.Series:
 def industry_sections(s: pl.Series) -> pl.Series:
     """Vectorised `industry_section`."""
     return _map_distinct(s, industry_section)
+
+
+# ── resident ID numbers (GB 11643-1999): only to keep them out ──────────────────────────────
+
+# region (6 digits), a birth date of 1900–2099, sequence (3), check character; no checksum test: a
+# mistyped ID number is personal data too, and no credit code, name or place has this shape where
+# it could stand (a credit code of 18 digits would need a valid date in its 7th–14th characters)
+_ID_SHAPE = r"^[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]$"
+
+
+def resident_ids(s: pl.Series) -> pl.Series:
+    """True where a text cell has the shape of a mainland resident ID number (false for null)."""
+    return s.cast(pl.Utf8).str.strip_chars().str.contains(_ID_SHAPE).fill_null(False)

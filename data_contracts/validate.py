@@ -122,6 +122,11 @@ def judge(inputs: dict[str, TableInput], typed_tables: dict[str, tuple[pl.DataFr
     return replace(result, checked_on=as_of)
 
 
+# Findings that say a row's cells moved a column (a comma too many, or one left out): each is the
+# row's one finding, as the rest follow from the move (and may repeat what moved, an ID number)
+ROW_SHIFTED = ("extra_cells", "personal_id_in_cells")
+
+
 def _without_echoes(findings: pl.DataFrame) -> pl.DataFrame:
     """findings less the other findings of a row whose cells moved (extra_cells), and less the presence failures of cells the parser could not read: such a cell is
     null once typed, so its column's not-null expectation fails too, and the clerk was told both
@@ -129,11 +134,11 @@ def _without_echoes(findings: pl.DataFrame) -> pl.DataFrame:
     row stays quarantined by the parse finding; GX's own results (Data Docs) are unchanged."""
     # a row whose cells moved one column on (extra_cells) is told that once: what its moved cells
     # fail besides (a name read as 成立日期, a date as 注册资本) is no news to the clerk
-    moved = findings.filter(pl.col("check") == "extra_cells").select("table", "row").unique()
+    moved = findings.filter(pl.col("check").is_in(ROW_SHIFTED)).select("table", "row").unique()
     if moved.height:
         findings = findings.join(moved.with_columns(pl.lit(True).alias("_moved")), on=["table", "row"],
                                  how="left", maintain_order="left")
-        findings = findings.filter(~pl.col("_moved").fill_null(False) | (pl.col("check") == "extra_cells")
+        findings = findings.filter(~pl.col("_moved").fill_null(False) | pl.col("check").is_in(ROW_SHIFTED)
                                    ).drop("_moved")
     presence = [check.id for checks in SUITES.values() for check in checks if check.kind == "not_null"]
     unreadable = (findings.filter(pl.col("check").str.starts_with("format_"))

@@ -472,3 +472,30 @@ def test_a_comma_inside_a_name_without_quotes_quarantines_the_row_it_shifts(drop
     counts = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["inputs"]
     ents = next(i for i in counts if i["table"] == "enterprises")
     assert ents["rows_read"] == ents["rows_accepted"] + ents["rows_quarantined"] and ents["rows_quarantined"] >= 1
+
+
+def test_a_row_one_cell_short_does_not_carry_an_id_number_into_the_warehouse(drop, tmp_path):
+    """The comma between 链主企业 and 曾用名 left out: the row is one cell short, and the legal
+    representative's ID number, dropped by its header when the file is read, lands in 曾用名 and
+    would go on to the warehouse. The row is quarantined with one finding that names the column
+    and not the number, and no output of the check holds it."""
+    from pipelines.run import Timer, check_drop
+
+    path = drop / "企业登记.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    cells = lines[4].split(",")
+    person = cells[header.index("法定代表人证件号")]
+    assert re.fullmatch(r"\d{17}[\dX]", person)
+    at = header.index("曾用名")
+    lines[4] = ",".join(cells[:at] + cells[at + 1:])
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    out = tmp_path / "out"
+    _, result = check_drop(drop, out, None, Timer())
+    row = result.quarantine.filter((pl.col("table") == "enterprises") & (pl.col("row") == 5))
+    assert row.select("check", "column").rows() == [("personal_id_in_cells", "整行")] and row["value"].item() is None
+    assert "「曾用名」中有形如身份证号码的内容 (不在此显示)" in row["message"].item()
+    accepted = result.accepted["enterprises"]
+    assert not accepted.select(pl.any_horizontal(pl.col(pl.Utf8) == person)).to_series().any()
+    for written in [*out.rglob("*.csv"), *out.rglob("*.html"), *out.rglob("*.json")]:
+        assert person not in written.read_text(encoding="utf-8-sig", errors="ignore"), written
