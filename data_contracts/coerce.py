@@ -87,13 +87,9 @@ def coerce(table: Table, raw: pl.DataFrame, file: str, unit_factors: dict[str, f
         if ok is not None and not ok.all():
             findings.append(_parse_findings(table, col, raw.get_column("_row"), source, ok, file,
                                             headers.get(col.name) or col.label))
-    found = pl.concat(findings)
-    if "_extra_cells" in raw.columns:
-        # a row with cells beyond the header's width: told once, for the row, not cell by cell
-        # for the cells that moved (成立日期 「分公司」, 注册资本 「2003-05-16」, …)
-        overlong = _overlong_findings(table, raw, file)
-        found = pl.concat([found.filter(~pl.col("row").is_in(overlong.get_column("row").implode())), overlong])
-    return pl.DataFrame(columns), found
+    if "_extra_cells" in raw.columns:   # (the moved cells' own findings go: validate.ROW_SHIFTED)
+        findings.append(_overlong_findings(table, raw, file))
+    return pl.DataFrame(columns), pl.concat(findings)
 
 
 def _overlong_findings(table: Table, raw: pl.DataFrame, file: str) -> pl.DataFrame:

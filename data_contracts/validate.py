@@ -128,12 +128,13 @@ ROW_SHIFTED = ("extra_cells", "personal_id_in_cells")
 
 
 def _without_echoes(findings: pl.DataFrame) -> pl.DataFrame:
-    """findings less the other findings of a row whose cells moved (extra_cells), and less the presence failures of cells the parser could not read: such a cell is
-    null once typed, so its column's not-null expectation fails too, and the clerk was told both
-    "报告期: "2025年第5季度" 不是有效的报告期" and "报告期为空" of a cell that is not empty. The
-    row stays quarantined by the parse finding; GX's own results (Data Docs) are unchanged."""
-    # a row whose cells moved one column on (extra_cells) is told that once: what its moved cells
-    # fail besides (a name read as 成立日期, a date as 注册资本) is no news to the clerk
+    """findings less the echoes of another finding:
+    - of a row whose cells moved a column (ROW_SHIFTED), all but that finding: what the moved
+      cells fail besides (a name read as 成立日期, a date as 注册资本) is no news to the clerk;
+    - of a cell the parser could not read, its presence failure: such a cell is null once typed,
+      so its column's not-null expectation fails too, and the clerk was told both "报告期:
+      "2025年第5季度" 不是有效的报告期" and "报告期为空" of a cell that is not empty.
+    The rows stay quarantined by the findings kept; GX's own results (Data Docs) are unchanged."""
     moved = findings.filter(pl.col("check").is_in(ROW_SHIFTED)).select("table", "row").unique()
     if moved.height:
         findings = findings.join(moved.with_columns(pl.lit(True).alias("_moved")), on=["table", "row"],
