@@ -60,6 +60,7 @@ class RawTable:
     headers: dict[str, str] = field(default_factory=dict)  # canonical column → its header as written
     missing_optional: list[str] = field(default_factory=list)  # optional columns absent (labels)
     total_rows: list[int] = field(default_factory=list)   # 合计 / 总计 / 小计 rows, not read as data
+    unheaded: dict[int, int] = field(default_factory=dict)   # column (1-based) without a header → filled cells
     rows_read: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,9 @@ def drop_notes(drop: Drop) -> list[str]:
         if raw.total_rows:
             shown = "、".join(str(r) for r in raw.total_rows[:5]) + (" 等" if len(raw.total_rows) > 5 else "")
             notes.append(f"{raw.path.name}: 第 {shown} 行是合计行, 不是企业数据, 未读入")
+        for position, filled in raw.unheaded.items():   # a header cell cleared, or a remark column
+            notes.append(f"{raw.path.name}: 第 {position} 列 ({_column_letters(position)} 列) 没有表头, 其中 {filled} 个"
+                         "单元格有内容, 未读入; 若是数据, 请补上表头")
     missing = [TABLES[n].stem_zh for n in drop.missing_tables]
     for name in drop.ignored_files:
         if Path(name).suffix.lower() == ".xls":
@@ -473,6 +477,7 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
                                 f"无法换算为{col.unit}")
             factors[name] = factor
     selected = body.select(columns)
+    unheaded = _filled_without_header(body, top.columns, headers)
     if overlong:
         selected = selected.with_columns(pl.col("_row").replace_strict(
             list(overlong), list(overlong.values()), default=None, return_dtype=pl.Int64).alias("_extra_cells"))
@@ -486,7 +491,29 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
               if not c.required and c.name not in chosen and c.name not in PERSONAL_COLUMNS]
     return RawTable(table, path, frame, sha, encoding, header_row, factors, extras, personal,
                     blank_rows_skipped=selected.height - frame.height, headers=written,
-                    missing_optional=absent, total_rows=totals)
+                    missing_optional=absent, total_rows=totals, unheaded=unheaded)
+
+
+def _filled_without_header(body: pl.DataFrame, columns: list[str], headers: list) -> dict[int, int]:
+    """Column position (1-based) → filled cells, for the columns whose header cell is empty but
+    that hold something below it: nothing reads them, and the clerk should know."""
+    blank = [(j + 1, c) for j, (c, h) in enumerate(zip(columns, headers, strict=True))
+             if (h is None or not str(h).strip()) and c in body.columns]
+    if not blank:
+        return {}
+    counts = body.select(
+        (pl.col(c).is_not_null() & (pl.col(c).cast(pl.Utf8).str.strip_chars() != "")).sum().alias(str(j))
+        for j, c in blank).row(0, named=True)
+    return {int(j): int(n) for j, n in counts.items() if n}
+
+
+def _column_letters(position: int) -> str:
+    """A spreadsheet's name of a column (1 → A, 27 → AA)."""
+    letters = ""
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 _TOTAL_WORDS = ("合计", "总计", "小计", "累计", "全市合计")

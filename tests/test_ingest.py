@@ -510,3 +510,13 @@ def test_report_periods_typed_as_dates_in_a_workbook_read_as_excel_shows_them(tm
     assert ok.to_list() == [True, True, True, False]
     # typed as text, the 1st of a month is a day, not a month
     assert parse_period(pl.Series(["2024-09-01"]))[0].to_list() == [None]
+
+
+def test_filled_cells_under_a_column_without_header_are_noted(tmp_path):
+    """A remark column the clerk added without a header, or a header cell cleared by mistake:
+    nothing reads its cells, and the drop's notes say which column and how many cells (they
+    used to go without a word). An empty unnamed column says nothing."""
+    _workbook(tmp_path / "企业登记.xlsx", {"企业登记": [HEADER + ",,", ROW + ",,已电话确认", ROW.replace("示例", "样本") + ",,"]})
+    drop = read_drop(tmp_path)
+    assert drop.tables["enterprises"].unheaded == {9: 1}
+    assert "企业登记.xlsx: 第 9 列 (I 列) 没有表头, 其中 1 个单元格有内容, 未读入; 若是数据, 请补上表头" in drop_notes(drop)
