@@ -14,7 +14,7 @@ import re
 
 import polars as pl
 
-from data_contracts import parsing
+from data_contracts import identifiers, parsing
 from data_contracts.schema import (
     BOOL,
     CODE,
@@ -89,7 +89,44 @@ def coerce(table: Table, raw: pl.DataFrame, file: str, unit_factors: dict[str, f
                                             headers.get(col.name) or col.label))
     if "_extra_cells" in raw.columns:   # (the moved cells' own findings go: validate.ROW_SHIFTED)
         findings.append(_overlong_findings(table, raw, file))
-    return pl.DataFrame(columns), pl.concat(findings)
+    typed = pl.DataFrame(columns)
+    if any(c.name in PERSONAL_COLUMNS for c in table.columns):
+        typed, personal = _without_personal_ids(table, raw, typed, file, headers)
+        findings.append(personal)
+    return typed, pl.concat(findings)
+
+
+def _without_personal_ids(table: Table, raw: pl.DataFrame, typed: pl.DataFrame, file: str,
+                          headers: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The registry's rows with a cell shaped like a resident ID number, in any column as
+    written (法定代表人证件号 itself is dropped when the file is read): a comma left out or added
+    moved the number into 曾用名, 链主企业, 注册资本 or another column. Each such row gets one error
+    naming the columns, not the number, and its typed values are emptied (its credit code kept,
+    to quarantine the firm's other rows with it), so that no check repeats the number and no
+    table stores it. (This was a check on the typed text columns: an ID number moved into 链主企业
+    or 注册资本 was printed by their own findings, or stored as a number.)"""
+    names = [c for c in raw.columns if c != "_row" and raw.schema[c] == pl.Utf8]
+    hits = {c: identifiers.resident_ids(raw.get_column(c)) for c in names}
+    where = pl.select(pl.any_horizontal([h for h in hits.values()] or [pl.lit(False)])).to_series()
+    if not where.any():
+        return typed, empty_findings()
+    label = {c.name: headers.get(c.name) or c.label for c in table.columns}
+    columns = pl.concat_str([pl.when(pl.lit(h)).then(pl.lit(label.get(c, c))) for c, h in hits.items()],
+                            separator="、", ignore_nulls=True)
+    rows = raw.select("_row", columns.alias("_where")).filter(where)
+    found = rows.select(
+        pl.lit(table.name).alias("table"), pl.lit(file).alias("file"), pl.col("_row").alias("row"),
+        pl.lit("整行").alias("column"), pl.lit(None, pl.Utf8).alias("value"),
+        pl.lit("personal_id_in_cells").alias("check"), pl.lit("error").alias("severity"),
+        (pl.lit(f"{file} 第 ") + pl.col("_row").cast(pl.Utf8) + pl.lit(" 行, 整行: 「") + pl.col("_where")
+         + pl.lit("」中有形如身份证号码的内容 (不在此显示): 多半是本行少了或多了一个英文逗号, 各列错了位; "
+                  "身份证号不能读入, 本行未读入, 请核对该行")).alias("message"))
+    # the credit code stays, unless it is the number itself (the row shifted at its first cell)
+    code_is_id = hits.get("uscc", pl.Series([False] * raw.height))
+    emptied = typed.with_columns(
+        pl.when(pl.lit(code_is_id) if c == "uscc" else pl.lit(where)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in typed.columns if c != "_row")
+    return emptied, found
 
 
 def _overlong_findings(table: Table, raw: pl.DataFrame, file: str) -> pl.DataFrame:

@@ -13,7 +13,7 @@ import polars as pl
 from data_contracts import identifiers
 from data_contracts.entity import NameIndex, split_applicants_series
 from data_contracts.honors import HONOR_NAMES_ZH, TITLE_LEVELS, cleaned_honor_name, honor_key_expr
-from data_contracts.schema import ENTERPRISES, FILINGS, LEVELS, TEXT, Table
+from data_contracts.schema import FILINGS, LEVELS, Table
 
 YUAN_RATIO = 1_000.0       # a row this many times the firm's usual size was entered in 元
 # Revenue or assets above this (万元, i.e. 100亿元) are flagged when the firm's other rows cannot
@@ -161,22 +161,7 @@ def enterprise_checks(frame: pl.DataFrame) -> pl.DataFrame:
         # 行业代码 may be missing (the column is nullable); only a code that is written is judged.
         pl.when(pl.col("industry_code").is_not_null()).then(
             identifiers.industry_code_problems(frame.get_column("industry_code"))).alias("_p_industry_code"),
-        _personal_ids(frame),
     )
-
-
-def _personal_ids(frame: pl.DataFrame) -> pl.Series:
-    """`_p_personal_id`: a registry cell holding what looks like a resident ID number. The
-    法定代表人证件号 column is dropped when the file is read, by its header; a row one cell short
-    (a comma left out) moves the number into 曾用名 or another text column, and from there into the
-    warehouse. The row is quarantined, the number never repeated."""
-    where = [pl.when(pl.lit(identifiers.resident_ids(frame.get_column(c.name)))).then(pl.lit(c.label))
-             for c in ENTERPRISES.columns if c.kind == TEXT and c.name in frame.columns]
-    labels = pl.concat_str(where, separator="、", ignore_nulls=True)
-    return frame.select(pl.when(labels != "").then(
-        pl.lit("「") + labels + pl.lit("」中有形如身份证号码的内容 (不在此显示): 多半是本行少了或多了一个英文逗号, "
-                                       "各列错了位; 身份证号不能读入, 本行未读入, 请核对该行"))
-        .alias("_p_personal_id")).to_series()
 
 
 def registration(frame: pl.DataFrame, accepted: pl.Series, quarantined: pl.Series,

@@ -108,7 +108,6 @@ SUITES: dict[str, list[Check]] = {
            {"derived": "_p_capital_currency", "value": "_p_capital_as_written"}),
         _e("industry_code_valid", "warn", "industry_code", "{detail}", "null",
            {"derived": "_p_industry_code"}),
-        _e("personal_id_in_cells", "error", "_row", "{detail}", "null", {"derived": "_p_personal_id"}),
         _e("status_known", "warn", "status", "登记状态 \"{value}\" 不在 存续/在业/迁出/注销/吊销 之中",
            "in_set", {"values": STATUSES}),
         _e("chain_layer_known", "warn", "chain_layer", "产业链环节 \"{value}\" 不是 基础支撑层/技术产品层/应用示范层",

@@ -260,13 +260,17 @@ def _read_csv_grid(path: Path) -> tuple[pl.DataFrame, str, dict[int, int]]:
     try:
         grid = read()
         titles: list[str] = []
-        if grid.width == 1:   # title lines above the header, or a table split by something else
+        # title lines above the header (a title padded with fewer commas than the header is wider
+        # than one cell, and a record longer than the first is then the header), or a table split
+        # by something else
+        if grid.width == 1 or overlong:
             titles, header = _top_lines(path, encoding)
             if header is None:   # no line of several cells: no header follows the one-cell lines
-                _refuse_other_separators(path, encoding)
+                if grid.width == 1:
+                    _refuse_other_separators(path, encoding)
                 titles = []
         if titles:  # polars takes the table's width from the first line: read below the titles
-            overlong = False   # (the header was longer than the one-cell title above it)
+            overlong = False   # (the header was longer than the title above it)
             rest = read(len(titles))
             top = pl.DataFrame({rest.columns[0]: titles}).with_columns(
                 pl.lit(None, pl.Utf8).alias(c) for c in rest.columns[1:])

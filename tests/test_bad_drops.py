@@ -499,3 +499,29 @@ def test_a_row_one_cell_short_does_not_carry_an_id_number_into_the_warehouse(dro
     assert not accepted.select(pl.any_horizontal(pl.col(pl.Utf8) == person)).to_series().any()
     for written in [*out.rglob("*.csv"), *out.rglob("*.html"), *out.rglob("*.json")]:
         assert person not in written.read_text(encoding="utf-8-sig", errors="ignore"), written
+
+
+def test_an_id_number_shifted_into_a_column_of_another_kind_is_caught_as_written(drop, tmp_path):
+    """input-format.md's registry has no 曾用名: 链主企业 (yes/no) stands before 法定代表人证件号.
+    A cell left out earlier in the row moves the number into 链主企业, where it was read as no
+    yes/no and printed in full by that column's own warning (an audit found it in flags.csv and the
+    PDF). The cells are now checked as written, in every column."""
+    from pipelines.run import Timer, check_drop
+
+    path = drop / "企业登记.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    cut = header.index("曾用名")
+    rows = [",".join(cells[:cut] + cells[cut + 1:]) for cells in (line.split(",") for line in lines)]
+    cells = rows[4].split(",")
+    person = cells[-1]
+    assert re.fullmatch(r"\d{17}[\dX]", person)
+    rows[4] = ",".join(cells[:5] + cells[6:])      # 所属板块 left out: 链主企业 now reads the number
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8-sig")
+    out = tmp_path / "out"
+    _, result = check_drop(drop, out, None, Timer())
+    row = result.quarantine.filter((pl.col("table") == "enterprises") & (pl.col("row") == 5))
+    assert row.select("check").to_series().to_list() == ["personal_id_in_cells"]
+    assert "「链主企业」中有形如身份证号码的内容 (不在此显示)" in row["message"].item()
+    for written in [*out.rglob("*.csv"), *out.rglob("*.html"), *out.rglob("*.json")]:
+        assert person not in written.read_text(encoding="utf-8-sig", errors="ignore"), written

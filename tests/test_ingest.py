@@ -520,3 +520,14 @@ def test_filled_cells_under_a_column_without_header_are_noted(tmp_path):
     drop = read_drop(tmp_path)
     assert drop.tables["enterprises"].unheaded == {9: 1}
     assert "企业登记.xlsx: 第 9 列 (I 列) 没有表头, 其中 1 个单元格有内容, 未读入; 若是数据, 请补上表头" in drop_notes(drop)
+
+
+def test_a_title_padded_with_fewer_commas_than_the_header_leaves_the_header_whole(tmp_path):
+    """`宜兴市企业登记表（2025年四季度）,,,` above an 11-column header: Polars took the table's width
+    from the title (4 cells), cutting the header and, since long records are now told, sending
+    every row with a 链主企业 or later cell to quarantine (an audit's 770 of 800 firms)."""
+    title = "宜兴市企业登记表（2025年四季度）,,,"
+    raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", f"{title}\n{HEADER},链主企业\n{ROW},是\n"))
+    assert raw.title_rows == 1
+    assert raw.frame.select("_row", "status", "chain_leader").rows() == [(3, "存续", "是")]
+    assert "_extra_cells" not in raw.frame.columns
