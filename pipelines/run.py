@@ -406,7 +406,8 @@ def city_rulebooks(config: Path | None = None) -> list:
     try:
         return load_rulebooks(config=config)
     except (RulebookError, yaml.YAMLError, OSError, UnicodeDecodeError) as e:
-        raise RulesConfigError(f"{config}: {e}") from None
+        said = str(e).removeprefix(f"{config.name}: ") if config is not None else str(e)
+        raise RulesConfigError(f"规则配置文件 {config}: {said}") from None
 
 
 def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
@@ -435,7 +436,7 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
         rows = panel.slice(start, RULE_SLICE).filter(recent)
         if rows.height == 0 and start > 0:
             return None
-        part = evaluate(rows, books, details=False, texts="latest")
+        part = evaluate(rows, books, details=False, texts="latest", tiers=TIERS)
         return part.select("uscc", "quarter", "tier", "eligible", "eligible_if_unknowns_hold", "points",
                            *[pl.when(scored).then(pl.col(c)).cast(pl.Categorical).alias(c) for c in TEXTS])
 

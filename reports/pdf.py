@@ -617,16 +617,25 @@ def backtest_section(run: Run, chart_paths: dict[str, str]) -> dict | None:
         for c in ("recall_rules", "recall_tidu", "precision_rules", "precision_tidu"))
     window = (run.manifest.get("model") or {}).get("window") or {}
     valid, train = window.get("validation_quarters") or [], window.get("train_quarters") or []
+    tune = window.get("tuning_quarters") or []
     return {
         "chart": chart_paths.get("backtest"),
         "rows": _rows(shown, BACKTEST_COLUMNS),
         "min_positives": None if bt["enough_positives"].all() else str(MIN_POSITIVES),
         # which lists are compared with what: a reader cannot tell from the table alone
-        "about": ((f"名单为验证季度 {valid[-1]} 的名单 (验证用模型只用 {train[-1]} 及以前的数据训练), "
-                   "对照其后四个季度实际新认定的企业。" if valid and train else "")
-                  + "tidu 排序与公布的名单相同: 先按是否符合条件分组, 组内按认定概率; 规则排序: 符合条件在前, 再按评分。"
-                  "规则对所有企业给分相同的层级 (不评分且无人符合) 规则一栏为 —。"),
+        "about": _backtest_about(valid, train, tune),
     }
+
+
+def _backtest_about(valid: list, train: list, tune: list) -> str:
+    """What the backtest compares: the validation quarter's lists, by which model, against what."""
+    about = ""
+    if valid and train:
+        rounds = f", 迭代轮数按调参季度 {tune[-1]} 选定" if tune else ""
+        about = (f"名单为验证季度 {valid[-1]} 的名单 (验证用模型只用 {train[-1]} 及以前的数据训练{rounds}), "
+                 "对照其后四个季度实际新认定的企业。")
+    return (about + "tidu 排序与公布的名单相同: 先按是否符合条件分组, 组内按认定概率; 规则排序: 符合条件在前, 再按评分。"
+            "规则对所有企业给分相同的层级 (不评分且无人符合) 规则一栏为 —。")
 
 
 def _table_zh(name) -> str:
@@ -802,7 +811,8 @@ def _window_lines(window: dict, names: dict) -> list[str]:
     if pooled := window.get("tiers_pooled_only"):
         # each with its reason (the training window's positives): the counts below are all quarters'
         said = pooled.items() if isinstance(pooled, dict) else ((k, "正例太少") for k in pooled)
-        lines.append("只用合并模型的层级: " + "; ".join(f"{names.get(k, k)} ({why})" for k, why in said))
+        lines.append("只用合并模型的层级: " + "; ".join(
+            f"{names.get(k, k)} ({why.removesuffix(', 只用合并模型')})" for k, why in said))
     if pos := window.get("positives_by_tier") or {}:
         lines.append("各层级正例数 (所有已知结果的季度, 含调参与验证季度): "
                      + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))

@@ -999,8 +999,12 @@ def evaluate(
     details: bool | Literal["latest"] = "latest",
     texts: bool | Literal["latest"] = True,
     missing: Literal["error", "null"] = "error",
+    tiers: Iterable[str] | None = None,
 ) -> pl.DataFrame:
     """One row per (uscc, quarter, tier): eligibility under the rulebook in force at quarter_end.
+    `tiers`: the tiers judged (default: those the rulebooks given cover); a tier without a
+    rulebook among them gets the rows of a quarter no rulebook covers (a city's config that
+    leaves a tier out).
 
     Rows come tier by tier (in `scoring.tiers.TIERS` order); within a tier, by the quarters'
     rulebooks in date order, in panel order within each group. Rows whose quarter no rulebook
@@ -1018,7 +1022,8 @@ def evaluate(
     dates = panel["quarter_end"].unique().drop_nulls().sort().to_list()
     latest = dates[-1] if dates else None
     plans: list[tuple[str, Rulebook | None, bool, list[dt.date | None]]] = []
-    for tier in [t for t in TIERS if any(b.tier == t for b in books)]:
+    judged = [t for t in TIERS if any(b.tier == t for b in books)] if tiers is None else list(tiers)
+    for tier in judged:
         chosen: dict[tuple[str, bool], tuple[Rulebook | None, bool, list[dt.date | None]]] = {}
         for day in [*dates, None]:
             try:

@@ -309,7 +309,7 @@ def test_the_methods_page_says_why_a_tier_has_no_model_of_its_own():
     window = {"tiers_pooled_only": {"little_giant": "训练期正例 15 个 < 50, 只用合并模型"},
               "positives_by_tier": {"little_giant": 44}}
     lines = pdf._window_lines(window, {"little_giant": "专精特新小巨人"})
-    assert lines == ["只用合并模型的层级: 专精特新小巨人 (训练期正例 15 个 < 50, 只用合并模型)",
+    assert lines == ["只用合并模型的层级: 专精特新小巨人 (训练期正例 15 个 < 50)",
                      "各层级正例数 (所有已知结果的季度, 含调参与验证季度): 专精特新小巨人 44"]
 
 

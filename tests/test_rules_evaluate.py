@@ -321,3 +321,18 @@ def test_uncovered_quarters_follow_the_texts_and_details_asked_for():
     assert latest["gaps"].to_list() == [None, ""]
     none = evaluate(panel, DEFAULTS, details=False, texts=False).filter(gazelle)
     assert none.select(pl.col("gaps", "needs_review", "criteria").null_count().sum()).row(0) == (2, 2, 2)
+
+
+def test_a_tier_the_citys_config_leaves_out_reads_as_no_rulebook_in_force():
+    """A city config (`--rules`) without 瞪羚: the run asks for every tier (`tiers=TIERS`), and
+    瞪羚's rows say why nothing decided them, as for a quarter no rulebook covers (a review found
+    them with empty gaps and review texts). Without `tiers`, only the rulebooks' own tiers."""
+    from scoring.rules import evaluate, example_panel, load_rulebooks
+    from scoring.tiers import TIERS
+
+    books = [b for b in load_rulebooks() if b.tier != "gazelle"]
+    panel = example_panel([{"age_years": 5.0, "revenue_py": 3000.0}], dt.date(2024, 6, 30))
+    out = evaluate(panel, books, missing="null", tiers=TIERS)
+    gazelle = out.filter(pl.col("tier") == "gazelle")
+    assert gazelle.select("eligible", "needs_review").rows() == [(None, "该季度无生效的瞪羚企业规则(需人工核实)")]
+    assert "gazelle" not in evaluate(panel, books, missing="null")["tier"].to_list()
