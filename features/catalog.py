@@ -83,13 +83,14 @@ def _number(value: float, decimals: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def format_value(name: str, value: object) -> str:
+def format_value(name: str, value: object, source_given: bool = True) -> str:
     """A value as a person reads it: 3.1% for a ratio, 1,234 万元, 2.35 亿元, 6 件, 是/否;
     when missing, what that means where the catalog says (`missing_text`: 从未认定 for years since
-    a title, 从未融资), else 未知; under a tenth of a year, 不足 0.1 年 (not 0.0 年)."""
+    a title, 从未融资) and the table it comes from was in the drop (`source_given`), else 未知;
+    under a tenth of a year, 不足 0.1 年 (not 0.0 年)."""
     feature = _feature(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return feature.missing_text or MISSING
+        return (feature.missing_text if source_given else None) or MISSING
     unit = feature.unit
     if unit is None:
         return str(value)

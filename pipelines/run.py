@@ -222,7 +222,7 @@ def _score_quarter(opts: RunOptions, manifest: Manifest, timer: Timer) -> Manife
     model.validation_ = None
     _return_freed_memory()
     with timer.stage("explain"):   # scores and explanations in one pass
-        candidates = score_and_explain(model, rows, panel, rules, out)
+        candidates = score_and_explain(model, rows, panel, rules, out, unknown_when_missing(drop))
     # The scored rows and their rule verdicts (with the texts: gigabytes at a province's size)
     # live on in the candidates; nothing after this reads them.
     del rows, rules
@@ -593,8 +593,18 @@ def _rule_baseline(model) -> dict:
     return tier_metrics(valid.with_columns(rule_score().alias("s")), "s", probabilistic=False)
 
 
-def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, out: Path
-                      ) -> pl.DataFrame:
+def unknown_when_missing(drop: Drop) -> frozenset[str]:
+    """Features whose null the catalog reads as "never" (从未认定, 从未融资), from a table the drop
+    lacks: there a null is not known, and their values read 未知."""
+    from features.catalog import load_catalog
+
+    groups = {"financing": "financing", "honors": "honors"}   # table → its features' catalog group
+    absent = {groups[t] for t in drop.missing_tables if t in groups}
+    return frozenset(n for n, f in load_catalog().items() if f.missing_text and f.group in absent)
+
+
+def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.DataFrame, out: Path,
+                      unknown: frozenset[str] = frozenset()) -> pl.DataFrame:
     """The scored quarter's ranked candidates with their probabilities and reasons, global
     importance and the SHAP tables, in one pass over SLICE rows at a time. `rows`, `panel` and
     `rules` are the scored quarter's only (run_quarter cuts them once; a filter here would copy
@@ -624,7 +634,8 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
     for start, (contrib, x, names) in zip(range(0, max(n, 1), SLICE), _explained(model, slices), strict=True):
         margins.append(contrib.sum(axis=1))
         # (no rows: the text column of before, an empty list)
-        texts.append(reasons_series(contrib, x, names) if n else pl.Series("reasons", reasons(contrib, x, names)))
+        texts.append(reasons_series(contrib, x, names, unknown=unknown) if n
+                     else pl.Series("reasons", reasons(contrib, x, names)))
         if total is None:
             total = AbsoluteSum(len(names))
         total.add(contrib)
@@ -658,7 +669,7 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         kept_x.append(x)
     at = {int(i): k for k, i in enumerate(np.concatenate([sample, extra]))}
     importance_table(total.mean(), names).write_parquet(out / "tables" / "shap_global.parquet")
-    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out)
+    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out, unknown)
     return ranked.drop("_i")
 
 
@@ -696,7 +707,8 @@ def _shap_sample_rows(n: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
 
 
-def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) -> None:
+def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path,
+                 unknown: frozenset[str] = frozenset()) -> None:
     """shap_sample.parquet (the sampled rows, long) and shap_top.parquet (the top rows' waterfalls);
     contrib and x hold only the kept rows, row `at[i]` for scored row i."""
     from scoring.explain import label, value_text
@@ -718,7 +730,7 @@ def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path) 
             if nm.startswith("tier_") and nm != f"tier_{tier_key}":
                 continue
             records.append({"uscc": uscc, "tier_key": tier_key, "rank": rank, "base_value": float(contrib[k, -1]),
-                            "feature": nm, "label": label(nm), "value_text": value_text(nm, x[k, j]),
+                            "feature": nm, "label": label(nm), "value_text": value_text(nm, x[k, j], unknown),
                             "shap": tier_push if nm.startswith("tier_") else float(contrib[k, j])})
     pl.DataFrame(records, schema={"uscc": pl.Utf8, "tier_key": pl.Utf8, "rank": pl.Int64, "base_value": pl.Float64,
                                   "feature": pl.Utf8, "label": pl.Utf8, "value_text": pl.Utf8,

@@ -29,12 +29,14 @@ def label(name: str) -> str:
     return catalog_label(name)
 
 
-def value_text(name: str, value: float) -> str:
+def value_text(name: str, value: float, unknown: frozenset[str] = frozenset()) -> str:
+    """A feature's value in words; `unknown`: features whose table the drop lacked, whose missing
+    value is 未知, not the catalog's meaning of a null (从未融资 with no 融资 table is not known)."""
     if "=" in name or name in ("rule_eligible", "rule_eligible_if_unknowns_hold") or name.startswith("tier_"):
         return "是" if value == 1 else "否"
     if name == "rule_points":
         return "—" if np.isnan(value) else f"{value:.0f} 分"
-    return format_value(name, value)
+    return format_value(name, value, name not in unknown)
 
 
 def contributions(booster, x: np.ndarray) -> np.ndarray:
@@ -53,7 +55,8 @@ def reasons(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REA
     return reasons_series(contrib, x, names, n).to_list()
 
 
-def reasons_series(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REASONS) -> pl.Series:
+def reasons_series(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int = N_REASONS,
+                   unknown: frozenset[str] = frozenset()) -> pl.Series:
     """`reasons` as a Polars Series of text (no Python string per row)."""
     usable = np.array([not nm.startswith("tier_") for nm in names] + [False])[: contrib.shape[1]]
     top = _largest(contrib, usable, n)
@@ -68,7 +71,7 @@ def reasons_series(contrib: np.ndarray, x: np.ndarray, names: list[str], n: int 
         "shown": ~(magnitude <= 0).ravel(),  # a NaN contribution is shown (↓)
         "up": (chosen > 0).ravel(),
     })
-    words = _feature_values_in_words(cells.filter("shown"), value.dtype, names)
+    words = _feature_values_in_words(cells.filter("shown"), value.dtype, names, unknown)
     arrow = pl.when("up").then(pl.lit("↑")).otherwise(pl.lit("↓"))
     parts = cells.join(words, on=["feature", "bits"], how="left", maintain_order="left").select(
         pl.when("shown").then(pl.concat_str("words", arrow, separator=" ")).alias("part"))
@@ -96,13 +99,13 @@ def _largest(contrib: np.ndarray, usable: np.ndarray, n: int, block: int = 1 << 
     return chosen
 
 
-def _feature_values_in_words(cells: pl.DataFrame, dtype: np.dtype, names: list[str]
-                             ) -> pl.DataFrame:
+def _feature_values_in_words(cells: pl.DataFrame, dtype: np.dtype, names: list[str],
+                             unknown: frozenset[str] = frozenset()) -> pl.DataFrame:
     """`label value` of each distinct (feature, bits) among the cells."""
     distinct = cells.select("feature", "bits").unique()
     values = distinct["bits"].to_numpy().view(dtype)
     labels = {j: label(names[j]) for j in set(distinct["feature"].to_list())}
-    words = [f"{labels[j]} {value_text(names[j], v)}"
+    words = [f"{labels[j]} {value_text(names[j], v, unknown)}"
              for j, v in zip(distinct["feature"].to_list(), values, strict=True)]
     return distinct.with_columns(pl.Series("words", words, dtype=pl.Utf8))
 

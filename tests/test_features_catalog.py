@@ -83,3 +83,20 @@ def test_a_missing_value_says_what_it_means_where_the_catalog_knows():
     assert format_value("months_since_last_round", float("nan")) == "从未融资"
     assert format_value("rd_staff_share", None) == "未知"
     assert (format_value("years_since_eaglet", 0.02), format_value("years_since_eaglet", 0.05)) == ("不足 0.1 年", "0.1 年")
+
+
+def test_a_null_from_a_table_the_drop_lacks_is_unknown_not_never():
+    """Without a 融资 table, a firm's months since its last round are not known: 未知, not 从未融资
+    (a review found the waterfalls saying 从未融资 for 24 bars of a drop without 融资.csv)."""
+    from pathlib import Path
+
+    from features.catalog import format_value
+    from pipelines.ingest import Drop
+    from pipelines.run import unknown_when_missing
+    from scoring.explain import value_text
+
+    assert format_value("months_since_last_round", None, source_given=False) == "未知"
+    unknown = unknown_when_missing(Drop(Path("."), {}, [], ["financing"]))
+    assert "months_since_last_round" in unknown and not any(n.startswith("years_since_") for n in unknown)
+    assert value_text("months_since_last_round", float("nan"), unknown) == "未知"
+    assert value_text("years_since_eaglet", float("nan"), unknown) == "从未认定"
