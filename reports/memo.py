@@ -80,7 +80,7 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
             if result.budget_wan <= 0
             else "本期没有符合政策条件的候选企业（或可用工具均不适用）"
         )
-        return f"本期预算 {budget} 万元。{why}，不提出资金分配建议。"
+        return f"本期预算 {budget} 万元。{why}，不提出资金分配建议。{_undecided_sentence(result)}"
     a = result.allocation
     used, firms = result.budget_used_wan, a["uscc"].n_unique()
     share = used / result.budget_wan if result.budget_wan else 0.0
@@ -102,9 +102,7 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
     waiting = a.filter(pl.col("rationale").str.contains("待人工核实")).height
     checks = (f"其中 {waiting} 项所涉企业的部分认定条件须人工核实后方可下达（见附表理由列）。"
               if waiting else "")
-    if result.undecided_tiers:
-        checks += (f"{'、'.join(result.undecided_tiers)}本季度没有生效的认定规则（名单中为待核实），"
-                   "其候选企业未纳入本次分配。")
+    checks += _undecided_sentence(result)
     return (
         f"本期可分配预算 {budget} 万元{assumed}，为政策文件中{policy.budget.period_label}的全年额度；本稿未扣除"
         "本年度此前已安排的资金，如已有安排，请在政策文件中调减预算后重新测算。"
@@ -113,6 +111,14 @@ def _recommendation(result: AllocationResult, policy: Policy) -> str:
         f"期望价值最高的一项是{top['name']}（{top['tier']}，{top['instrument']} {_n(top['amount_wan'])} 万元，"
         f"期望价值 {_n(top['expected_value'])}）。建议按附表逐户审核后下达。"
     )
+
+
+def _undecided_sentence(result: AllocationResult) -> str:
+    """The tiers no rulebook judged this quarter, whose candidates could not be funded."""
+    if not result.undecided_tiers:
+        return ""
+    return (f"{'、'.join(result.undecided_tiers)}本季度没有生效的认定规则（名单中为待核实），"
+            "其候选企业未纳入本次分配。")
 
 
 # --------------------------------------------------------------------------- 理由

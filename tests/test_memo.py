@@ -177,3 +177,17 @@ def test_a_tier_no_rulebook_judged_is_said_to_be_left_out_of_the_funding():
     assert "瞪羚企业本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
     # decided tiers are not named
     assert allocate(_city()[0], firms, policy).undecided_tiers == []
+
+
+def test_with_no_tier_judged_the_memo_still_says_why_nothing_is_funded():
+    """A city config naming no rulebooks: every verdict is null, nothing is fundable, and the memo
+    names the tiers left out rather than only 'no candidates' (found by a code review)."""
+    candidates, firms = _city()
+    candidates = candidates.with_columns(pl.lit(None, pl.Boolean).alias(c)
+                                         for c in ("eligible", "eligible_if_unknowns_hold"))
+    policy = load_policy()
+    result = allocate(candidates, firms, policy)
+    assert result.allocation.height == 0
+    recommendation = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 理由")[0]
+    assert "不提出资金分配建议" in recommendation
+    assert "本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
