@@ -103,11 +103,11 @@ def _without_personal_ids(table: Table, raw: pl.DataFrame, typed: pl.DataFrame, 
     moved the number into 曾用名, 链主企业, 注册资本 or another column. Each such row gets one error
     naming the columns, not the number, and its typed values are emptied (its credit code kept,
     to quarantine the firm's other rows with it), so that no check repeats the number and no
-    table stores it. (This was a check on the typed text columns: an ID number moved into 链主企业
-    or 注册资本 was printed by their own findings, or stored as a number.)"""
+    table stores it. The cells are matched as written, in every column: typed, a number moved
+    into 链主企业 or 注册资本 is no text (printed by their own findings, or stored as a number)."""
     names = [c for c in raw.columns if c != "_row" and raw.schema[c] == pl.Utf8]
     hits = {c: identifiers.resident_ids(raw.get_column(c)) for c in names}
-    where = pl.select(pl.any_horizontal([h for h in hits.values()] or [pl.lit(False)])).to_series()
+    where = pl.select(pl.any_horizontal([*hits.values()] or [pl.lit(False)])).to_series()
     if not where.any():
         return typed, empty_findings()
     label = {c.name: headers.get(c.name) or c.label for c in table.columns}
@@ -122,7 +122,7 @@ def _without_personal_ids(table: Table, raw: pl.DataFrame, typed: pl.DataFrame, 
          + pl.lit("」中有形如身份证号码的内容 (不在此显示): 多半是本行少了或多了一个英文逗号, 各列错了位; "
                   "身份证号不能读入, 本行未读入, 请核对该行")).alias("message"))
     # the credit code stays, unless it is the number itself (the row shifted at its first cell)
-    code_is_id = hits.get("uscc", pl.Series([False] * raw.height))
+    code_is_id = hits["uscc"] if "uscc" in hits else pl.repeat(False, raw.height, eager=True)
     emptied = typed.with_columns(
         pl.when(pl.lit(code_is_id) if c == "uscc" else pl.lit(where)).then(None).otherwise(pl.col(c)).alias(c)
         for c in typed.columns if c != "_row")
