@@ -125,11 +125,11 @@ class AllocationResult:
     candidates_considered: int = 0
     options_considered: int = 0
     notes: list[str] = field(default_factory=list)
-    # lumpy amounts and district ceilings make the optimum move both ways: firms funded now but
-    # not at +swing, and firms funded at −swing but not now
     # tiers of the policy whose candidates no rulebook judged this quarter (verdicts all null):
     # none of their rows can be funded, and the memo says so
     undecided_tiers: list[str] = field(default_factory=list)
+    # lumpy amounts and district ceilings make the optimum move both ways: firms funded now but
+    # not at +swing, and firms funded at −swing but not now
     leaving_up: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
     entering_down: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
     policy_id: str = ""
@@ -295,6 +295,17 @@ def _above(tier: str) -> list[str]:
     return []
 
 
+def _at_or_above(columns: list[str], prefix: str, test) -> pl.Expr:
+    """Rows whose tier, or a title above it on its ladder, passes `test` on its column
+    `<prefix>_<title>` (holds_…: holds it now; years_since_…: was ever recognised)."""
+    found = pl.lit(False)
+    for key in TIERS:
+        for title in [key, *_above(key)]:
+            if f"{prefix}_{title}" in columns:
+                found = found | ((pl.col("tier_key") == key) & test(pl.col(f"{prefix}_{title}")))
+    return found
+
+
 def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """Candidate rows (firm × tier) the policy allows to fund, with weight and priority."""
     need = {"uscc", "tier_key", "probability"}
@@ -348,21 +359,10 @@ def _fundable_rows(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy
         pl.col("eligible").fill_null(False).alias("_eligible"),
     )
     if rule.skip_if_already_held:
-        held = pl.lit(False)
-        for key in TIERS:
-            for title in [key, *_above(key)]:
-                if f"holds_{title}" in c.columns:
-                    held = held | (
-                        (pl.col("tier_key") == key) & pl.col(f"holds_{title}").fill_null(False)
-                    )
-        c = c.filter(~held)
+        c = c.filter(~_at_or_above(c.columns, "holds", lambda held: held.fill_null(False)))
     # the reward is for a first recognition: a firm recognised at the tier or above it before, its
     # title lapsed since (up for renewal), is not paid again (就高不重复); other instruments stay open
-    before = pl.lit(False)
-    for key in TIERS:
-        for title in [key, *_above(key)]:
-            if f"years_since_{title}" in c.columns:
-                before = before | ((pl.col("tier_key") == key) & pl.col(f"years_since_{title}").is_not_null())
+    before = _at_or_above(c.columns, "years_since", lambda since: since.is_not_null())
     c = c.with_columns(pl.when(before).then(0.0).otherwise(pl.col("_reward")).alias("_reward"),
                        pl.coalesce("tier", "_tier_zh").alias("tier"))
     # A duplicated (uscc, tier) row keeps its highest probability, whatever the input order.
@@ -1239,14 +1239,14 @@ def _swing(solves: _SolveCache, problem: _Problem, policy: Policy, budget: float
             {"uscc": sorted(ids), "name": [names[u] for u in sorted(ids)]}, schema=FIRM_LIST_SCHEMA
         )
 
-    if up.status == "optimal":
-        entering, leaving_up = frame(up.funded(problem.options) - now), frame(now - up.funded(problem.options))
-    else:
-        entering = leaving_up = empty
-    if down.status == "optimal":
-        leaving, entering_down = frame(now - down.funded(problem.options)), frame(down.funded(problem.options) - now)
-    else:
-        leaving = entering_down = empty
+    def moves(other) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(funded there and not now, funded now and not there)."""
+        if other.status != "optimal":
+            return empty, empty
+        there = other.funded(problem.options)
+        return frame(there - now), frame(now - there)
+
+    (entering, leaving_up), (entering_down, leaving) = moves(up), moves(down)
     return entering, leaving, leaving_up, entering_down
 
 
