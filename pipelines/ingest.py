@@ -459,11 +459,16 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
             continue
         chosen[col.name] = (source_col, col, unit)
     missing = [c.label for c in table.required if c.name not in chosen]
+    body = rows(header_row + 1)
+    unheaded = _filled_without_header(body, top.columns, headers)
     if missing:
         unknown = f"; 文件中未识别的列: {'、'.join(f'「{h}」' for h in extras)} — 若其中有所缺的列, 请把它的表头改成所缺列的名称" \
             if extras else ""
-        raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: {expected}{unknown}")
-    body = rows(header_row + 1)
+        # a header cell cleared by mistake: the column is there, without its name
+        blank = "; " + "、".join(f"第 {j} 列 ({_column_letters(j)} 列)" for j in unheaded) + \
+            " 有内容但没有表头 — 若其中有所缺的列, 请补上表头" if unheaded else ""
+        raise DropError(f"{path.name}: 缺少必需的列 {'、'.join(missing)}; 「{table.stem_zh}」表应有列: "
+                        f"{expected}{unknown}{blank}")
     # A person sees the header on spreadsheet row header_row + 1; data rows follow it.
     columns = [pl.int_range(header_row + 2, header_row + 2 + body.height, dtype=pl.Int64).alias("_row")]
     factors: dict[str, float] = {}
@@ -481,7 +486,6 @@ def _name_columns(table: Table, path: Path, top: pl.DataFrame, rows: Callable[[i
                                 f"无法换算为{col.unit}")
             factors[name] = factor
     selected = body.select(columns)
-    unheaded = _filled_without_header(body, top.columns, headers)
     if overlong:
         selected = selected.with_columns(pl.col("_row").replace_strict(
             list(overlong), list(overlong.values()), default=None, return_dtype=pl.Int64).alias("_extra_cells"))

@@ -531,3 +531,11 @@ def test_a_title_padded_with_fewer_commas_than_the_header_leaves_the_header_whol
     assert raw.title_rows == 1
     assert raw.frame.select("_row", "status", "chain_leader").rows() == [(3, "存续", "是")]
     assert "_extra_cells" not in raw.frame.columns
+
+
+def test_a_required_header_cleared_by_mistake_is_pointed_to(tmp_path):
+    """企业名称's header cell cleared: the file lacks a required column, and the message points at
+    column B, which holds the names without a header (it named only the missing column)."""
+    header = HEADER.replace("企业名称", "")
+    with pytest.raises(DropError, match=r"缺少必需的列 企业名称.*第 2 列 \(B 列\) 有内容但没有表头"):
+        read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", f"{header}\n{ROW}\n"))
