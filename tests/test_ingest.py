@@ -539,3 +539,23 @@ def test_a_required_header_cleared_by_mistake_is_pointed_to(tmp_path):
     header = HEADER.replace("企业名称", "")
     with pytest.raises(DropError, match=r"缺少必需的列 企业名称.*第 2 列 \(B 列\) 有内容但没有表头"):
         read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", f"{header}\n{ROW}\n"))
+
+
+def test_rows_excel_wrote_without_their_trailing_empty_cells_are_read_in_their_columns(tmp_path):
+    """Excel saving a sheet as CSV may leave out the separators of empty cells at the end of a row
+    (it writes the sheet in blocks and drops an empty last column per block; StataCorp's FAQ "How
+    Excel writes empty cells"), so `…,存续` arrives for `…,存续,,`. Such a row is one Excel opens with
+    the same cells in the same columns; it is read so, without a finding. (A comma left out in the
+    middle of a row gives the same short row: it cannot be told from this by the count of cells,
+    and it shows shifted in Excel too; the type checks and the ID-number check catch what they can.)
+    """
+    header = f"{HEADER},产业链环节,链主企业"
+    codes = ["914403001922038216", "91320282MA2UFF1N5L", "91320200723623492B"]
+    rows = [ROW.replace("914403001922038216", c).replace("示例", f"示例{i}") for i, c in enumerate(codes)]
+    text = f"{header}\n{rows[0]},技术产品层,是\n{rows[1]}\n{rows[2]},应用示范层\n"
+    raw = read_table(ENTERPRISES, _write(tmp_path / "企业登记.csv", text))
+    assert raw.frame.select("_row", "status", "chain_layer", "chain_leader").rows() == [
+        (2, "存续", "技术产品层", "是"), (3, "存续", None, None), (4, "存续", "应用示范层", None)]
+    result = validate({"enterprises": TableInput(ENTERPRISES, raw.frame, "企业登记.csv")}, as_of=dt.date(2026, 1, 1))
+    assert result.quarantine.height == 0 and result.flags.height == 0
+    assert result.accepted["enterprises"].sort("_row").get_column("chain_leader").to_list() == [True, None, None]
