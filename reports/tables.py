@@ -74,13 +74,27 @@ def as_typed(frame: pl.DataFrame) -> pl.DataFrame:
         for c, dtype in frame.schema.items() if dtype == pl.Utf8)
 
 
+CSV_DECIMALS = 6   # scoring.ranking.PROBABILITY_DECIMALS: probabilities are compared as printed
+
+
+def _as_printed(column: str) -> pl.Expr:
+    """A float column rounded to CSV_DECIMALS (below 10⁹, where rounding is exact enough; no
+    figure of tidu's comes near), with −0 written as 0."""
+    x = pl.col(column)
+    rounded = pl.when(x.abs() < 1e9).then(x.round(CSV_DECIMALS)).otherwise(x)
+    return pl.when(rounded == 0).then(0.0).otherwise(rounded).alias(column)
+
+
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
-    """UTF-8 with BOM so that spreadsheet software in Chinese offices opens it correctly. Written
-    straight to the file (as one string, a province's 2.4 GB candidates.csv was held three times)."""
+    """UTF-8 with BOM so that spreadsheet software in Chinese offices opens it correctly. Numbers
+    are rounded to CSV_DECIMALS and written without trailing zeros or exponents (`300`,
+    `0.76681`, not `300.000000`). Written straight to the file (as one string, a province's 2.4 GB
+    candidates.csv was held three times)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    rounded = neutralize(frame).with_columns(_as_printed(c) for c, t in frame.schema.items() if t.is_float())
     with open(path, "wb") as out:
         out.write(b"\xef\xbb\xbf")
-        neutralize(frame).write_csv(out, float_precision=6)   # scoring.ranking.PROBABILITY_DECIMALS
+        rounded.write_csv(out, float_scientific=False)
     return path
 
 

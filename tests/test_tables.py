@@ -57,11 +57,14 @@ def test_csv_has_bom_and_neutralised_text(tmp_path):
 
 def test_csv_written_to_the_file_is_the_text_of_the_frame(tmp_path):
     """Written straight to the file: the same bytes as the whole CSV text with the BOM before it,
-    a column without formula text left as it is, a column with one rewritten."""
+    a column without formula text left as it is, a column with one rewritten; numbers to six
+    decimals without trailing zeros or exponents."""
     frame = pl.DataFrame({"name": ["甲", None, "-负", "乙,丙"], "note": ["a", "b", None, "c\nd"],
-                          "p": [0.1234567891, None, 1e-9, 2.0]})
+                          "p": [0.1234567891, None, 1e-9, 2.0], "amount_wan": [300.0, 12.5, 1.25e7, -0.0000004],
+                          "big": [1e17, 2.5e-6, None, 123456789.1234567]})
     path = write_csv(frame, tmp_path / "x.csv")
-    expected = frame.with_columns(pl.Series("name", ["甲", None, "'-负", "乙,丙"])).write_csv(float_precision=6)
+    expected = ('name,note,p,amount_wan,big\n甲,a,0.123457,300,100000000000000000\n,b,,12.5,0.000002\n'
+                '\'-负,,0,12500000,\n"乙,丙","c\nd",2,0,123456789.123457\n')
     assert path.read_bytes() == b"\xef\xbb\xbf" + expected.encode("utf-8")
 
 
