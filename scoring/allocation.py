@@ -75,13 +75,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, linprog
+from scipy.optimize import milp as _scipy_milp
 
 from data_contracts.periods import Quarter
 from scoring.policy import Policy
@@ -98,6 +101,23 @@ ALLOCATION_SCHEMA = {
     "rationale": pl.Utf8,
 }
 FIRM_LIST_SCHEMA = {"uscc": pl.Utf8, "name": pl.Utf8}
+
+
+def milp(*args, **kwargs):
+    """scipy's milp with the solver's own stray lines kept off the console: HiGHS prints
+    `HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();` straight to the
+    process's standard output when it repairs a solution, whatever `disp` says (ERGO-Code/HiGHS
+    issue 2783; 22 lines in a demo run with `reserve: expected_cost`). The file descriptor is
+    pointed at /dev/null for the call; Python's own output is flushed before and goes on after."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        return _scipy_milp(*args, **kwargs)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 STATUS_MET, STATUS_ON_TRACK, STATUS_AT_RISK = "达标", "进度正常", "存在风险"
 _TOL = 1e-6
 

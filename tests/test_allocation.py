@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -756,3 +757,22 @@ def test_the_instrument_comparison_counts_instruments_and_names_a_capped_rivals_
             seen_capped = True
             assert match[3] == "研发费用补助" and float(capped) < money
     assert seen_capped
+
+
+def test_the_solvers_own_lines_stay_off_the_console(monkeypatch, capfd):
+    """HiGHS writes a debug line straight to file descriptor 1 when it repairs a solution
+    (`reserve: expected_cost` on the demo city: 22 lines). The wrapper mutes the descriptor for
+    the call only: what is printed before and after it still shows, and the solver's result is
+    handed back."""
+    from scoring import allocation as allocation_module
+
+    def noisy_solver(*args, **kwargs):
+        os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();\n")
+        return ("result", args, kwargs)
+
+    monkeypatch.setattr(allocation_module, "_scipy_milp", noisy_solver)
+    print("before")
+    assert allocation_module.milp(1, presolve=True) == ("result", (1,), {"presolve": True})
+    print("after")
+    out = capfd.readouterr().out
+    assert out == "before\nafter\n"
