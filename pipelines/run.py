@@ -669,7 +669,8 @@ def score_and_explain(model, rows: pl.DataFrame, panel: pl.DataFrame, rules: pl.
         kept_x.append(x)
     at = {int(i): k for k, i in enumerate(np.concatenate([sample, extra]))}
     importance_table(total.mean(), names).write_parquet(out / "tables" / "shap_global.parquet")
-    _shap_tables(sample, top, np.concatenate(kept_c), np.concatenate(kept_x), at, names, out, unknown)
+    _shap_tables(sample, rows.select("uscc", pl.col("tier").alias("tier_key"))[sample], top,
+                 np.concatenate(kept_c), np.concatenate(kept_x), at, names, out, unknown)
     return ranked.drop("_i")
 
 
@@ -707,17 +708,26 @@ def _shap_sample_rows(n: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(SHAP_SAMPLE, n), replace=False)) if n else np.array([], int)
 
 
-def _shap_tables(sample, top, contrib, x, at: dict[int, int], names, out: Path,
+def _shap_tables(sample, sampled: pl.DataFrame, top, contrib, x, at: dict[int, int], names, out: Path,
                  unknown: frozenset[str] = frozenset()) -> None:
-    """shap_sample.parquet (the sampled rows, long) and shap_top.parquet (the top rows' waterfalls);
-    contrib and x hold only the kept rows, row `at[i]` for scored row i."""
+    """shap_sample.parquet (the sampled rows, long: each row's firm and tier, so that an auditor
+    can find it in candidates.csv) and shap_top.parquet (the top rows' waterfalls); contrib and x
+    hold only the kept rows, row `at[i]` for scored row i; `sampled` the sample's uscc and tier_key."""
     from scoring.explain import label, value_text
 
     model_cols = [j for j, nm in enumerate(names) if not nm.startswith("tier_")]
-    long = [{"row_id": int(i), "feature": names[j], "label": label(names[j]), "value": float(x[at[int(i)], j]),
-             "shap": float(contrib[at[int(i)], j])} for i in sample for j in model_cols]
-    pl.DataFrame(long, schema={"row_id": pl.Int64, "feature": pl.Utf8, "label": pl.Utf8, "value": pl.Float64,
-                               "shap": pl.Float64}).write_parquet(out / "tables" / "shap_sample.parquet")
+    kept = np.array([at[int(i)] for i in sample], dtype=np.int64)
+    width = len(model_cols)
+    pl.DataFrame({
+        "row_id": np.repeat(np.asarray(sample, dtype=np.int64), width),
+        "uscc": sampled.get_column("uscc").gather(np.repeat(np.arange(len(sample)), width)),
+        "tier_key": sampled.get_column("tier_key").gather(np.repeat(np.arange(len(sample)), width)),
+        "feature": np.tile(np.array([names[j] for j in model_cols], dtype=object), len(sample)),
+        "label": np.tile(np.array([label(names[j]) for j in model_cols], dtype=object), len(sample)),
+        "value": x[np.ix_(kept, model_cols)].astype(np.float64).ravel(),
+        "shap": contrib[np.ix_(kept, model_cols)].astype(np.float64).ravel(),
+    }, schema={"row_id": pl.Int64, "uscc": pl.Utf8, "tier_key": pl.Utf8, "feature": pl.Utf8, "label": pl.Utf8,
+               "value": pl.Float64, "shap": pl.Float64}).write_parquet(out / "tables" / "shap_sample.parquet")
     # the tier one-hots together say which tier the row is (the others' 0 pushes too, up to 0.6
     # log-odds in the pooled booster): one bar, the row's own tier, carries their sum, so that the
     # waterfall ends at the row's log-odds (an audit found the chart's f(x) short of it by 0.45)

@@ -193,3 +193,22 @@ def test_each_waterfall_ends_at_the_firms_probability(city):
     assert np.abs(model.calibrate(probability["f"].to_numpy()) - probability["probability"].to_numpy()).max() < 1e-9
     # one bar per row for its tier, the one-hots' sum
     assert top.filter(pl.col("feature").str.starts_with("tier_")).group_by("uscc", "tier_key").len()["len"].max() == 1
+
+
+def test_the_shap_sample_names_each_rows_firm_and_tier(city):
+    """shap_sample.parquet (the beeswarm's rows) says whose values each row holds: an auditor finds
+    the row in the lists by uscc and tier, and its feature values are that firm's own."""
+    _, out, _ = city
+    sample = pl.read_parquet(out / "tables" / "shap_sample.parquet")
+    rows = sample.select("row_id", "uscc", "tier_key").unique()
+    assert rows.height == rows["row_id"].n_unique() == rows.select("uscc", "tier_key").unique().height > 100
+    listed = pl.read_parquet(out / "tables" / "candidates.parquet").select("uscc", "tier_key")
+    assert rows.join(listed, on=["uscc", "tier_key"], how="anti").height == 0
+    import duckdb
+
+    with duckdb.connect(str(out / "warehouse.duckdb"), read_only=True) as db:
+        founded = db.sql("select uscc, founded_on from enterprises").pl()
+    ages = (sample.filter(pl.col("feature") == "age_years").join(founded, on="uscc")
+            .with_columns(((pl.date(2025, 12, 31) - pl.col("founded_on")).dt.total_days() / 365.25).alias("age")))
+    assert ages.height == rows.height and ages["age"].null_count() < ages.height // 10
+    assert (ages["value"] - ages["age"]).abs().max() < 1e-9
