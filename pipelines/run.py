@@ -450,12 +450,28 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
         if not any(b.tier == tier and b.in_force(quarter.end) for b in books):
             # e.g. 准独角兽 before 2024: evaluate leaves the tier's verdicts to manual review
             in_force.append({"tier": tier, "tier_zh": zh, "id": None, "version": None,
-                             "source": f"{quarter} 无生效的{zh}规则, 该层级全部待人工核实"})
+                             "source": f"{quarter} 无生效的{zh}规则, 该层级全部待人工核实",
+                             "effective_from": None, "effective_to": None, "next": _next_rulebook(books, tier, quarter.end)})
             continue
         book = rulebook_in_force(books, tier, quarter.end)
         in_force.append({"tier": tier, "tier_zh": zh, "id": book.id, "version": book.version,
-                         "source": _source_text(book)})
+                         "source": _source_text(book), "effective_from": book.effective_from.isoformat(),
+                         "effective_to": book.effective_to and book.effective_to.isoformat(),
+                         "next": _next_rulebook(books, tier, quarter.end)})
     return rules, in_force
+
+
+def _next_rulebook(books, tier: str, day) -> dict | None:
+    """The tier's rulebook that next comes into force after `day` (the quarter's end), if the city's
+    rulebooks hold one: a list made for 2026Q1 is judged by 63号, in force at the quarter's end,
+    while applications after 2026-04-01 are judged by the 2026 rules (the methods page says so)."""
+    from scoring.rules import rulebook_in_force
+
+    starts = sorted({b.effective_from for b in books if b.tier == tier and b.effective_from > day})
+    if not starts:
+        return None
+    book = rulebook_in_force(books, tier, starts[0])
+    return {"id": book.id, "version": book.version, "effective_from": book.effective_from.isoformat()}
 
 
 def _source_text(book) -> str:

@@ -371,6 +371,7 @@ def summary(run: Run) -> dict:
         "rows": _tier_counts(run, alloc),
         "no_rulebook": NO_RULEBOOK,
         "likely_rule": LIKELY_RULE,
+        "rules_change": _rules_change(run.manifest.get("rulebooks") or [], _str(run.manifest.get("quarter"))),
         "budget": {
             "total": _num(budget),
             "allocated": _num(allocated),
@@ -740,6 +741,29 @@ MODEL_KIND = ("LightGBM 梯度提升树: 所有层级合并训练的模型与该
               "(正例太少的层级只用合并模型); 按时间外推验证, 调参季度上 Platt 校准")
 
 
+def _period(start: str | None, end: str | None) -> str:
+    """A rulebook's dates of force as the methods page writes them."""
+    if not start:
+        return ""
+    return f"{start} 起" if not end else f"{start} 至 {end}"
+
+
+def _rules_change(rulebooks: list[dict], quarter: str) -> str:
+    """One sentence when a tier's rules change after the quarter's end: the lists are judged by
+    the rules in force at the quarter's end, and an application made after the change is judged
+    by the new ones."""
+    changes = [(r["next"]["effective_from"], _str(r.get("tier_zh") or r.get("tier")), r["next"]["id"])
+               for r in rulebooks if r.get("next")]
+    if not changes:
+        return ""
+    by_day: dict[str, list[str]] = {}
+    for day, tier, book in sorted(changes, key=lambda c: c[0]):   # tiers in the manifest's order
+        by_day.setdefault(day, []).append(f"{tier} ({book})")
+    when = "；".join(f"{day} 起 {'、'.join(tiers)}" for day, tiers in by_day.items())
+    return (f"规则变更: {when} 适用新规则。本报告按{' ' + quarter + ' ' if quarter else ''}季度末生效的规则判定"
+            "资格、打分和列出差距; 在新规则生效后提交的申报, 须按新规则重新核对。")
+
+
 def methods_section(run: Run) -> dict:
     """Rulebooks, model window and metrics beside the rule-points baseline, rank rule, inputs."""
     m = run.manifest
@@ -753,6 +777,7 @@ def methods_section(run: Run) -> dict:
         {
             **{k: _str(r.get(k)) for k in RULEBOOK_KEYS},
             "tier": _str(r.get("tier_zh") or r.get("tier")),
+            "period": _period(r.get("effective_from"), r.get("effective_to")),
         }
         for r in m.get("rulebooks") or []
     ]
@@ -761,6 +786,7 @@ def methods_section(run: Run) -> dict:
     # inputs give different PDFs, and an auditor compares PDFs byte for byte.
     return {
         "rulebooks": rulebooks,
+        "rules_change": _rules_change(m.get("rulebooks") or [], _str(m.get("quarter"))),
         "model_id": _str(model.get("id")),
         "model_kind": MODEL_KIND if model.get("id") else "",
         "window": _window_lines(model.get("window") or {}, names),

@@ -507,6 +507,10 @@ def _manifest(inputs: list[dict], n_per_tier: int) -> dict:
                 "id": f"{k}-2024",
                 "version": "2024.1",
                 "source": f"工信部/科技部 {zh}认定办法(2024 年修订)",
+                "effective_from": "2024-01-01",
+                "effective_to": "2026-03-31" if k in RULES_CHANGING else None,
+                "next": {"id": f"{k}-2026", "version": "2026.1", "effective_from": "2026-04-01"}
+                if k in RULES_CHANGING else None,
             }
             for k, zh in TIERS.items()
         ],
@@ -556,6 +560,7 @@ def backtest_table(rng: np.random.Generator, firms: int = 400) -> pl.DataFrame:
 
 FEW_POSITIVES_TIER = "quasi_unicorn"
 DROP_NOTE = "专利.csv: 没有可选列「授权公告日」, 按空值处理; 未识别的列「授权时间」已忽略"
+RULES_CHANGING = ("specialised_sme", "little_giant")   # tiers whose rules the manifest says change after the quarter
 
 
 def write_run_folder(

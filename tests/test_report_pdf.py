@@ -11,7 +11,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 from PIL import Image
-from report_fixture import DROP_NOTE, FEW_POSITIVES_TIER, FORMULA_NAME, SPECIAL_NAME, TIERS, write_run_folder
+from report_fixture import (
+    DROP_NOTE,
+    FEW_POSITIVES_TIER,
+    FORMULA_NAME,
+    RULES_CHANGING,
+    SPECIAL_NAME,
+    TIERS,
+    write_run_folder,
+)
 
 from reports import pdf
 from reports.charts import FontMissingError
@@ -362,3 +370,25 @@ def test_the_cover_and_methods_page_name_the_code_not_only_the_version(rendered)
     tidu verify compares) tells an auditor which tidu made the pack."""
     text = _flat(_text(rendered))
     assert text.count("tidu0.1.0·代码3f2a9c0d41be") == 2   # the cover and the methods page
+
+
+def test_rules_that_change_after_the_quarter_are_named_on_the_summary_and_methods_pages(rendered):
+    """The lists are judged by the rules in force at the quarter's end; where the manifest names a
+    rulebook that follows (63号 → the 2026 rules on 04-01), the summary and the methods page say
+    which tiers change, from when, and that later applications are judged anew. The methods table
+    gives each rulebook's dates of force."""
+    text = _flat(_text(rendered))
+    changing = "、".join(f"{TIERS[k]}({k}-2026)" for k in RULES_CHANGING)
+    sentence = f"规则变更:2026-04-01起{changing}适用新规则。本报告按2025Q4季度末生效的规则判定资格"
+    assert text.count(sentence) == 2
+    assert "2024-01-01至2026-03-31" in text and "2024-01-01起" in text
+
+
+def test_rules_change_sentence_groups_tiers_by_day_and_is_empty_without_a_successor():
+    books = [{"tier_zh": "甲", "next": {"id": "a-2", "effective_from": "2026-04-01"}},
+             {"tier_zh": "乙", "next": None},
+             {"tier_zh": "丙", "next": {"id": "c-2", "effective_from": "2025-01-01"}},
+             {"tier_zh": "丁", "next": {"id": "d-2", "effective_from": "2026-04-01"}}]
+    assert pdf._rules_change(books, "2024Q4").startswith(
+        "规则变更: 2025-01-01 起 丙 (c-2)；2026-04-01 起 甲 (a-2)、丁 (d-2) 适用新规则。本报告按 2024Q4 季度末")
+    assert pdf._rules_change([{"tier_zh": "乙"}], "2024Q4") == ""

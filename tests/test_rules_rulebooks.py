@@ -100,6 +100,21 @@ def test_2022_rules_until_2026_03_31_and_2026_rules_from_2026_04_01(tier):
     assert rulebook_in_force(DEFAULTS, tier, dt.date(2026, 6, 30)) is new
 
 
+def test_the_run_names_the_rulebook_that_follows_the_quarter():
+    """A 2026Q1 list is judged by 63号 (in force on 03-31); the manifest names the 2026 rulebook that
+    judges applications from 04-01, and none once the newest rules are in force."""
+    from pipelines.run import _next_rulebook
+
+    q1, q2 = dt.date(2026, 3, 31), dt.date(2026, 6, 30)
+    assert _next_rulebook(DEFAULTS, "specialised_sme", q1) == {
+        "id": "miit-2026-specialised_sme", "version": rulebook_in_force(DEFAULTS, "specialised_sme", q2).version,
+        "effective_from": "2026-04-01"}
+    assert _next_rulebook(DEFAULTS, "specialised_sme", q2) is None
+    assert _next_rulebook(DEFAULTS, "eaglet", dt.date(2024, 9, 30))["id"] == "wuxi-2024-eaglet"
+    assert _next_rulebook(DEFAULTS, "gazelle", dt.date(2024, 9, 30)) is None   # nothing follows 2020's
+    assert _next_rulebook(DEFAULTS, "high_tech_enterprise", q1) is None
+
+
 def test_2026_entry_tier_is_the_transitional_63_reading_by_default():
     rb = rulebook_in_force(DEFAULTS, "innovative_sme", dt.date(2026, 6, 30))
     assert rb.id == "miit-2026-tech_innovative_sme"
