@@ -136,7 +136,38 @@ def _reasoning(result: AllocationResult, policy: Policy) -> str:
             for r in rows
         )
         paras.append(f"3. 重点企业。期望价值居前的项目为：{listing}。")
+    unused = _unused_sentence(result)
+    if unused:
+        paras.append(f"4. 未获分配的工具。{unused}")
     return "\n\n".join(paras)
+
+
+def _unused_sentence(result: AllocationResult) -> str:
+    """Why an enabled instrument got nothing: no candidate met its conditions; or its best value per
+    万元 is below what the budget's last 万元 buys; or, above that, each firm it was open to does
+    better with another instrument (one instrument per firm)."""
+    if not result.unused_instruments or not result.allocation.height:
+        return ""
+    marginal = result.marginal_value_per_wan
+    parts = []
+    for u in result.unused_instruments:
+        if not u["firms"]:
+            parts.append(f"{u['instrument']}：本期没有候选企业满足政策文件为该工具设定的适用条件")
+            continue
+        best = (f"{u['instrument']}：可用于 {u['firms']} 家企业，每万元期望价值最高 "
+                f"{_n(u['best_value_per_wan'], 3)}（{u['best_name']}）")
+        if not math.isnan(marginal) and u["best_value_per_wan"] < marginal:
+            parts.append(f"{best}，低于预算最后一万元带来的期望价值 {_n(marginal, 3)}，资金用于其他项目更多")
+            continue
+        above, funded = u["above_marginal"], u["above_marginal_funded"]
+        head = f"{best}；其中 {above} 家每万元期望价值不低于预算最后一万元带来的 {_n(marginal, 3)}"
+        if funded == above:
+            parts.append(f"{head}，均已安排期望价值更高的其他工具（每家企业只安排一项工具）")
+        else:
+            parts.append(f"{head}，{funded} 家已安排期望价值更高的其他工具，其余 {above - funded} 家受金额整数步长、"
+                         "板块上限或单户上限所限未能安排")
+    return ("；".join(parts) + "。各工具的效应系数是政策文件中的假设值；若本市有意使用某项工具，"
+            "可在政策文件中调整其系数或为其设定专项额度后重新测算。")
 
 
 def _baseline_sentence(result: AllocationResult) -> str:

@@ -152,6 +152,8 @@ class AllocationResult:
     # not at +swing, and firms funded at −swing but not now
     leaving_up: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
     entering_down: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FIRM_LIST_SCHEMA))
+    # enabled instruments no line uses, with what they could have bought (`_unused_instruments`)
+    unused_instruments: list[dict] = field(default_factory=list)
     policy_id: str = ""
     policy_version: str = ""
 
@@ -180,6 +182,7 @@ class AllocationResult:
             "lines": self.allocation.height,
             "by_instrument": by_instrument,
             "marginal_value_per_wan": _json_float(self.marginal_value_per_wan),
+            "unused_instruments": self.unused_instruments,
             "expected_payout_wan": round(self.expected_payout_wan, 4),
             "candidates_considered": self.candidates_considered,
             "options_considered": self.options_considered,
@@ -230,6 +233,7 @@ def allocate(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> A
         leaving_up=leaving_up,
         entering_down=entering_down,
         undecided_tiers=_undecided_tiers(candidates, policy),
+        unused_instruments=_unused_instruments(options, chosen, policy, marginal) if status == "optimal" else [],
         baseline=_baseline(rows, problem, main, policy, budget, status),
         kpis=kpi_table(candidates, firms_, policy),
         solver_seconds=main.seconds,
@@ -251,6 +255,37 @@ def allocate(candidates: pl.DataFrame, firms: pl.DataFrame, policy: Policy) -> A
 
 
 # --------------------------------------------------------------------------- inputs → options
+
+
+def _unused_instruments(options: pl.DataFrame, chosen: pl.DataFrame, policy: Policy,
+                        marginal: float) -> list[dict]:
+    """Each enabled instrument the recommendation gives nothing: how many firms it was open to and
+    its best expected value per 万元 (at its first 万元; a reward: its value over what it charges),
+    with that firm's name; `firms` 0 when no candidate met its conditions. Of the firms where it
+    beats the budget's marginal value per 万元, `above_marginal` counts them and
+    `above_marginal_funded` those funded with another instrument. The memo says from these why
+    the instrument got nothing."""
+    used = set(chosen.get_column("instrument_key").to_list()) if chosen.height else set()
+    per_wan = (pl.when(pl.col("fixed")).then(pl.col("coef") * pl.col("e1") * pl.col("fixed_amount")
+                                             / pl.col("fixed_charge"))
+               .otherwise(pl.col("coef") * pl.col("e1")))
+    out = []
+    for key, inst in policy.instruments.enabled().items():
+        if key in used:
+            continue
+        mine = options.filter(pl.col("instrument_key") == key).with_columns(per_wan.alias("_per_wan"))
+        entry = {"instrument_key": key, "instrument": inst.name_zh, "firms": mine.get_column("uscc").n_unique(),
+                 "best_value_per_wan": None, "best_name": None, "above_marginal": 0, "above_marginal_funded": 0}
+        if mine.height:
+            best = mine.sort(["_per_wan", "uscc"], descending=[True, False]).row(0, named=True)
+            above = (mine.filter(pl.col("_per_wan") >= marginal).get_column("uscc").unique()
+                     if not math.isnan(marginal) else pl.Series([], dtype=pl.Utf8))
+            entry |= {"best_value_per_wan": round(float(best["_per_wan"]), 6), "best_name": best["name"],
+                      "above_marginal": above.len(),
+                      "above_marginal_funded": int(above.is_in(chosen.get_column("uscc").implode()).sum())
+                      if chosen.height else 0}
+        out.append(entry)
+    return out
 
 
 def _prepare_firms(firms: pl.DataFrame, policy: Policy, notes: list[str]) -> pl.DataFrame:

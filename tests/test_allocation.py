@@ -776,3 +776,33 @@ def test_the_solvers_own_lines_stay_off_the_console(monkeypatch, capfd):
     print("after")
     out = capfd.readouterr().out
     assert out == "before\nafter\n"
+
+
+def test_an_instrument_no_firm_could_take_is_reported_unused_with_no_firms():
+    """The twins have no R&D expense and are 20 years old: only the reward is open to them, and the
+    R&D subsidy and 先投后股 are listed as unused with no firm they were open to."""
+    candidates, firms = _twins(0.4, 0.2)
+    result = allocate(candidates, firms, make_policy(3))
+    assert set(result.allocation["instrument"]) == {"认定奖励"}
+    assert [(u["instrument_key"], u["firms"], u["best_value_per_wan"]) for u in result.unused_instruments] == [
+        ("rd_subsidy", 0, None), ("invest_then_equity", 0, None)]
+    assert result.summary()["unused_instruments"] == result.unused_instruments
+
+
+def test_an_unused_instrument_reports_its_best_value_per_wan_and_the_firms_taken_by_another():
+    """With 先投后股 open to both twins but the reward worth three times more per 万元, every line is
+    a reward; 先投后股's best value per 万元 is p × weight × its effect, 0.4 × 3 × 1.5, at the firm
+    with p = 0.4, and both firms above the budget's marginal value were funded with the reward."""
+    candidates, firms = _twins(0.4, 0.2)
+    firms = firms.with_columns(pl.lit(5.0).alias("age_years"))
+    data = make_policy(100).model_dump(mode="json")
+    data["instruments"]["recognition_reward"]["effect_per_wan"] = 3.0
+    result = allocate(candidates, firms, parse_policy(data))
+    assert set(result.allocation["instrument"]) == {"认定奖励"} and result.allocation.height == 2
+    unused = {u["instrument_key"]: u for u in result.unused_instruments}
+    assert set(unused) == {"rd_subsidy", "invest_then_equity"}
+    ite = unused["invest_then_equity"]
+    assert ite["firms"] == 2 and ite["best_value_per_wan"] == pytest.approx(0.4 * 3 * 1.5)
+    assert ite["best_name"] == "乙企业"
+    assert result.marginal_value_per_wan < 0.2 * 3 * 1.5
+    assert ite["above_marginal"] == ite["above_marginal_funded"] == 2

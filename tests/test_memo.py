@@ -191,3 +191,35 @@ def test_with_no_tier_judged_the_memo_still_says_why_nothing_is_funded():
     recommendation = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 理由")[0]
     assert "不提出资金分配建议" in recommendation
     assert "本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
+
+
+def test_the_memo_says_why_an_instrument_got_nothing():
+    """Three reasons, from the allocation's facts: no candidate met the instrument's conditions; its
+    best value per 万元 is below what the budget's last 万元 buys; or the firms where it beats that
+    were funded with a better instrument (one per firm), the rest held back by steps and caps."""
+    import dataclasses
+
+    candidates, firms = _city()
+    policy = load_policy()
+    result = allocate(candidates, firms, policy)
+    assert result.allocation.height and result.marginal_value_per_wan == result.marginal_value_per_wan
+
+    def reasoning(unused: list[dict], marginal: float) -> str:
+        changed = dataclasses.replace(result, unused_instruments=unused, marginal_value_per_wan=marginal)
+        return draft_memo(changed, policy, "2025Q4", "宜兴市").split("## 理由")[1].split("## 风险提示")[0]
+
+    def entry(key, name, firms, best=None, who=None, above=0, funded=0):
+        return {"instrument_key": key, "instrument": name, "firms": firms, "best_value_per_wan": best,
+                "best_name": who, "above_marginal": above, "above_marginal_funded": funded}
+
+    text = reasoning([entry("angel_guidance_fund", "天使投资引导基金", 0),
+                      entry("rd_subsidy", "研发费用补助", 3, 0.4567, "丁蜀陶瓷智造有限公司"),
+                      entry("recognition_reward", "认定奖励", 12, 1.25, "宜兴智芯科技有限公司", 4, 4)], 0.8731)
+    assert "4. 未获分配的工具。天使投资引导基金：本期没有候选企业满足政策文件为该工具设定的适用条件；" in text
+    assert ("研发费用补助：可用于 3 家企业，每万元期望价值最高 0.457（丁蜀陶瓷智造有限公司），"
+            "低于预算最后一万元带来的期望价值 0.873，资金用于其他项目更多；") in text
+    assert ("认定奖励：可用于 12 家企业，每万元期望价值最高 1.25（宜兴智芯科技有限公司）；其中 4 家每万元期望价值"
+            "不低于预算最后一万元带来的 0.873，均已安排期望价值更高的其他工具（每家企业只安排一项工具）。") in text
+    held = reasoning([entry("recognition_reward", "认定奖励", 12, 1.25, "宜兴智芯科技有限公司", 4, 1)], 0.8731)
+    assert "1 家已安排期望价值更高的其他工具，其余 3 家受金额整数步长、板块上限或单户上限所限未能安排" in held
+    assert "未获分配的工具" not in reasoning([], 0.8731)
