@@ -71,10 +71,19 @@ CHECKED_ON_HELP = ("核验日 YYYY-MM-DD: 成立、认定、融资、申请日�
                    "记录在 manifest.json 的 checked_on, 复核时按同一天核验)")
 
 
-def _require_folder(drop: Path) -> None:
-    """A drop folder that exists (else exit 2 with the reason, before anything is written)."""
+def _require_folder(drop: Path, out: Path | None = None) -> None:
+    """A drop folder that exists (else exit 2 with the reason, before anything is written), and
+    an --out that is neither the drop itself nor inside it: the outputs (CSV files among them)
+    would sit beside the drop's tables, and the next run read them as a drop's files."""
+    if drop.is_file():
+        err.print(f"[bold red]无法读取数据:[/] {drop} 是一个文件; 请给出数据包文件夹 (即它所在的文件夹 {drop.parent})")
+        raise typer.Exit(2)
     if not drop.is_dir():
         err.print(f"[bold red]无法读取数据:[/] 数据目录不存在: {drop}")
+        raise typer.Exit(2)
+    if out is not None and out.resolve().is_relative_to(drop.resolve()):
+        err.print(f"[bold red]输出文件夹不能放在数据包文件夹中:[/] --out {out} 在 {drop} 之内, 输出文件会和数据表混在一起, "
+                  "下次读取时被当作数据; 请用 --out 另选一个文件夹")
         raise typer.Exit(2)
 
 
@@ -177,7 +186,7 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
     from pipelines.run import RunOptions, run_quarter
 
     q, day = _quarter(quarter), _day(checked_on)
-    _require_folder(drop)
+    _require_folder(drop, out)
     opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf,
                       rules=rules)
     manifest = _guard(out, lambda: run_quarter(opts))
@@ -209,7 +218,7 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     from pipelines.run import Timer, check_drop
 
     day = _day(checked_on)
-    _require_folder(drop)
+    _require_folder(drop, out)
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     loaded, result = _guard(out, lambda: check_drop(drop, out, day, timer))
@@ -242,7 +251,7 @@ def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含�
     """回测: 用某季度末以前的数据生成名单, 与之后四个季度实际新认定的企业对比 (前 k 名的召回率和精确率)。"""
     from pipelines.run import backtest_at
 
-    _require_folder(drop)
+    _require_folder(drop, out)
     table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed, rules))
     for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
         # too few later recognitions: one firm swings the figure (the report prints "—" too)
@@ -261,7 +270,7 @@ def verify(run: Path = typer.Argument(..., help="要复核的运行的输出文�
     """复核: 按 manifest.json 记录的输入和设置重新运行, 逐个比对输出文件。全部一致退出码 0; 输入或输出不一致 1; 无法按原样重新运行 (无 manifest、政策文件、规则配置或模型未提供或不一致, 或程序代码已改变而输出不同) 2。"""
     from pipelines.verify import verify as verify_run
 
-    _require_folder(drop)
+    _require_folder(drop, out)
     if out.resolve() == run.resolve():
         err.print(f"[bold red]无法复核:[/] 重新运行的输出文件夹不能是被复核的文件夹 {run}; 请用 --out 另选一个")
         raise typer.Exit(2)

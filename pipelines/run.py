@@ -455,7 +455,8 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
             continue
         book = rulebook_in_force(books, tier, quarter.end)
         in_force.append({"tier": tier, "tier_zh": zh, "id": book.id, "version": book.version,
-                         "source": _source_text(book), "effective_from": book.effective_from.isoformat(),
+                         "source": _source_text(book), "name_zh": book.name_zh,
+                         "effective_from": book.effective_from.isoformat(),
                          "effective_to": book.effective_to and book.effective_to.isoformat(),
                          "next": _next_rulebook(books, tier, quarter.end)})
     return rules, in_force
@@ -471,7 +472,8 @@ def _next_rulebook(books, tier: str, day) -> dict | None:
     if not starts:
         return None
     book = rulebook_in_force(books, tier, starts[0])
-    return {"id": book.id, "version": book.version, "effective_from": book.effective_from.isoformat()}
+    return {"id": book.id, "version": book.version, "name_zh": book.name_zh,
+            "effective_from": book.effective_from.isoformat()}
 
 
 def _source_text(book) -> str:

@@ -105,10 +105,12 @@ def _barh_figure(
     return fig
 
 
-def waterfall(rows: pl.DataFrame, path: Path, max_features: int = 10) -> Path:
+def waterfall(rows: pl.DataFrame, path: Path, max_features: int = 10,
+              probability: float | None = None) -> Path:
     """SHAP waterfall for one scored row: base value → each feature's push → f(x), in log-odds.
 
-    rows: base_value, label, value_text, shap for every feature of that row (shap_top's shape).
+    rows: base_value, label, value_text, shap for every feature of that row (shap_top's shape);
+    probability: the row's calibrated probability, named in the title beside the f(x) it comes from.
     """
     rows = rows.with_columns(
         pl.col("shap").abs().alias("_abs"), pl.coalesce("label", "feature").alias("label")
@@ -153,12 +155,13 @@ def waterfall(rows: pl.DataFrame, path: Path, max_features: int = 10) -> Path:
         ax.axvline(base, color=NEUTRAL, lw=0.8, ls="--")
         ax.axvline(final, color="#333333", lw=0.8)
         ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("对数几率 (SHAP 贡献，校准前)")
+        ax.set_xlabel("对数几率 (SHAP 贡献，校准前；越往右认定概率越高)")
         lo, hi = ax.get_xlim()
         pad = 0.12 * (hi - lo)
         ax.set_xlim(lo - pad, hi + pad)
+        became = f"，经校准即认定概率 {probability:.1%}" if probability is not None else ""
         ax.set_title(
-            f"基准值 E[f(x)] = {base:.2f}  →  本企业 f(x) = {final:.2f}", loc="left", fontsize=9
+            f"基准值 E[f(x)] = {base:.2f}  →  本企业 f(x) = {final:.2f}{became}", loc="left", fontsize=9
         )
         ax.set_ylim(-0.7, len(values) - 0.3)
         return _save(fig, path)

@@ -200,7 +200,7 @@ def draw_charts(run: Run, out: Path) -> dict[str, Path]:
         part = top.filter((pl.col("uscc") == row["uscc"]) & (pl.col("tier_key") == key))
         if part.height:
             name = f"waterfall_{_slug(key)}_{rank}"
-            drawn[name] = charts.waterfall(part, out / f"{name}.svg")
+            drawn[name] = charts.waterfall(part, out / f"{name}.svg", probability=row.get("probability"))
     if (sens := run.table("sensitivity")) is not None:
         drawn["sensitivity"] = charts.sensitivity(
             sens, out / "sensitivity.svg", run.manifest.get("budget_wan")
@@ -748,11 +748,19 @@ def _period(start: str | None, end: str | None) -> str:
     return f"{start} 起" if not end else f"{start} 至 {end}"
 
 
+def _renamed(rulebook: dict) -> str:
+    """The next rulebook as the sentence names it: its id, after its tier's new name where the new
+    rules rename the tier (创新型中小企业 → 科技和创新型中小企业 from 2026-04-01)."""
+    nxt, name = rulebook["next"], rulebook["next"].get("name_zh")
+    renamed = name and rulebook.get("name_zh") and name != rulebook["name_zh"]
+    return f"改称{name}, {nxt['id']}" if renamed else nxt["id"]
+
+
 def _rules_change(rulebooks: list[dict], quarter: str) -> str:
     """One sentence when a tier's rules change after the quarter's end: the lists are judged by
     the rules in force at the quarter's end, and an application made after the change is judged
     by the new ones."""
-    changes = [(r["next"]["effective_from"], _str(r.get("tier_zh") or r.get("tier")), r["next"]["id"])
+    changes = [(r["next"]["effective_from"], _str(r.get("tier_zh") or r.get("tier")), _renamed(r))
                for r in rulebooks if r.get("next")]
     if not changes:
         return ""
@@ -837,8 +845,11 @@ def _window_lines(window: dict, names: dict) -> list[str]:
     if pooled := window.get("tiers_pooled_only"):
         # each with its reason (the training window's positives): the counts below are all quarters'
         said = pooled.items() if isinstance(pooled, dict) else ((k, "正例太少") for k in pooled)
+        levels = window.get("level_offsets") or {}
         lines.append("只用合并模型的层级: " + "; ".join(
-            f"{names.get(k, k)} ({why.removesuffix(', 只用合并模型')})" for k, why in said))
+            f"{names.get(k, k)} ({why.removesuffix(', 只用合并模型')}"
+            + (f"; 按训练与调参季度的认定数校正水平, 对数几率 {levels[k]:+.2f}" if k in levels else "") + ")"
+            for k, why in said))
     if pos := window.get("positives_by_tier") or {}:
         lines.append("各层级正例数 (所有已知结果的季度, 含调参与验证季度): "
                      + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))

@@ -18,8 +18,8 @@ N_REASONS = 3
 
 def label(name: str) -> str:
     """Chinese label of a model column; one-hot columns read `所属板块: 环科园`."""
-    if name.startswith("tier_"):
-        return f"层级: {TIERS.get(name[5:], name[5:])}"
+    if name.startswith("tier_"):   # the tier the row is scored for (not a title the firm holds)
+        return f"所评层级: {TIERS.get(name[5:], name[5:])}"
     if "=" in name:
         base, value = name.split("=", 1)
         return f"{catalog_label(base)}: {value}"
@@ -32,7 +32,9 @@ def label(name: str) -> str:
 def value_text(name: str, value: float, unknown: frozenset[str] = frozenset()) -> str:
     """A feature's value in words; `unknown`: features whose table the drop lacked, whose missing
     value is 未知, not the catalog's meaning of a null (从未融资 with no 融资 table is not known)."""
-    if "=" in name or name in ("rule_eligible", "rule_eligible_if_unknowns_hold") or name.startswith("tier_"):
+    if name.startswith("tier_"):   # the waterfall's one tier bar: its label says it all
+        return ""
+    if "=" in name or name in ("rule_eligible", "rule_eligible_if_unknowns_hold"):
         return "是" if value == 1 else "否"
     if name == "rule_points":
         return "—" if np.isnan(value) else f"{value:.0f} 分"

@@ -57,6 +57,12 @@ PREDICT_CHUNK = 500_000     # rows per design matrix when predicting
 LARGE_SAMPLE_ROWS = 500_000
 LARGE_SAMPLE_POOLED_RATE = 0.1
 MARGIN_DECIMALS = 9         # log-odds are rounded to this many decimals before calibration
+# A tier scored by the pooled model alone gets its own level (an offset on its log-odds, fitted
+# after the calibration on every labelled quarter, under a normal prior of this sd) once it has
+# this many recognitions there: the one calibration, fitted mostly on the other tiers' blended
+# scores, left 小巨人 at about twice its realised rate (docs/model.md, "A pooled-only tier's level").
+LEVEL_PRIOR_SD = 0.5
+MIN_LEVEL_POSITIVES = 10
 
 
 def make_labels(panel: pl.DataFrame, honors: pl.DataFrame, last_quarter: Quarter,
@@ -378,6 +384,8 @@ class PromotionModel:
     features: list[str]
     monotone: dict[str, int] = field(default_factory=dict)
     params: dict = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    # pooled-only tiers' offsets on their log-odds (`_level_offsets`); set by fit and load
+    level_offsets_: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def fit(self, rows: pl.DataFrame | ModelKeys, last_quarter: Quarter, refit: bool = True,
             panel: pl.DataFrame | None = None) -> PromotionModel:
@@ -453,6 +461,7 @@ class PromotionModel:
         rate = {None: LARGE_SAMPLE_POOLED_RATE} if train.height >= LARGE_SAMPLE_ROWS else {}
         learning_rate = {tier: rate.get(tier, self.params.get("learning_rate", 0.1)) for tier in [None, *own]}
 
+        self.level_offsets_ = {}   # margins below are the boosters' alone until the levels are fitted
         # Validation model: each booster stops early on the tuning quarter (a tier's rows are
         # taken out of the pooled frames when its turn comes, not all tiers' at once).
         self.boosters_, self.rounds_ = {}, {}
@@ -463,6 +472,7 @@ class PromotionModel:
             self.rounds_[tier] = booster.best_iteration or MAX_ROUNDS
         self.calibrator_ = PlattCalibrator().fit(self.margin(tune), tune.get_column("label").to_numpy(),
                                                  tune.get_column("_w").to_numpy())
+        self.level_offsets_ = self._level_offsets([t for t in TIERS if t not in own], train, tune)
         tune_span, tune_rows = _quarter_span(tune), tune.height
         train_span, train_rows = _quarter_span(train), train.height
         # The tuning frame, and the training frame when refitting (at a province's size 1M rows
@@ -518,10 +528,36 @@ class PromotionModel:
             "tiers_with_own_model": own,
             "tiers_pooled_only": {t: f"训练期正例 {positives.get(t, 0)} 个 < {MIN_TIER_POSITIVES}, 只用合并模型"
                                   for t in TIERS if t not in own},
+            "level_offsets": {t: round(c, 6) for t, c in self.level_offsets_.items()},
             "best_iteration": {_tier_name(t): int(n) for t, n in self.rounds_.items()},
             "learning_rate": {_tier_name(t): learning_rate[t] for t in self.rounds_},
         }
         return self
+
+    def _level_offsets(self, tiers: list[str], train: pl.DataFrame, tune: pl.DataFrame) -> dict[str, float]:
+        """Each pooled-only tier's offset c on its log-odds, so that over the training and tuning
+        quarters its calibrated probabilities add up to its recognitions: the maximum of the
+        weighted log-likelihood of σ(a·(margin + c) + b) plus a normal prior on c (sd
+        LEVEL_PRIOR_SD), by Newton's method. Only for a tier with MIN_LEVEL_POSITIVES
+        recognitions there; with fewer the offset would be mostly noise (docs/model.md)."""
+        a, b = self.calibrator_.a_, self.calibrator_.b_
+        offsets = {}
+        for tier in tiers:
+            rows = pl.concat([_of_tier(train, tier), _of_tier(tune, tier)])
+            y = rows.get_column("label").to_numpy().astype(np.float64)
+            if y.sum() < MIN_LEVEL_POSITIVES:
+                continue
+            margin, w = self.margin(rows), rows.get_column("_w").to_numpy()
+            c = 0.0
+            for _ in range(50):
+                p = 1.0 / (1.0 + np.exp(-(a * (margin + c) + b)))
+                slope = a * np.sum(w * (y - p)) - c / LEVEL_PRIOR_SD**2
+                curve = -a * a * np.sum(w * p * (1 - p)) - 1 / LEVEL_PRIOR_SD**2
+                c -= slope / curve
+                if abs(slope / curve) < 1e-12:
+                    break
+            offsets[tier] = float(c)
+        return offsets
 
     def _train(self, rows: pl.DataFrame, rounds: int, learning_rate: float,
                tune: pl.DataFrame | None = None) -> lgb.Booster:
@@ -561,6 +597,14 @@ class PromotionModel:
             x, _ = self.design(rows)
         out = per_booster(self.boosters_[None], self.rounds_[None], x)
         tiers = rows.get_column("tier")
+        for tier, offset in self.level_offsets_.items():
+            # a pooled-only tier's level: the same for each of its rows, so it goes to the base
+            # value of its SHAP values (the last column), and the values still add up to the margin
+            idx = np.flatnonzero((tiers == tier).to_numpy())
+            if out.ndim == 2:
+                out[idx, -1] += offset
+            else:
+                out[idx] += offset
         for tier, booster in self.boosters_.items():
             idx = np.flatnonzero((tiers == tier).to_numpy()) if tier is not None else []
             if len(idx):
@@ -625,7 +669,8 @@ class PromotionModel:
                 "window": self.window_, "metrics": self.metrics_, "data_hash": self.data_hash_,
                 "boosters": {_tier_name(t): {"file": _booster_file(t), "rounds": self.rounds_[t]}
                              for t in self.boosters_},
-                "calibrator": {"method": "platt", "a": self.calibrator_.a_, "b": self.calibrator_.b_}}
+                "calibrator": {"method": "platt", "a": self.calibrator_.a_, "b": self.calibrator_.b_},
+                "level_offsets": self.level_offsets_}
         (folder / "model.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True))
 
     @classmethod
@@ -640,6 +685,7 @@ class PromotionModel:
         model.categories_ = meta.get("categories", {})
         cal = meta["calibrator"]
         model.calibrator_ = PlattCalibrator(cal["a"], cal["b"])
+        model.level_offsets_ = {t: float(c) for t, c in meta.get("level_offsets", {}).items()}
         model.window_, model.metrics_, model.data_hash_ = meta["window"], meta["metrics"], meta["data_hash"]
         return model
 

@@ -312,8 +312,8 @@ def _shap_tables(cands: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.Data
                 "rank": r["rank"],
                 "base_value": base,
                 "feature": f"tier_{r['tier_key']}",
-                "label": f"层级: {r['tier']}",
-                "value_text": "是",
+                "label": f"所评层级: {r['tier']}",
+                "value_text": "",
                 "shap": float(rng.normal(0, 0.6)),
             }
         )

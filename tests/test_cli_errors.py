@@ -153,3 +153,32 @@ def test_a_city_rulebook_config_is_used_and_a_broken_one_is_refused_in_chinese(t
         said = re.sub(r"[\s│]", "", result.output)
         assert result.exit_code == 2, result.output
         assert all(n in said for n in needles) and "Traceback" not in result.output, said
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "DROP", "--quarter", "2025Q4"], ["validate", "DROP"], ["backtest", "DROP", "--as-of", "2024Q4"]])
+def test_a_file_for_the_drop_or_an_output_folder_inside_the_drop_is_refused_before_anything_is_written(
+        tmp_path, command):
+    """A clerk gives the registry file instead of its folder, or writes the outputs into the drop
+    (where the next run would read candidates.csv as one of the drop's files): exit 2 with the
+    reason in Chinese, nothing written."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    drop = tmp_path / "DROP"
+    drop.mkdir()
+    registry = drop / "企业登记.csv"
+    registry.write_text("统一社会信用代码,企业名称\n", encoding="utf-8")
+
+    def invoke(given: Path, out: Path):
+        args = [str(given) if a == "DROP" else a for a in command]
+        return CliRunner().invoke(app, [*args, "--out", str(out)])
+
+    result = invoke(registry, tmp_path / "out")
+    flat = re.sub(r"[\s│]", "", result.output)
+    assert result.exit_code == 2 and f"是一个文件;请给出数据包文件夹(即它所在的文件夹{drop})" in flat, result.output
+    for inside in (drop, drop / "结果"):
+        result = invoke(drop, inside)
+        assert result.exit_code == 2 and "输出文件夹不能放在数据包文件夹中" in re.sub(r"[\s│]", "", result.output)
+    assert sorted(p.name for p in drop.iterdir()) == ["企业登记.csv"] and not (tmp_path / "out").exists()

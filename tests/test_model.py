@@ -174,7 +174,10 @@ def test_margin_is_the_mean_of_pooled_and_own_tier_model(city):
         np.testing.assert_array_equal(margin[idx], 0.5 * pooled[idx] + 0.5 * own)
     alone = ~np.isin(tiers, model.window_["tiers_with_own_model"])
     assert alone.any()
-    np.testing.assert_array_equal(margin[alone], pooled[alone])
+    # a pooled-only tier with enough recognitions has its level: an offset on the pooled log-odds
+    offsets = np.array([model.level_offsets_.get(t, 0.0) for t in tiers[alone]])
+    assert (offsets != 0).any() and (offsets == 0).any()
+    np.testing.assert_array_equal(margin[alone], pooled[alone] + offsets)
 
 
 def test_a_large_sample_trains_the_pooled_booster_at_the_faster_rate(city, monkeypatch):
@@ -215,6 +218,8 @@ def test_contributions_are_exact_and_add_up_to_the_margin(city):
         idx = tiers == tier
         assert idx.any()
         reference[idx] = 0.5 * reference[idx] + 0.5 * model.boosters_[tier].predict(x[idx], pred_contrib=True)
+    for tier, offset in model.level_offsets_.items():   # a pooled-only tier's level: in its base value
+        reference[tiers == tier, -1] += offset
     np.testing.assert_allclose(contrib, reference, rtol=0, atol=1e-9)
 
 
@@ -230,6 +235,40 @@ def test_more_invention_patents_never_lower_the_score(city):
     assert base.shape == more.shape
 
 
+def test_a_pooled_only_tier_gets_the_level_of_its_recognitions(inputs, city):
+    """The one calibration is fitted mostly on the blended tiers; a tier the pooled model scores
+    alone gets an offset on its log-odds that brings its probabilities over the training and
+    tuning quarters nearer its recognitions there (the penalised fit moves their sum towards the
+    count, not onto it), and only with MIN_LEVEL_POSITIVES recognitions there. The offsets come
+    from the validation model, so the same fit without the refit has the same ones."""
+    from scoring.model import MIN_LEVEL_POSITIVES
+
+    _, _, panel, rules, honors = inputs
+    _, _, rows, model = city
+    window = model.window_
+    assert window["level_offsets"] == {t: round(c, 6) for t, c in model.level_offsets_.items()}
+    first, last = (_quarter_index_of(window["train_quarters"][0]), _quarter_index_of(window["tuning_quarters"][-1]))
+    seen = rows.filter(pl.col("label").is_not_null() & _quarter_index().is_between(first, last))
+    counts = dict(seen.group_by("tier").agg(pl.col("label").sum()).iter_rows())
+    pooled_only = set(window["tiers_pooled_only"])
+    assert set(model.level_offsets_) == {t for t in pooled_only if counts.get(t, 0) >= MIN_LEVEL_POSITIVES}
+    assert model.level_offsets_ and set(model.level_offsets_) != pooled_only   # both cases in this city
+    keys = model_rows(panel, rules).join(make_labels(panel, honors, END), on=["uscc", "quarter", "tier"], how="left")
+    study = PromotionModel(model.features, model.monotone, dict(DEFAULT_PARAMS)).fit(keys, END, refit=False, panel=panel)
+    assert study.level_offsets_ == model.level_offsets_
+    a, b = study.calibrator_.a_, study.calibrator_.b_
+    for tier, offset in study.level_offsets_.items():
+        part = seen.filter(pl.col("tier") == tier)
+        margin = study.margin(part)   # the pooled log-odds with the offset
+        before = (1 / (1 + np.exp(-(a * (margin - offset) + b)))).sum()
+        after = (1 / (1 + np.exp(-(a * margin + b)))).sum()
+        assert abs(after - counts[tier]) < abs(before - counts[tier]), (tier, before, after, counts[tier])
+
+
+def _quarter_index_of(text: str) -> int:
+    return Quarter.parse(text).index
+
+
 def test_saved_model_predicts_identically(city, tmp_path):
     _, _, rows, model = city
     model.save(tmp_path / "m")
@@ -240,6 +279,7 @@ def test_saved_model_predicts_identically(city, tmp_path):
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert set(meta["boosters"]) == {"pooled", *model.window_["tiers_with_own_model"]}
     assert meta["data_hash"] == model.data_hash_ and meta["window"] == model.window_
+    assert meta["level_offsets"] == model.level_offsets_ == loaded.level_offsets_
     for spec in meta["boosters"].values():
         booster = lgb.Booster(model_file=str(tmp_path / "m" / spec["file"]))
         assert booster.current_iteration() == spec["rounds"]

@@ -359,7 +359,7 @@ def test_the_importance_bar_chart_ranks_the_firms_features_as_the_beeswarm_does(
 
     glob = pl.DataFrame({"feature": ["tier_little_giant", "rd_intensity_py", "age_years"],
                          "mean_abs_shap": [0.9, 0.3, 0.2],
-                         "label": ["层级: 专精特新小巨人", "研发费用占比(上年)", "成立年限"]})
+                         "label": ["所评层级: 专精特新小巨人", "研发费用占比(上年)", "成立年限"]})
     svg = charts.shap_bar(glob, tmp_path / "bar.svg").read_text(encoding="utf-8")
     assert "研发费用占比(上年)" in svg and "成立年限" in svg
     assert "层级" not in svg
@@ -385,10 +385,27 @@ def test_rules_that_change_after_the_quarter_are_named_on_the_summary_and_method
 
 
 def test_rules_change_sentence_groups_tiers_by_day_and_is_empty_without_a_successor():
-    books = [{"tier_zh": "甲", "next": {"id": "a-2", "effective_from": "2026-04-01"}},
+    books = [{"tier_zh": "甲", "name_zh": "甲企业", "next": {"id": "a-2", "effective_from": "2026-04-01",
+                                                          "name_zh": "新甲企业"}},
              {"tier_zh": "乙", "next": None},
              {"tier_zh": "丙", "next": {"id": "c-2", "effective_from": "2025-01-01"}},
              {"tier_zh": "丁", "next": {"id": "d-2", "effective_from": "2026-04-01"}}]
     assert pdf._rules_change(books, "2024Q4").startswith(
-        "规则变更: 2025-01-01 起 丙 (c-2)；2026-04-01 起 甲 (a-2)、丁 (d-2) 适用新规则。本报告按 2024Q4 季度末")
+        "规则变更: 2025-01-01 起 丙 (c-2)；2026-04-01 起 甲 (改称新甲企业, a-2)、丁 (d-2) 适用新规则。本报告按 2024Q4 季度末")
     assert pdf._rules_change([{"tier_zh": "乙"}], "2024Q4") == ""
+
+
+def test_a_waterfall_names_its_tier_bar_and_the_probability_its_end_becomes(tmp_path):
+    """The tier bar reads 所评层级 (the tier the row is scored for, not a title the firm holds,
+    which `层级: X = 是` suggested) and the title turns the chart's end, in log-odds, into the
+    probability the page prints."""
+    from reports import charts
+    from scoring.explain import label, value_text
+
+    rows = pl.DataFrame({"base_value": [-4.85] * 3, "feature": ["tier_little_giant", "rd_intensity_py", "age_years"],
+                         "label": [label("tier_little_giant"), "研发费用占比(上年)", "成立年限"],
+                         "value_text": [value_text("tier_little_giant", 1.0), "9.0%", "6.2 年"],
+                         "shap": [2.1, 1.4, 0.3]})
+    svg = charts.waterfall(rows, tmp_path / "w.svg", probability=0.7672).read_text(encoding="utf-8")
+    assert "所评层级: 专精特新小巨人" in svg and "所评层级: 专精特新小巨人 =" not in svg
+    assert "本企业 f(x) = -1.05，经校准即认定概率 76.7%" in svg
