@@ -482,7 +482,7 @@ class PromotionModel:
         # refit boosters take the validation model's place only after it has predicted the
         # validation quarter: so the refit's frame (1M rows at a province's size) is let go before
         # the quarter's rows (6.6M, ~0.5 GB kept for the metrics and the backtest) are made.
-        refit, rows_refit = None, train.height
+        refit, rows_refit, refit_b = None, train.height, None
         if plan.full is not None:
             del train
             full = keys.rows(plan.full, panel)
@@ -490,6 +490,7 @@ class PromotionModel:
             refit = {tier: self._train(full if tier is None else _of_tier(full, tier), self.rounds_[tier],
                                        learning_rate[tier])
                      for tier in self.rounds_}
+            refit_b = self._refit_intercept(refit, full)
             del full
         # Out-of-time predictions of the validation model, kept for the metrics and the backtest;
         # the quarter's rows are made PREDICT_CHUNK at a time, their features taken and let go.
@@ -516,8 +517,11 @@ class PromotionModel:
             pl.Series("p", self.calibrate(np.concatenate(margins)))).select(
             "uscc", "quarter", "tier", "label", "p", pl.exclude("uscc", "quarter", "tier", "label", "p"))
         self.metrics_ = tier_metrics(self.validation_)
+        calibration = {"a": self.calibrator_.a_, "b_tuning": self.calibrator_.b_}
         if refit is not None:
             self.boosters_ = refit
+            self.calibrator_ = PlattCalibrator(self.calibrator_.a_, refit_b)
+            calibration["b_refit"] = refit_b
         self.window_ = {
             "train_quarters": train_span, "tuning_quarters": tune_span,
             "validation_quarters": _quarter_span(self.validation_),
@@ -529,10 +533,35 @@ class PromotionModel:
             "tiers_pooled_only": {t: f"训练期正例 {positives.get(t, 0)} 个 < {MIN_TIER_POSITIVES}, 只用合并模型"
                                   for t in TIERS if t not in own},
             "level_offsets": {t: round(c, 6) for t, c in self.level_offsets_.items()},
+            "calibration": {k: round(v, 6) for k, v in calibration.items()},
             "best_iteration": {_tier_name(t): int(n) for t, n in self.rounds_.items()},
             "learning_rate": {_tier_name(t): learning_rate[t] for t in self.rounds_},
         }
         return self
+
+    def _refit_intercept(self, refit: dict, full: pl.DataFrame) -> float:
+        """The calibration's intercept for the refit boosters: b such that σ(a·margin + b), with the
+        slope a fitted out of time, adds up to the recognitions of the quarters they were trained
+        on. The tuning quarter's b also carries how far the rates moved after the validation
+        boosters' training quarters; the refit boosters have learned those quarters themselves,
+        and with that b counted the move twice (demo: 2,079 expected recognitions over the refit
+        quarters against 1,466; docs/model.md, "The refit model's intercept")."""
+        validation = self.boosters_
+        self.boosters_ = refit
+        try:
+            margin = np.concatenate([self.margin(full.slice(i, PREDICT_CHUNK))
+                                     for i in range(0, max(full.height, 1), PREDICT_CHUNK)])
+        finally:
+            self.boosters_ = validation
+        y, w = full.get_column("label").to_numpy().astype(np.float64), full.get_column("_w").to_numpy()
+        a, b = self.calibrator_.a_, self.calibrator_.b_
+        for _ in range(100):
+            p = 1.0 / (1.0 + np.exp(-(a * margin + b)))
+            step = np.sum(w * (y - p)) / np.sum(w * p * (1 - p))
+            b += step
+            if abs(step) < 1e-12:
+                break
+        return float(b)
 
     def _level_offsets(self, tiers: list[str], train: pl.DataFrame, tune: pl.DataFrame) -> dict[str, float]:
         """Each pooled-only tier's offset c on its log-odds, so that over the training and tuning

@@ -265,6 +265,21 @@ def test_a_pooled_only_tier_gets_the_level_of_its_recognitions(inputs, city):
         assert abs(after - counts[tier]) < abs(before - counts[tier]), (tier, before, after, counts[tier])
 
 
+def test_the_refit_model_adds_up_to_the_recognitions_it_was_trained_on(city):
+    """The slope of the calibration is fitted out of time; its intercept is fitted again for the
+    refit boosters, so that over the quarters they were trained on the probabilities add up to
+    the recognitions (the tuning quarter's intercept, made for the older validation boosters,
+    counted a move in the rates twice). The window records both intercepts."""
+    _, _, rows, model = city
+    first, last = (_quarter_index_of(q) for q in model.window_["refit_quarters"])
+    refit = rows.filter(pl.col("label").is_not_null() & _quarter_index().is_between(first, last))
+    expected = model.predict_proba(refit).sum()
+    assert expected == pytest.approx(refit.get_column("label").sum(), rel=1e-9)
+    calibration = model.window_["calibration"]
+    assert calibration["a"] == round(model.calibrator_.a_, 6) and calibration["b_refit"] == round(model.calibrator_.b_, 6)
+    assert calibration["b_refit"] != calibration["b_tuning"]
+
+
 def _quarter_index_of(text: str) -> int:
     return Quarter.parse(text).index
 
