@@ -860,7 +860,10 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     a.write_parquet(out / "tables" / "allocation.parquet")
     for name in ("sensitivity", "baseline", "kpis"):
         getattr(alloc, name).write_parquet(out / "tables" / f"{name}.parquet")
-    memo = draft_memo(alloc, policy, str(opts.quarter), opts.city)
+    metrics = (manifest.data.get("model") or {}).get("metrics") or {}
+    unvalidated = {TIERS[t]: "验证季度后续新认定过少, 不报告指标" for t, m in metrics.items()
+                   if t in TIERS and m.get("auc") is None}
+    memo = draft_memo(alloc, policy, str(opts.quarter), opts.city, unvalidated)
     (out / "memo.md").write_text(memo, encoding="utf-8")
     now = panel   # the scored quarter's (as the run holds it from training on)
     top = candidates.filter(pl.col("rank") <= N_TOP_EXPLAINED).select("uscc").unique()

@@ -32,8 +32,11 @@ _MODEL_RISK = (
 )
 
 
-def draft_memo(result: AllocationResult, policy: Policy, quarter: str, city: str) -> str:
-    """The memo for one quarter's allocation, as Markdown-ish Chinese text."""
+def draft_memo(result: AllocationResult, policy: Policy, quarter: str, city: str,
+               unvalidated: dict[str, str] | None = None) -> str:
+    """The memo for one quarter's allocation, as Markdown-ish Chinese text. `unvalidated`: the
+    tiers (Chinese names) whose probabilities the validation quarter could not test, with why
+    (the model's metrics say 正例少于 20 个): the risks name the money that goes to them."""
     parts = [
         f"# {city}{quarter}梯度培育资金分配建议（草稿）",
         _preamble(result, policy),
@@ -42,7 +45,7 @@ def draft_memo(result: AllocationResult, policy: Policy, quarter: str, city: str
         "## 理由",
         _reasoning(result, policy),
         "## 风险提示",
-        _risks(result, policy),
+        _risks(result, policy, unvalidated or {}),
         "## 预算变化的影响",
         _budget_effects(result, policy),
     ]
@@ -199,8 +202,25 @@ def _baseline_sentence(result: AllocationResult) -> str:
 # --------------------------------------------------------------------------- 风险提示
 
 
-def _risks(result: AllocationResult, policy: Policy) -> str:
+def _unvalidated_risk(result: AllocationResult, unvalidated: dict[str, str]) -> list[str]:
+    """The funded tiers whose probabilities no validation quarter tested, with their money."""
+    a = result.allocation
+    if not unvalidated or not a.height:
+        return []
+    money = (a.filter(pl.col("tier").is_in(list(unvalidated))).group_by("tier", maintain_order=True)
+             .agg(pl.col("amount_wan").sum()))
+    if not money.height:
+        return []
+    total = float(money["amount_wan"].sum())
+    listed = "、".join(f"{t}（{_n(m)} 万元）" for t, m in money.iter_rows())
+    return [f"以下层级的认定概率未能在验证季度检验（{'；'.join(sorted(set(unvalidated[t] for t in money['tier'])))}）："
+            f"{listed}，合计 {_n(total)} 万元，占建议金额的 {total / float(a['amount_wan'].sum()):.0%}。"
+            "这些层级的概率只宜用于排序，下达前应更多依据认定条件的核实结果。"]
+
+
+def _risks(result: AllocationResult, policy: Policy, unvalidated: dict[str, str] | None = None) -> str:
     items = [_MODEL_RISK]
+    items += _unvalidated_risk(result, unvalidated or {})
     items += _reward_risk(result, policy)
     items += _instrument_risks(result, policy)
     review = result.allocation.filter(pl.col("rationale").str.contains("待人工核实")).height

@@ -223,3 +223,21 @@ def test_the_memo_says_why_an_instrument_got_nothing():
     held = reasoning([entry("recognition_reward", "认定奖励", 12, 1.25, "宜兴智芯科技有限公司", 4, 1)], 0.8731)
     assert "1 家已安排期望价值更高的其他工具，其余 3 家受金额整数步长、板块上限或单户上限所限未能安排" in held
     assert "未获分配的工具" not in reasoning([], 0.8731)
+
+
+def test_the_risks_name_the_money_going_to_tiers_no_validation_quarter_tested():
+    """An audit found 2,900 of the demo's 3,000 万元 going to tiers whose probabilities had too few
+    later recognitions to be tested, and the memo silent on it. The risks now name those tiers,
+    their money and its share; a tier that was tested, or gets nothing, is not named."""
+    candidates, firms = _city()
+    policy = load_policy()
+    result = allocate(candidates, firms, policy)
+    funded = result.allocation.group_by("tier").agg(pl.col("amount_wan").sum())
+    tier, money = funded.sort("tier").row(0)
+    untested = {tier: "验证季度后续新认定过少, 不报告指标", "准独角兽企业": "验证季度后续新认定过少, 不报告指标"}
+    risks = draft_memo(result, policy, "2025Q4", "宜兴市", untested).split("## 风险提示")[1].split("## ")[0]
+    share = money / result.allocation["amount_wan"].sum()
+    assert (f"以下层级的认定概率未能在验证季度检验（验证季度后续新认定过少, 不报告指标）：{tier}（{money:g} 万元），"
+            f"合计 {money:g} 万元，占建议金额的 {share:.0%}。") in risks
+    assert "准独角兽企业" not in risks
+    assert "未能在验证季度检验" not in draft_memo(result, policy, "2025Q4", "宜兴市")
