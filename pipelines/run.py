@@ -450,7 +450,7 @@ def apply_rules(panel: pl.DataFrame, quarter: Quarter, books: list | None = None
         if not any(b.tier == tier and b.in_force(quarter.end) for b in books):
             # e.g. 准独角兽 before 2024: evaluate leaves the tier's verdicts to manual review
             in_force.append({"tier": tier, "tier_zh": zh, "id": None, "version": None,
-                             "source": f"{quarter} 无生效的{zh}规则, 该层级全部待人工核实",
+                             "source": f"tidu 未收录 {quarter} 适用的{zh}规则, 该层级全部待人工核实",
                              "effective_from": None, "effective_to": None, "next": _next_rulebook(books, tier, quarter.end)})
             continue
         book = rulebook_in_force(books, tier, quarter.end)
@@ -831,7 +831,7 @@ def workbook_notes(quarter: str, city: str) -> list[tuple[str, str]]:
         ("名单", (f"{city}{quarter} 季度的候选名单, 每个层级一张工作表, 按排名排列; 与 candidates.csv 内容相同。"
                   "完整的方法说明见 report.pdf 的最后一页。")),
         ("是否符合条件", ("是 = 数据能判定的认定条件全部满足, 且没有待人工核实的条件; "
-                       "待核实 = “需人工核实”列中的条件核实成立后即符合 (该季度没有生效规则的层级也记为待核实); "
+                       "待核实 = “需人工核实”列中的条件核实成立后即符合 (tidu 未收录该季度适用规则的层级也记为待核实); "
                        "否 = 尚有差距, 见“差距”列。candidates.csv 的 eligible 列只有 true/false, 待核实记为 false。")),
         ("差距", ("未满足的条件及其数值, 如“研发费用占比 2.1% < 3%”。“最高可能 X 分”是人工核实后最多能达到的分数; "
                   "“无数据”表示数据包中没有该项, 需补充或人工核实; "

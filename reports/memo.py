@@ -120,7 +120,7 @@ def _undecided_sentence(result: AllocationResult) -> str:
     """The tiers no rulebook judged this quarter, whose candidates could not be funded."""
     if not result.undecided_tiers:
         return ""
-    return (f"{'、'.join(result.undecided_tiers)}本季度没有生效的认定规则（名单中为待核实），"
+    return (f"{'、'.join(result.undecided_tiers)}本季度的认定规则 tidu 未收录（名单中为待核实），"
             "其候选企业未纳入本次分配。")
 
 

@@ -43,7 +43,7 @@ LIKELY_TOP_SHARE = 0.10
 QUARANTINE_SHOWN = 30
 CHECKS_SHOWN = 15
 NO_DATA = "本期无数据"
-NO_RULEBOOK = "无生效规则"   # a tier's 待核实 cell when no rulebook is in force for the quarter
+NO_RULEBOOK = "未收录规则"   # a tier's 待核实 cell when no rulebook of the config is in force for the quarter
 LIKELY_RULE = (
     f"有望认定: 认定概率 ≥ {LIKELY_PROBABILITY:.0%}, 或排名位列本层级前 {LIKELY_TOP_SHARE:.0%}; "
     "建议支持: 列入本期资金分配方案。"

@@ -117,7 +117,7 @@ def candidates_csv_view(candidates: pl.DataFrame) -> pl.DataFrame:
     """candidates.csv's columns (outputs.md: `eligible` is true or false, `gaps` what an
     ineligible firm lacks). The file has no column of manual checks, as the xlsx and the PDF
     have, so where a firm is not found eligible and no failed condition is named, `gaps` says
-    what waits on a person (`needs_review`: each item ends 需人工核实, or 该季度无生效的…规则 for a
+    what waits on a person (`needs_review`: each item ends 需人工核实, or 未收录该季度适用的…规则 for a
     tier with no rulebook in force, whose verdict the xlsx and the PDF show as 待核实 and the
     file as false)."""
     eligible, gaps, review = pl.col("eligible").fill_null(False), pl.col("gaps"), pl.col("needs_review")

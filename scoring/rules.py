@@ -1082,7 +1082,7 @@ def _uncovered(
         pl.lit(None, pl.Boolean).alias("eligible_if_unknowns_hold"),
         pl.lit(None, pl.Float64).alias("points"),
         pl.when(written).then(pl.lit("")).alias("gaps"),
-        pl.when(written).then(pl.lit(f"该季度无生效的{TIERS[tier]}规则(需人工核实)"))
+        pl.when(written).then(pl.lit(f"未收录该季度适用的{TIERS[tier]}规则(需人工核实)"))
         .alias("needs_review"),
         pl.when(pl.lit(details.fill_null(False))).then(pl.lit("[]")).alias("criteria"),
     )

@@ -174,7 +174,7 @@ def test_a_tier_no_rulebook_judged_is_said_to_be_left_out_of_the_funding():
     assert result.undecided_tiers == ["瞪羚企业"] and result.summary()["undecided_tiers"] == ["瞪羚企业"]
     assert "瞪羚企业" not in set(result.allocation["tier"])
     recommendation = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 理由")[0]
-    assert "瞪羚企业本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
+    assert "瞪羚企业本季度的认定规则 tidu 未收录（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
     # decided tiers are not named
     assert allocate(_city()[0], firms, policy).undecided_tiers == []
 
@@ -190,7 +190,7 @@ def test_with_no_tier_judged_the_memo_still_says_why_nothing_is_funded():
     assert result.allocation.height == 0
     recommendation = draft_memo(result, policy, "2025Q4", "宜兴市").split("## 理由")[0]
     assert "不提出资金分配建议" in recommendation
-    assert "本季度没有生效的认定规则（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
+    assert "本季度的认定规则 tidu 未收录（名单中为待核实），其候选企业未纳入本次分配。" in recommendation
 
 
 def test_the_memo_says_why_an_instrument_got_nothing():

@@ -94,7 +94,7 @@ def test_quarter_without_a_rulebook_is_null_with_an_explanation():
     out = evaluate(example_panel([FIRM], dt.date(2021, 12, 31)), DEFAULTS)
     qu = out.filter(pl.col("tier") == "quasi_unicorn").row(0, named=True)
     assert qu["rulebook_id"] is None and qu["eligible"] is None
-    assert qu["needs_review"] == "该季度无生效的准独角兽企业规则(需人工核实)"
+    assert qu["needs_review"] == "未收录该季度适用的准独角兽企业规则(需人工核实)"
     assert qu["criteria"] == "[]"
     # 63号 is not yet in force in 2021 either (its assumed start is 2022-06-01)
     assert out.filter(pl.col("tier") == "innovative_sme")["rulebook_id"].to_list() == [None]
@@ -314,10 +314,10 @@ def test_uncovered_quarters_follow_the_texts_and_details_asked_for():
     every = evaluate(panel, DEFAULTS, details=True).filter(gazelle)
     assert every["rulebook_id"].null_count() == 2 and every["eligible"].null_count() == 2
     assert every["criteria"].to_list() == ["[]", "[]"]
-    assert every["needs_review"].to_list() == ["该季度无生效的瞪羚企业规则(需人工核实)"] * 2
+    assert every["needs_review"].to_list() == ["未收录该季度适用的瞪羚企业规则(需人工核实)"] * 2
     latest = evaluate(panel, DEFAULTS, texts="latest").filter(gazelle).sort("quarter")
     assert latest["criteria"].to_list() == [None, "[]"]
-    assert latest["needs_review"].to_list() == [None, "该季度无生效的瞪羚企业规则(需人工核实)"]
+    assert latest["needs_review"].to_list() == [None, "未收录该季度适用的瞪羚企业规则(需人工核实)"]
     assert latest["gaps"].to_list() == [None, ""]
     none = evaluate(panel, DEFAULTS, details=False, texts=False).filter(gazelle)
     assert none.select(pl.col("gaps", "needs_review", "criteria").null_count().sum()).row(0) == (2, 2, 2)
@@ -334,5 +334,5 @@ def test_a_tier_the_citys_config_leaves_out_reads_as_no_rulebook_in_force():
     panel = example_panel([{"age_years": 5.0, "revenue_py": 3000.0}], dt.date(2024, 6, 30))
     out = evaluate(panel, books, missing="null", tiers=TIERS)
     gazelle = out.filter(pl.col("tier") == "gazelle")
-    assert gazelle.select("eligible", "needs_review").rows() == [(None, "该季度无生效的瞪羚企业规则(需人工核实)")]
+    assert gazelle.select("eligible", "needs_review").rows() == [(None, "未收录该季度适用的瞪羚企业规则(需人工核实)")]
     assert "gazelle" not in evaluate(panel, books, missing="null")["tier"].to_list()

@@ -635,7 +635,7 @@ def test_gazelle_after_the_2024_revision_is_left_to_a_person(day):
               age_years=6, revenue_py=8000, main_revenue_growth_py=0.15)
     assert (row["rulebook_id"], row["eligible"], row["eligible_if_unknowns_hold"]) == (None, None, None)
     assert (row["points"], row["gaps"], row["criteria"]) == (None, "", "[]")
-    assert row["needs_review"] == "该季度无生效的瞪羚企业规则(需人工核实)"
+    assert row["needs_review"] == "未收录该季度适用的瞪羚企业规则(需人工核实)"
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ def before_2024(drop, tmp_path_factory) -> Path:
 
 def test_the_manifest_names_the_tier_without_a_rulebook(before_2024):
     books = {b["tier_zh"]: b for b in _manifest(before_2024)["rulebooks"]}
-    assert books[QUASI]["id"] is None and "无生效" in books[QUASI]["source"]
+    assert books[QUASI]["id"] is None and "未收录" in books[QUASI]["source"]
     assert books["创新型中小企业"]["id"] == "miit-2022-innovative_sme"
 
 
@@ -90,7 +90,7 @@ def test_the_workbook_leaves_every_verdict_of_that_tier_to_a_person(before_2024)
                           schema_overrides={"是否符合条件": pl.Utf8})
     assert quasi.height > 0
     assert quasi["是否符合条件"].unique().to_list() == ["待核实"]
-    assert quasi["需人工核实"].str.contains("该季度无生效的准独角兽企业规则").all()
+    assert quasi["需人工核实"].str.contains("未收录该季度适用的准独角兽企业规则").all()
     other = pl.read_excel(before_2024 / "candidates.xlsx", sheet_name="创新型中小企业",
                           schema_overrides={"是否符合条件": pl.Utf8})
     # the MIIT tiers' shared conditions (credit lists, products, incidents) wait on a person
@@ -104,7 +104,7 @@ def test_the_csv_reads_that_tier_false_with_the_reason_in_gaps(before_2024):
     csv = pl.read_csv(before_2024 / "candidates.csv", infer_schema=False)
     quasi = csv.filter(pl.col("tier") == QUASI)
     assert quasi.height > 0 and quasi["eligible"].unique().to_list() == ["false"]
-    assert quasi["gaps"].str.contains("该季度无生效的准独角兽企业规则").all()
+    assert quasi["gaps"].str.contains("未收录该季度适用的准独角兽企业规则").all()
     assert set(csv["eligible"].unique()) == {"true", "false"}
 
 
@@ -113,8 +113,8 @@ def test_the_report_says_no_rulebook_rather_than_none_eligible(before_2024):
     text = subprocess.run(["pdftotext", "-layout", str(before_2024 / "report.pdf"), "-"],
                           check=True, capture_output=True, text=True).stdout
     summary = next(line for line in text.splitlines() if line.startswith(QUASI))
-    assert summary.split()[2:4] == ["—", "无生效规则"]
-    assert "无生效规则:本季度该层级没有生效的认定规则" in _flat(text)
+    assert summary.split()[2:4] == ["—", "未收录规则"]
+    assert "未收录规则:tidu未收录本季度该层级适用的认定规则" in _flat(text)
     lines = text.splitlines()
     heading = lines.index(f"候选名单: {QUASI}")   # the list's own heading, not the contents' line
     first = next(line for line in lines[heading:] if line.strip().startswith("1 "))

@@ -93,7 +93,7 @@ def test_xlsx_reads_waiting_on_manual_checks_as_to_verify_and_a_failed_condition
         "eligible_if_unknowns_hold": [True, True, False, None], "points": [70.0, 65.0, 40.0, None],
         "gaps": ["", "", "评分 40 分 < 60 分", ""], "probability": [0.4, 0.3, 0.2, 0.1],
         "rank": [1, 2, 3, 4], "reasons": ["x"] * 4, "tier_key": ["innovative_sme"] * 4,
-        "needs_review": ["", "一般条件(需人工核实)", "", "该季度无生效的规则(需人工核实)"]})
+        "needs_review": ["", "一般条件(需人工核实)", "", "未收录该季度适用的规则(需人工核实)"]})
     path = write_candidates_xlsx(cands, tmp_path / "c.xlsx", {"innovative_sme": "创新型中小企业"})
     sheet = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string").to_polars()
     assert sheet.get_column("是否符合条件").to_list() == ["是", "待核实", "否", "待核实"]
