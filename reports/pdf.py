@@ -38,14 +38,12 @@ TOP_LISTED = 50  # candidates per tier printed; the full list is in candidates.x
 TOP_EXPLAINED = 3  # one page each, per tier
 REVIEW_LISTED = 3  # conditions to verify by hand printed for a 待核实 firm in its tier's list
 MAX_FIRM_PAGES = 24
-LIKELY_PROBABILITY = 0.5
-LIKELY_TOP_SHARE = 0.10
 QUARANTINE_SHOWN = 30
 CHECKS_SHOWN = 15
 NO_DATA = "本期无数据"
 NO_RULEBOOK = "未收录规则"   # a tier's 待核实 cell when no rulebook of the config is in force for the quarter
 LIKELY_RULE = (
-    f"有望认定: 认定概率 ≥ {LIKELY_PROBABILITY:.0%}, 或排名位列本层级前 {LIKELY_TOP_SHARE:.0%}; "
+    "预计新认定: 本层级全部候选企业的认定概率之和, 即四个季度内预计新获认定的企业数 (模型估计值); "
     "建议支持: 列入本期资金分配方案。"
 )
 TABLE_ZH = {
@@ -386,7 +384,8 @@ def summary(run: Run) -> dict:
 
 def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
     """Per tier: candidates, eligible, to verify (eligible once a person confirms the conditions
-    the data cannot decide), likely (LIKELY_RULE) and recommended (in the allocation)."""
+    the data cannot decide), likely (the expected new recognitions: LIKELY_RULE) and recommended
+    (in the allocation)."""
     funded: dict[str, tuple[int, float]] = {}
     if alloc is not None:
         key_of = {**{zh: k for k, zh in run.tiers()}, **{k: k for k, _ in run.tiers()}}
@@ -402,10 +401,7 @@ def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
     rows = []
     for key, zh in run.tiers():
         part = cands.filter(pl.col("tier_key") == key)
-        top = math.ceil(part.height * LIKELY_TOP_SHARE)
-        likely = part.filter(
-            (pl.col("probability") >= LIKELY_PROBABILITY) | (pl.col("rank") <= top)
-        )
+        expected = float(part["probability"].sum()) if part.height else 0.0
         n, amount = funded.get(key, (0, 0.0))
         # no rulebook in force for the quarter: every verdict is null, none is a 否
         unruled = part.height > 0 and part["eligible"].null_count() == part.height
@@ -417,7 +413,7 @@ def _tier_counts(run: Run, alloc: pl.DataFrame | None) -> list[dict]:
                 "to_verify": NO_RULEBOOK if unruled
                 else _num(part.filter(~pl.col("eligible") & pl.col("eligible_if_unknowns_hold")).height)
                 if "eligible_if_unknowns_hold" in part.columns else "—",
-                "likely": _num(likely.height),
+                "likely": f"{expected:,.1f}",
                 "recommended": _num(n),
                 "amount": _num(amount),
             }
