@@ -654,6 +654,18 @@ def _clip(limit: int) -> Callable:
     return fmt
 
 
+def _wrappable(limit: int) -> Callable:
+    """_clip, and a zero-width space after every 9th character of a long unbroken run, so that a
+    credit code or a long number wraps inside its narrow column instead of running into the next
+    (an 18-character code ran over the check's name in the appendix)."""
+    clip = _clip(limit)
+
+    def fmt(x) -> str:
+        return re.sub(r"(\S{9})(?=\S)", "\\1\u200b", clip(x))
+
+    return fmt
+
+
 QUALITY_COLUMNS = {
     "table": ("table", _table_zh),
     "file": ("file", _str),
@@ -674,7 +686,7 @@ QUARANTINE_COLUMNS = {
     "file": ("file", _str),
     "row": ("row", _str),
     "column": ("column", _str),
-    "value": ("value", _clip(40)),
+    "value": ("value", _wrappable(40)),
     "check": ("check", _identifier),
     "severity": ("severity", _severity),
     "message": ("message", _clip(160)),

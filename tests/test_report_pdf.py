@@ -407,3 +407,14 @@ def test_a_waterfall_names_its_tier_bar_and_the_probability_its_end_becomes(tmp_
     svg = charts.waterfall(rows, tmp_path / "w.svg", probability=0.7672).read_text(encoding="utf-8")
     assert "所评层级: 专精特新小巨人" in svg and "所评层级: 专精特新小巨人 =" not in svg
     assert "本企业 f(x) = -1.05，经校准即认定概率 76.7%" in svg
+
+
+def test_a_long_value_in_the_appendix_can_wrap_inside_its_column():
+    """An 18-character credit code ran over the next column (检查) of the appendix's tables: a
+    zero-width space after every 9th character of an unbroken run lets it wrap; text with spaces
+    and short values are left as they are, and the clip still applies."""
+    fmt = pdf.QUARANTINE_COLUMNS["value"][1]
+    assert fmt("91320200MA1DT7550L") == "91320200M\u200bA1DT7550L"
+    assert fmt("10429300") == "10429300" and fmt("江苏 某某 公司") == "江苏 某某 公司"
+    long = fmt("1" * 60)
+    assert long.replace("\u200b", "") == "1" * 39 + "…"
