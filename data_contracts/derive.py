@@ -282,6 +282,8 @@ def _correct_yuan(frame: pl.DataFrame, order: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         _at(n, where, rows.select(pl.lit("原值(元): ") + original).to_series()).alias("original_values"),
         _at(n, where, suspects.select(message).to_series()).alias("_p_unit_yuan"),
+        # the flag's value: revenue as the clerk typed it, to find the cell by (not the 万元 kept)
+        _at(n, where, rows.get_column("revenue_ytd")).alias("_p_unit_yuan_typed"),
         *[frame.get_column(c).scatter(where, pl.select(pl.when(suspects[f"_x_{c}"]).then(rows[c] / 10_000)
                                                          .otherwise(rows[c])).to_series())
           if where.len() else pl.col(c) for c in present])

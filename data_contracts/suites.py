@@ -130,7 +130,8 @@ SUITES: dict[str, list[Check]] = {
            {"a": "revenue_ytd", "b": "main_revenue_ytd"}),
         _e("rd_staff_within_employees", "error", "rd_staff", "研发人员数 {value} 大于从业人员期末人数 {other}",
            "a_ge_b", {"a": "employees", "b": "rd_staff"}),
-        _e("unit_yuan", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_unit_yuan"}),
+        _e("unit_yuan", "warn", "revenue_ytd", "{detail}", "null",
+           {"derived": "_p_unit_yuan", "value": "_p_unit_yuan_typed"}),
         _e("amount_scale", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_amount_scale"}),
         _e("ytd_decreasing", "warn", "revenue_ytd", "{detail}", "null", {"derived": "_p_ytd_decrease"}),
         *[_e(f"{c}_decreasing", "warn", c, "{detail}", "null", {"derived": derived})

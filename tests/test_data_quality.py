@@ -162,3 +162,24 @@ def test_check_ids_are_unique_within_each_suite():
     for table, checks in SUITES.items():
         ids = [c.id for c in checks]
         assert len(ids) == len(set(ids)), table
+
+
+def test_a_flag_for_a_row_typed_in_yuan_shows_the_value_the_clerk_typed(tmp_path):
+    """flags.csv's `value` for a row converted from 元 is the revenue as typed (10429300), the
+    cell the clerk looks for, not the 万元 the warehouse keeps (1042.93)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    code = "914403001922038216"
+    (drop / "企业登记.csv").write_text(
+        "统一社会信用代码,企业名称,成立日期,注册资本(万元),行业代码,所属板块,登记状态\n"
+        f"{code},宜兴市示例科技有限公司,2015-03-05,500,C3963,环科园,存续\n", encoding="utf-8-sig")
+    returns = [("2024Q1", "1000"), ("2024Q2", "2100"), ("2024Q3", "31000000"), ("2024Q4", "4100"), ("2025Q1", "1050")]
+    (drop / "财务快报.csv").write_text(
+        "统一社会信用代码,报告期,营业收入(万元),主营业务收入(万元),利润总额(万元),净利润(万元),研发费用(万元),"
+        "资产总计(万元),负债合计(万元),从业人员期末人数,研发人员数\n"
+        + "".join(f"{code},{p},{r},,,,,19000,,50,5\n" for p, r in returns), encoding="utf-8-sig")
+    out = tmp_path / "out"
+    result = _validate(drop, out)
+    assert result.exit_code == 0, result.output
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False).filter(pl.col("check") == "unit_yuan")
+    assert flags.select("row", "column", "value").rows() == [("4", "营业收入(万元)", "31000000")]
