@@ -32,8 +32,9 @@ DEMO_QUARTERS = 16
 DEMO_END = Quarter(2025, 4)
 
 
-def _quarter(text: str) -> Quarter:
-    """A quarter as the drop's 报告期 may write it: 2025Q4, 2025q4, 2025年四季度, 2025年1-12月, 2025-12."""
+def quarter_text(text: str) -> Quarter:
+    """A quarter as the drop's 报告期 may write it: 2025Q4, 2025q4, 2025年四季度, 2025年1-12月, 2025-12.
+    (The notebook reads its `quarter` parameter with it too.) typer.BadParameter, in Chinese, else."""
     import polars as pl
 
     from data_contracts.parsing import parse_period
@@ -44,8 +45,8 @@ def _quarter(text: str) -> Quarter:
     return Quarter.parse(value[0])
 
 
-def _day(text: str | None) -> dt.date | None:
-    """--checked-on: a date as the drop's dates may be written (2026-01-15, 2026/1/15,
+def checked_on_text(text: str | None) -> dt.date | None:
+    """--checked-on (and the notebook's `checked_on`): a date as the drop's dates may be written (2026-01-15, 2026/1/15,
     2026年1月15日), not after today (or none: today). A later day would let dates that cannot have
     happened yet pass the check."""
     from data_contracts.parsing import parse_date
@@ -185,7 +186,7 @@ def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记�
     """季度评分: 核验 → 入库 → 特征 → 规则 + 模型 + SHAP → 排名 → 资金分配 → 报告。"""
     from pipelines.run import RunOptions, run_quarter
 
-    q, day = _quarter(quarter), _day(checked_on)
+    q, day = quarter_text(quarter), checked_on_text(checked_on)
     _require_folder(drop, out)
     opts = RunOptions(drop, q, out, policy, model, as_of=day, city=city, seed=seed, render_pdf=not no_pdf,
                       rules=rules)
@@ -217,7 +218,7 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     from pipelines.manifest import Manifest
     from pipelines.run import Timer, check_drop
 
-    day = _day(checked_on)
+    day = checked_on_text(checked_on)
     _require_folder(drop, out)
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
@@ -252,7 +253,7 @@ def backtest(drop: Path = typer.Argument(..., help="数据包文件夹 (须含�
     from pipelines.run import backtest_at
 
     _require_folder(drop, out)
-    table = _guard(out, lambda: backtest_at(drop, _quarter(as_of), out, seed, rules))
+    table = _guard(out, lambda: backtest_at(drop, quarter_text(as_of), out, seed, rules))
     for row in table.filter(pl.col("k") == 50).iter_rows(named=True):
         # too few later recognitions: one firm swings the figure (the report prints "—" too)
         rr, rt = (row["recall_rules"], row["recall_tidu"]) if row["enough_positives"] else (None, None)
@@ -321,7 +322,7 @@ def synth(enterprises: int = typer.Option(..., "--enterprises", min=1, max=1_000
     from pipelines.synth import synthesize
 
     summary = _guard(out, lambda: synthesize(out, enterprises=enterprises, quarters=quarters, seed=seed,
-                                             end_quarter=_quarter(end_quarter), dirty=dirty, fmt=fmt))
+                                             end_quarter=quarter_text(end_quarter), dirty=dirty, fmt=fmt))
     counts = "、".join(f"{name} {rows:,} 行" for name, rows in summary.rows.items())   # by file stem
     faults = f"; 有意加入的数据问题 {sum(summary.faults.values())} 处 (清单见 _synth/faults.csv)" if summary.faults else ""
     out_console.print(f"已写入 {out} ({summary.seconds:.1f} 秒): {counts}{faults}; 真实概率见 {summary.truth_dir}")

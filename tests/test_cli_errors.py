@@ -13,7 +13,7 @@ import pytest
 import typer
 
 from data_contracts.periods import Quarter
-from pipelines.cli import _guard, _quarter
+from pipelines.cli import _guard, quarter_text
 
 
 def _fail(exc: BaseException):
@@ -100,13 +100,13 @@ def test_an_output_folder_that_is_a_file_is_refused_in_chinese(tmp_path, command
 @pytest.mark.parametrize("text", ["2025Q4", "2025q4", " 2025Q4 ", "2025年四季度", "2025年第4季度",
                                   "2025年1-12月", "2025-12"])
 def test_quarter_option_reads_the_forms_of_the_drops_period(text):
-    assert _quarter(text) == Quarter(2025, 4)
+    assert quarter_text(text) == Quarter(2025, 4)
 
 
 @pytest.mark.parametrize("text", ["2025Q5", "2025年", "Q4", "2025-11", ""])
 def test_quarter_option_refuses_what_is_no_quarter(text):
     with pytest.raises(typer.BadParameter, match="季度应写成 YYYYQn"):
-        _quarter(text)
+        quarter_text(text)
 
 
 def test_synth_says_what_it_wrote_in_a_sentence(tmp_path):
