@@ -418,3 +418,10 @@ def test_a_long_value_in_the_appendix_can_wrap_inside_its_column():
     assert fmt("10429300") == "10429300" and fmt("江苏 某某 公司") == "江苏 某某 公司"
     long = fmt("1" * 60)
     assert long.replace("\u200b", "") == "1" * 39 + "…"
+
+
+def test_each_tier_list_says_how_it_is_ordered(rendered):
+    """A 待核实 firm with a higher probability below a 是 firm read as a mistake (analyst audit):
+    every tier's list page says the groups come first, then the probability."""
+    text = _flat(_text(rendered))
+    assert text.count("排名先按符合条件分组(是→待核实→否),组内按概率从高到低") == len(TIERS)
