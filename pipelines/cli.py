@@ -176,10 +176,10 @@ def _internal_error(out: Path | None, error: Exception) -> None:
 def run(drop: Path = typer.Argument(..., help="数据包文件夹 (企业登记、财务快报、专利、重点项目、融资、资质荣誉)"),
         quarter: str = typer.Option(..., "--quarter", help="评分季度, 如 2025Q4 或 2025年四季度 (不晚于数据包中最近的财务快报报告期)"),
         out: Path = typer.Option(Path("out/run"), "--out", help="输出文件夹", callback=_folder),
-        policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策)"),
+        policy: Optional[Path] = typer.Option(None, "--policy", help="资金政策 YAML 文件 (默认: 内置宜兴政策, 其预算和奖励标准为假设值)"),
         rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
         model: Optional[Path] = typer.Option(None, "--model", help="用已保存的模型文件夹评分, 不重新训练"),
-        city: str = typer.Option("宜兴市", "--city", help="报告封面上的城市名"),
+        city: str = typer.Option("宜兴市", "--city", help="报告封面和资金分配建议稿上的城市名 (默认宜兴市, 其他城市请填写)"),
         seed: int = typer.Option(7, "--seed", help="随机种子 (同样的输入和种子 → 同样的输出)"),
         checked_on: Optional[str] = typer.Option(None, "--checked-on", help=CHECKED_ON_HELP),
         no_pdf: bool = typer.Option(False, "--no-pdf", help="不生成 report.pdf")):
