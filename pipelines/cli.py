@@ -46,9 +46,9 @@ def quarter_text(text: str) -> Quarter:
 
 
 def checked_on_text(text: str | None) -> dt.date | None:
-    """--checked-on (and the notebook's `checked_on`): a date as the drop's dates may be written (2026-01-15, 2026/1/15,
-    2026年1月15日), not after today (or none: today). A later day would let dates that cannot have
-    happened yet pass the check."""
+    """--checked-on (and the notebook's `checked_on`): a date as the drop's dates may be written
+    (2026-01-15, 2026/1/15, 2026年1月15日), not after today (or none: today). A later day would let
+    dates that cannot have happened yet pass the check."""
     from data_contracts.parsing import parse_date
 
     if text is None:
