@@ -108,7 +108,8 @@ def test_the_run_names_the_rulebook_that_follows_the_quarter():
     q1, q2 = dt.date(2026, 3, 31), dt.date(2026, 6, 30)
     assert _next_rulebook(DEFAULTS, "specialised_sme", q1) == {
         "id": "miit-2026-specialised_sme", "version": rulebook_in_force(DEFAULTS, "specialised_sme", q2).version,
-        "effective_from": "2026-04-01"}
+        "name_zh": "专精特新中小企业", "effective_from": "2026-04-01"}
+    assert _next_rulebook(DEFAULTS, "innovative_sme", q1)["name_zh"] == "科技和创新型中小企业"   # renamed
     assert _next_rulebook(DEFAULTS, "specialised_sme", q2) is None
     assert _next_rulebook(DEFAULTS, "eaglet", dt.date(2024, 9, 30))["id"] == "wuxi-2024-eaglet"
     assert _next_rulebook(DEFAULTS, "gazelle", dt.date(2024, 9, 30)) is None   # nothing follows 2020's
