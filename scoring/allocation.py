@@ -102,6 +102,9 @@ ALLOCATION_SCHEMA = {
 }
 FIRM_LIST_SCHEMA = {"uscc": pl.Utf8, "name": pl.Utf8}
 
+STATUS_MET, STATUS_ON_TRACK, STATUS_AT_RISK = "达标", "进度正常", "存在风险"
+_TOL = 1e-6
+
 
 def milp(*args, **kwargs):
     """scipy's milp with the solver's own stray lines kept off the console: HiGHS prints
@@ -118,8 +121,6 @@ def milp(*args, **kwargs):
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-STATUS_MET, STATUS_ON_TRACK, STATUS_AT_RISK = "达标", "进度正常", "存在风险"
-_TOL = 1e-6
 
 
 @dataclass
@@ -266,9 +267,9 @@ def _unused_instruments(options: pl.DataFrame, chosen: pl.DataFrame, policy: Pol
     `above_marginal_funded` those funded with another instrument. The memo says from these why
     the instrument got nothing."""
     used = set(chosen.get_column("instrument_key").to_list()) if chosen.height else set()
-    per_wan = (pl.when(pl.col("fixed")).then(pl.col("coef") * pl.col("e1") * pl.col("fixed_amount")
-                                             / pl.col("fixed_charge"))
-               .otherwise(pl.col("coef") * pl.col("e1")))
+    per_wan = (pl.when(~pl.col("fixed")).then(pl.col("coef") * pl.col("e1"))
+               .when(pl.col("fixed_charge") > 0)   # (a reward reserved at p × amount, p = 0: no value)
+               .then(pl.col("coef") * pl.col("e1") * pl.col("fixed_amount") / pl.col("fixed_charge")))
     out = []
     for key, inst in policy.instruments.enabled().items():
         if key in used:
@@ -277,7 +278,7 @@ def _unused_instruments(options: pl.DataFrame, chosen: pl.DataFrame, policy: Pol
         entry = {"instrument_key": key, "instrument": inst.name_zh, "firms": mine.get_column("uscc").n_unique(),
                  "best_value_per_wan": None, "best_name": None, "above_marginal": 0, "above_marginal_funded": 0}
         if mine.height:
-            best = mine.sort(["_per_wan", "uscc"], descending=[True, False]).row(0, named=True)
+            best = mine.sort(["_per_wan", "uscc"], descending=[True, False], nulls_last=True).row(0, named=True)
             above = (mine.filter(pl.col("_per_wan") >= marginal).get_column("uscc").unique()
                      if not math.isnan(marginal) else pl.Series([], dtype=pl.Utf8))
             entry |= {"best_value_per_wan": round(float(best["_per_wan"]), 6), "best_name": best["name"],
