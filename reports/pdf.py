@@ -858,6 +858,9 @@ def _window_lines(window: dict, names: dict) -> list[str]:
             f"{names.get(k, k)} ({why.removesuffix(', 只用合并模型')}"
             + (f"; 按训练与调参季度的认定数校正水平, 对数几率 {levels[k]:+.2f}" if k in levels else "") + ")"
             for k, why in said))
+    if (cal := window.get("calibration") or {}).get("b_refit") is not None:
+        lines.append(f"Platt 校准: 斜率 {cal['a']:.2f} (调参季度); 截距 {cal['b_tuning']:.2f} (调参季度, 验证用模型) → "
+                     f"{cal['b_refit']:.2f} (评分模型, 使其在训练季度上的预计认定数等于实际认定数)")
     if pos := window.get("positives_by_tier") or {}:
         lines.append("各层级正例数 (所有已知结果的季度, 含调参与验证季度): "
                      + "; ".join(f"{names.get(k, k)} {v}" for k, v in pos.items()))
