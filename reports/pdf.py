@@ -38,6 +38,7 @@ TOP_LISTED = 50  # candidates per tier printed; the full list is in candidates.x
 TOP_EXPLAINED = 3  # one page each, per tier
 REVIEW_LISTED = 3  # conditions to verify by hand printed for a 待核实 firm in its tier's list
 MAX_FIRM_PAGES = 24
+FIRM_PAGE_ITEMS = 8   # gaps, and conditions to verify, listed on a firm's page (so that it stays one page)
 QUARANTINE_SHOWN = 30
 CHECKS_SHOWN = 15
 NO_DATA = "本期无数据"
@@ -271,6 +272,14 @@ def _short(x, digits: int = 2) -> str:
         return "—"
     return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
 
+
+
+def _capped(items: list[str], column: str, limit: int = FIRM_PAGE_ITEMS) -> list[str]:
+    """A firm page's list cut to `limit` items, the last saying how many more the workbook holds:
+    eleven conditions to verify pushed one bullet onto a page of its own (analyst audit)."""
+    if len(items) <= limit:
+        return items
+    return [*items[: limit - 1], f"另有 {len(items) - limit + 1} 项, 全文见 candidates.xlsx 的“{column}”列"]
 
 
 def _split(text) -> list[str]:
@@ -517,8 +526,8 @@ def firm_pages(run: Run, chart_paths: dict[str, str]) -> list[dict]:
                 "probability": _pct(r.get("probability")),
                 "points": _points(r.get("points")),
                 "eligible": r["verdict"],
-                "gaps": _split(r.get("gaps")),
-                "needs_review": _split(r.get("needs_review")),
+                "gaps": _capped(_split(r.get("gaps")), "差距"),
+                "needs_review": _capped(_split(r.get("needs_review")), "需人工核实"),
                 "reasons": _split(r.get("reasons")),
                 "facts": _facts_of(facts, r["uscc"], label_of),
                 "funding": [

@@ -212,3 +212,25 @@ def test_the_shap_sample_names_each_rows_firm_and_tier(city):
             .with_columns(((pl.date(2025, 12, 31) - pl.col("founded_on")).dt.total_days() / 365.25).alias("age")))
     assert ages.height == rows.height and ages["age"].null_count() < ages.height // 10
     assert (ages["value"] - ages["age"]).abs().max() < 1e-9
+
+
+def test_each_top_firm_takes_one_page_of_the_report(city):
+    """A firm page with eleven conditions to verify spilled one bullet onto a page of its own
+    (analyst audit): between the first firm page and the funding memo every page opens with a
+    firm's heading."""
+    _, out, _ = city
+    pdf = out / "report.pdf"
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
+                                                           text=True, check=True).stdout).group(1))
+
+    def text(page: int) -> str:
+        return subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"],
+                              capture_output=True, text=True, check=True).stdout
+
+    texts = [text(p) for p in range(1, pages + 1)]
+    first = next(i for i, t in enumerate(texts) if re.search(r"第 \d+ 名: ", t))
+    memo = next(i for i, t in enumerate(texts) if "资金分配建议（草稿）" in t and i > first)
+    firm_pages = texts[first:memo]
+    assert len(firm_pages) > 5
+    assert all(re.search(r"第 \d+ 名: ", t) for t in firm_pages), [i + 1 for i, t in enumerate(texts[first:memo], first)
+                                                                   if not re.search(r"第 \d+ 名: ", t)]

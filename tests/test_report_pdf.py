@@ -435,3 +435,9 @@ def test_the_methods_page_gives_both_calibration_intercepts():
     assert line == ["Platt 校准: 斜率 1.18 (调参季度); 截距 1.12 (调参季度, 验证用模型) → 0.71 (评分模型, "
                     "使其在训练季度上的预计认定数等于实际认定数)"]
     assert not [t for t in pdf._window_lines({"calibration": {"a": 1.0, "b_tuning": 0.2}}, {}) if "Platt" in t]
+
+
+def test_a_firm_pages_long_lists_are_cut_with_a_pointer_to_the_workbook():
+    items = [f"条件{i}(需人工核实)" for i in range(11)]
+    assert pdf._capped(items, "需人工核实") == [*items[:7], "另有 4 项, 全文见 candidates.xlsx 的“需人工核实”列"]
+    assert pdf._capped(items[:8], "需人工核实") == items[:8]
