@@ -432,8 +432,8 @@ def test_the_methods_page_gives_both_calibration_intercepts():
     page names the slope and both intercepts; a backtest's window (no refit) gets no line."""
     line = [t for t in pdf._window_lines({"calibration": {"a": 1.175, "b_tuning": 1.121, "b_refit": 0.709}}, {})
             if t.startswith("Platt")]
-    assert line == ["Platt 校准: 斜率 1.18 (调参季度); 截距 1.12 (调参季度, 验证用模型) → 0.71 (评分模型, "
-                    "使其在训练季度上的预计认定数等于实际认定数)"]
+    assert line == [("Platt 校准: 斜率 1.18 (调参季度); 截距 1.12 (调参季度, 验证用模型) → 0.71 (评分模型, "
+                     "使其在训练季度上的预计认定数等于实际认定数)")]
     assert not [t for t in pdf._window_lines({"calibration": {"a": 1.0, "b_tuning": 0.2}}, {}) if "Platt" in t]
 
 
