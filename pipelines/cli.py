@@ -330,8 +330,8 @@ def synth(enterprises: int = typer.Option(..., "--enterprises", min=1, max=1_000
 
 def _summary(out: Path, data: dict) -> None:
     secs = data.get("seconds", {})
-    files = [f for f in ("report.pdf", "candidates.csv", "candidates.xlsx", "allocation.csv", "quarantine.csv",
-                         "memo.md", "manifest.json") if (out / f).exists()]
+    files = [f for f in ("report.pdf", "candidates.csv", "candidates.xlsx", "allocation.csv", "allocation.xlsx",
+                         "quarantine.csv", "memo.md", "manifest.json") if (out / f).exists()]
     out_console.print(f"完成 {data.get('quarter')} ({sum(secs.values()):.1f} 秒)。输出在 {out}: {', '.join(files)}")
     for note in data.get("drop_notes", []):
         out_console.print(f"注意: {note}")

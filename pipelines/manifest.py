@@ -20,7 +20,7 @@ from pathlib import Path
 from data_contracts.periods import Quarter
 
 OUTPUT_FILES = ("quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx",
-                "memo.md", "report.pdf")
+                "allocation.xlsx", "memo.md", "report.pdf")
 # Outputs hashed beside them: the saved model a later quarter may score with, the tables the report
 # reads and its charts. Not hashed: warehouse.duckdb (the same rows, but DuckDB's file bytes differ
 # from run to run), data_docs/ (Great Expectations writes the time of the run into its pages) and

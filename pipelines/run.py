@@ -28,7 +28,7 @@ from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import OUTPUT_FILES, OUTPUT_GLOBS, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
-from reports.tables import candidates_csv_view, write_candidates_xlsx, write_csv
+from reports.tables import candidates_csv_view, write_allocation_xlsx, write_candidates_xlsx, write_csv
 from scoring.errors import (
     CannotScore,
     HistoryTooShort,
@@ -857,6 +857,7 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
                           notes=workbook_notes(str(opts.quarter), opts.city))
     a = alloc.allocation
     write_csv(a.select("uscc", "name", "tier", "instrument", "amount_wan", "rationale"), out / "allocation.csv")
+    write_allocation_xlsx(a, out / "allocation.xlsx", created=dt.datetime.combine(opts.quarter.end, dt.time()))
     a.write_parquet(out / "tables" / "allocation.parquet")
     for name in ("sensitivity", "baseline", "kpis"):
         getattr(alloc, name).write_parquet(out / "tables" / f"{name}.parquet")

@@ -173,7 +173,7 @@ def test_formula_text_is_neutralised(city):
 def test_same_inputs_same_outputs(city):
     _, out1, out2 = city
     for name in ("candidates.csv", "allocation.csv", "quarantine.csv", "memo.md", "report.pdf",
-                 "candidates.xlsx"):
+                 "candidates.xlsx", "allocation.xlsx"):
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
 
 
@@ -234,3 +234,22 @@ def test_each_top_firm_takes_one_page_of_the_report(city):
     assert len(firm_pages) > 5
     assert all(re.search(r"第 \d+ 名: ", t) for t in firm_pages), [i + 1 for i, t in enumerate(texts[first:memo], first)
                                                                    if not re.search(r"第 \d+ 名: ", t)]
+
+
+def test_the_allocation_workbook_holds_the_csvs_lines_with_codes_as_text(city):
+    """allocation.xlsx is allocation.csv for people: the same lines in the same order, the credit
+    codes as text (a double-clicked CSV turns an all-digit code into 9.13203E+17), Chinese headers
+    and a total that is the budget used."""
+    import fastexcel
+
+    _, out, _ = city
+    lines = _csv(out / "allocation.csv")
+    reader = fastexcel.read_excel(str(out / "allocation.xlsx"))
+    assert reader.sheet_names == ["资金分配"]
+    sheet = reader.load_sheet(0, dtypes={"统一社会信用代码": "string", "金额(万元)": "float"}).to_polars()
+    assert sheet.columns[:5] == ["统一社会信用代码", "企业名称", "层级", "资助工具", "金额(万元)"]
+    body, total = sheet.head(-1), sheet.tail(1)
+    assert body["统一社会信用代码"].to_list() == lines["uscc"].to_list() and lines.height > 3
+    assert body["层级"].to_list() == lines["tier"].to_list() and body["资助工具"].to_list() == lines["instrument"].to_list()
+    assert body["金额(万元)"].to_list() == [float(x) for x in lines["amount_wan"]]
+    assert total.row(0)[0] == "合计" and total["金额(万元)"].item() == pytest.approx(sum(float(x) for x in lines["amount_wan"]))

@@ -80,7 +80,8 @@ def test_a_run_verified_from_its_manifest_gives_every_output_again(recorded, tmp
     assert not (again / "report.pdf").exists()
     recorded_outputs = _manifest(run)["outputs"]
     files = {n for n in recorded_outputs if "/" not in n}
-    assert files == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx", "memo.md"}
+    assert files == {"quarantine.csv", "flags.csv", "candidates.csv", "allocation.csv", "candidates.xlsx", "allocation.xlsx",
+                     "memo.md"}
     assert {n.split("/")[0] for n in recorded_outputs} - files == {"model", "tables"}   # --no-pdf: no charts
     assert _verdicts(result.output) == dict.fromkeys(recorded_outputs, "一致")
     assert f"复核通过: {len(recorded_outputs)} 个输出文件" in said
