@@ -28,7 +28,12 @@ from pipelines import warehouse
 from pipelines.ingest import Drop, DropError, locate_tables, read_table
 from pipelines.manifest import OUTPUT_FILES, OUTPUT_GLOBS, Manifest, peak_rss_mb
 from pipelines.panel_files import PanelFiles
-from reports.tables import candidates_csv_view, write_allocation_xlsx, write_candidates_xlsx, write_csv
+from reports.tables import (
+    candidates_csv_view,
+    write_allocation_xlsx,
+    write_candidates_xlsx,
+    write_csv,
+)
 from scoring.errors import (
     CannotScore,
     HistoryTooShort,
