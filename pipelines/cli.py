@@ -235,9 +235,11 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
         out_console.print(f"注意: {note}")
     if result.flags.height:
         flagged = result.flags.select("table", "row").n_unique()
-        out_console.print(f"{flagged} 行有警告 (已接受, 请核对), 详见 {out / 'flags.csv'}")
+        out_console.print(f"{flagged} 行有警告 ({result.flags.height} 条; 已接受, 请核对), 详见 {out / 'flags.csv'}")
     if result.error_rows:
-        err.print(f"[bold red]{result.error_rows} 行未通过 error 级核验[/], 详见 {out / 'quarantine.csv'}")
+        quarantined = result.quarantine.select("table", "row").n_unique()
+        err.print(f"[bold red]{result.error_rows} 行有错误, 未通过核验[/] (共隔离 {quarantined} 行, 其余为重复的行等), "
+                  f"详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
     out_console.print(f"核验通过。各表行数见 {out / 'manifest.json'}; Great Expectations 的检查报告 (英文, 离线时"
                       f"无样式) 在 {out / 'data_docs' / 'index.html'}")
@@ -337,8 +339,13 @@ def _summary(out: Path, data: dict) -> None:
         out_console.print(f"注意: {note}")
     checked = data.get("quarantine", {})
     if checked.get("rows") or checked.get("flags"):
-        out_console.print(f"数据核验: 隔离 {checked.get('rows', 0)} 行 (quarantine.csv, 未参与评分), "
-                          f"警告 {checked.get('flags', 0)} 条 (flags.csv, 已接受)")
+        # in the words of tidu validate: rows quarantined (those with an error among them), rows
+        # accepted with a warning (and how many warnings)
+        errors = f"; 其中 {checked['error_rows']} 行有错误" if "error_rows" in checked else ""
+        warned = (f"{checked['flag_rows']} 行 ({checked.get('flags', 0)} 条; " if "flag_rows" in checked
+                  else f"{checked.get('flags', 0)} 条 (")
+        out_console.print(f"数据核验: 隔离 {checked.get('rows', 0)} 行 (quarantine.csv, 未参与评分{errors}), "
+                          f"警告 {warned}flags.csv, 已接受)")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -116,7 +116,10 @@ class Manifest:
             self.data["honor_names"] = honor_name_readings(honors.get_column("honor"))
         self.data["quarantine"] = {"rows": int(result.quarantine.select("table", "row").n_unique())
                                    if result.quarantine.height else 0,
-                                   "findings": result.quarantine.height, "flags": result.flags.height}
+                                   "error_rows": int(result.error_rows),
+                                   "findings": result.quarantine.height, "flags": result.flags.height,
+                                   "flag_rows": int(result.flags.select("table", "row").n_unique())
+                                   if result.flags.height else 0}
 
     def record_settings(self, policy: Path | None, model: Path | None, pdf: bool,
                         rules: Path | None = None) -> None:

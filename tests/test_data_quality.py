@@ -42,6 +42,12 @@ def test_dirty_fixture_breaches_and_fails(tmp_path):
     caught = quarantine.filter(pl.col("severity") == "error").select("file", "row").unique()
     missed = meant.join(caught, on=["file", "row"], how="anti")
     assert missed.height == 0, missed  # every fault the generator meant to be quarantined is
+    # the console counts rows as the files do: rows with an error, rows quarantined, rows warned
+    said = " ".join(result.output.split())
+    quarantined = quarantine.select("file", "row").n_unique()
+    flags = pl.read_csv(out / "flags.csv", infer_schema=False)
+    assert f"{caught.height} 行有错误, 未通过核验 (共隔离 {quarantined} 行" in said
+    assert f"{flags.select('file', 'row').n_unique()} 行有警告 ({flags.height} 条;" in said
 
 
 def _filings(rows: list[tuple]) -> pl.DataFrame:
