@@ -555,13 +555,7 @@ class PromotionModel:
             self.boosters_ = validation
         y, w = full.get_column("label").to_numpy().astype(np.float64), full.get_column("_w").to_numpy()
         a, b = self.calibrator_.a_, self.calibrator_.b_
-        for _ in range(100):
-            p = 1.0 / (1.0 + np.exp(-(a * margin + b)))
-            step = np.sum(w * (y - p)) / np.sum(w * p * (1 - p))
-            b += step
-            if abs(step) < 1e-12:
-                break
-        return float(b)
+        return b + a * _logistic_shift(margin, y, w, a, b)
 
     def _level_offsets(self, tiers: list[str], train: pl.DataFrame, tune: pl.DataFrame) -> dict[str, float]:
         """Each pooled-only tier's offset c on its log-odds, so that over the training and tuning
@@ -576,16 +570,8 @@ class PromotionModel:
             y = rows.get_column("label").to_numpy().astype(np.float64)
             if y.sum() < MIN_LEVEL_POSITIVES:
                 continue
-            margin, w = self.margin(rows), rows.get_column("_w").to_numpy()
-            c = 0.0
-            for _ in range(50):
-                p = 1.0 / (1.0 + np.exp(-(a * (margin + c) + b)))
-                slope = a * np.sum(w * (y - p)) - c / LEVEL_PRIOR_SD**2
-                curve = -a * a * np.sum(w * p * (1 - p)) - 1 / LEVEL_PRIOR_SD**2
-                c -= slope / curve
-                if abs(slope / curve) < 1e-12:
-                    break
-            offsets[tier] = float(c)
+            offsets[tier] = _logistic_shift(self.margin(rows), y, rows.get_column("_w").to_numpy(), a, b,
+                                            prior_sd=LEVEL_PRIOR_SD)
         return offsets
 
     def _train(self, rows: pl.DataFrame, rounds: int, learning_rate: float,
@@ -739,6 +725,25 @@ def _booster_file(tier: str | None) -> str:
 
 def _of_tier(rows: pl.DataFrame, tier: str) -> pl.DataFrame:
     return rows.filter(pl.col("tier") == tier)
+
+
+def _logistic_shift(margin: np.ndarray, y: np.ndarray, w: np.ndarray, a: float, b: float,
+                    prior_sd: float | None = None) -> float:
+    """The c that maximises Σ w·log-likelihood of y under σ(a·(margin + c) + b), plus a normal prior
+    c ~ N(0, prior_sd²) when given (Newton's method on a concave function of one variable). Without
+    the prior, σ(a·(margin + c) + b) then adds up to Σ w·y: what the refit intercept and the
+    pooled-only tiers' levels both ask of the calibrated probabilities."""
+    penalty = 0.0 if prior_sd is None else 1.0 / prior_sd**2
+    c = 0.0
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(a * (margin + c) + b)))
+        slope = a * np.sum(w * (y - p)) - c * penalty
+        curve = a * a * np.sum(w * p * (1 - p)) + penalty
+        step = slope / curve
+        c += step
+        if abs(step) < 1e-12:
+            break
+    return float(c)
 
 
 class PlattCalibrator:
