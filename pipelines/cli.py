@@ -105,34 +105,36 @@ def _folder(path: Path | None) -> Path | None:
     return path
 
 
-def _guard(out: Path | None, action):
-    """Run an action; map known failures to exit codes without tracebacks."""
+def known_failure(e: Exception) -> tuple[str, str, int] | None:
+    """(heading, message, exit code) of a failure the run expects (a data or settings problem, said
+    in Chinese; no traceback), or None for a program error. The commands and the notebook both
+    say them so."""
     from pipelines.ingest import DropError
     from pipelines.run import ContractFailure
     from pipelines.verify import CannotVerify
     from scoring.errors import CannotScore
     from scoring.policy import PolicyError
 
+    for kind, heading, code in ((DropError, "无法读取数据", 2), (CannotVerify, "无法复核", 2),
+                                (CannotScore, "无法评分", 2), (PolicyError, "政策文件有误", 2),
+                                (ContractFailure, "数据未通过核验, 本次不评分", 1)):
+        if isinstance(e, kind):
+            detail = f"{e}\n详见 quarantine.csv" if kind is ContractFailure else str(e)
+            return heading, detail, code
+    return None
+
+
+def _guard(out: Path | None, action):
+    """Run an action; map known failures (`known_failure`) to exit codes without tracebacks."""
     try:
         return action()
-    except DropError as e:
-        err.print(f"[bold red]无法读取数据:[/] {e}")
-        raise typer.Exit(2) from None
-    except CannotVerify as e:
-        err.print(f"[bold red]无法复核:[/] {e}")
-        raise typer.Exit(2) from None
-    except CannotScore as e:
-        err.print(f"[bold red]无法评分:[/] {e}")
-        raise typer.Exit(2) from None
-    except PolicyError as e:
-        err.print(f"[bold red]政策文件有误:[/] {e}")
-        raise typer.Exit(2) from None
-    except ContractFailure as e:
-        err.print(f"[bold red]数据未通过核验, 本次不评分:[/] {e}\n详见 quarantine.csv")
-        raise typer.Exit(1) from None
     except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
         raise
     except Exception as e:  # noqa: BLE001 - the top of the command: every other error ends here
+        if (known := known_failure(e)) is not None:
+            heading, detail, code = known
+            err.print(f"[bold red]{heading}:[/] {detail}")
+            raise typer.Exit(code) from None
         if not _disk_full(e) or os.environ.get("TIDU_DEBUG"):
             _internal_error(out, e)
         # not a program error, and no room for an error.log either
