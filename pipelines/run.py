@@ -867,8 +867,8 @@ def write_outputs(out: Path, candidates, allocation, panel, result: ValidationRe
     for name in ("sensitivity", "baseline", "kpis"):
         getattr(alloc, name).write_parquet(out / "tables" / f"{name}.parquet")
     metrics = (manifest.data.get("model") or {}).get("metrics") or {}
-    unvalidated = {TIERS[t]: "验证季度后续新认定过少, 不报告指标" for t, m in metrics.items()
-                   if t in TIERS and m.get("auc") is None}
+    unvalidated = {TIERS[t]: m.get("note") or "无验证指标" for t, m in metrics.items()   # its why, as the
+                   if t in TIERS and m.get("auc") is None}                                # methods page says it
     memo = draft_memo(alloc, policy, str(opts.quarter), opts.city, unvalidated)
     (out / "memo.md").write_text(memo, encoding="utf-8")
     now = panel   # the scored quarter's (as the run holds it from training on)
