@@ -182,6 +182,9 @@ def header_comments(notes: list[tuple[str, str]]) -> dict[int, str]:
     return {j: "\n\n".join(texts) for j, texts in sorted(comments.items())}
 
 
+HEADER_CELL = {"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True, "valign": "vcenter"}   # both workbooks
+
+
 def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: dt.datetime,
                   notes: list[tuple[str, str]] | None = None) -> None:
     """The workbook with its header rows only; the filter covers the rows to come; the notes as
@@ -191,8 +194,7 @@ def _write_layout(path: Path, sheets: list[tuple[str, pl.DataFrame]], created: d
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
     with xlsxwriter.Workbook(str(path), options) as wb:
         wb.set_properties({"created": created})
-        fmt = {"head": wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True,
-                                      "valign": "vcenter"}),
+        fmt = {"head": wb.add_format(HEADER_CELL),
                "pct": wb.add_format({"num_format": "0.0%"}),
                "pts": wb.add_format({"num_format": "0.0"}),
                "wrap": wb.add_format({"text_wrap": True, "valign": "top"})}
@@ -448,7 +450,7 @@ def write_allocation_xlsx(allocation: pl.DataFrame, path: Path, created: dt.date
     options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     with xlsxwriter.Workbook(str(path), options) as wb:
         wb.set_properties({"created": created})
-        head = wb.add_format({"bold": True, "bg_color": "#DDE6F0", "border": 1, "text_wrap": True, "valign": "vcenter"})
+        head = wb.add_format(HEADER_CELL)
         wrap = wb.add_format({"text_wrap": True, "valign": "top"})
         money = wb.add_format({"num_format": "#,##0.##", "valign": "top"})
         text = wb.add_format({"num_format": "@", "valign": "top"})
