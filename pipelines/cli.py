@@ -239,8 +239,9 @@ def validate(drop: Path = typer.Argument(..., help="数据包文件夹"),
     if counted["flags"]:
         out_console.print(f"{counted['flag_rows']} 行有警告 ({counted['flags']} 条; 已接受, 请核对), 详见 {out / 'flags.csv'}")
     if counted["error_rows"]:
-        err.print(f"[bold red]{counted['error_rows']} 行有错误, 未通过核验[/] (共隔离 {counted['rows']} 行, 其余为重复的行等), "
-                  f"详见 {out / 'quarantine.csv'}")
+        rest = counted["rows"] - counted["error_rows"]   # rows quarantined without an error: copies and the like
+        also = f" (另有 {rest} 行重复等也已隔离, 共 {counted['rows']} 行)" if rest else ""
+        err.print(f"[bold red]{counted['error_rows']} 行有错误, 未通过核验[/]{also}, 详见 {out / 'quarantine.csv'}")
         raise typer.Exit(1)
     out_console.print(f"核验通过。各表行数见 {out / 'manifest.json'}; Great Expectations 的检查报告 (英文, 离线时"
                       f"无样式) 在 {out / 'data_docs' / 'index.html'}")
